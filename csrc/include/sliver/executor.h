@@ -1,0 +1,56 @@
+// The step-list executor: what run() does once the Python compiler is done.
+//
+// Every value of the graph has a slot. Constants are bound to their slots at
+// creation; feeds are bound per call; each step reads its input slots and
+// fills its output slots, and slots no later step reads are dropped right
+// away, so intermediates are held only while live. run() keeps its slots on
+// its own stack frame, so concurrent calls on one plan are safe as long as
+// kernels keep no mutable state (they don't: scratch is per call or per thread).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sliver/kernel.h"
+
+namespace sliver {
+
+struct Step {
+  std::string node_name, op_type;
+  std::vector<int> inputs;   // -1: missing optional input
+  std::vector<int> outputs;  // -1: unused optional output
+  std::shared_ptr<Kernel> kernel;
+  std::vector<int> release;  // slots whose last reader is this step
+};
+
+struct StepProfile {
+  double seconds = 0;
+};
+
+class Plan {
+ public:
+  explicit Plan(int num_slots) : num_slots_(num_slots) {}
+
+  void bind_constant(int slot, Tensor value) { constants_.emplace_back(slot, std::move(value)); }
+  void add_step(Step step) { steps_.push_back(std::move(step)); }
+  void set_inputs(std::vector<int> slots) { inputs_ = std::move(slots); }
+  void set_outputs(std::vector<int> slots) { outputs_ = std::move(slots); }
+
+  // Runs all steps; returns the tensors of `wanted` output positions (indices into
+  // the outputs given to set_outputs). `profile`, if given, gets one entry per step.
+  std::vector<Tensor> run(std::vector<Tensor> feeds, const std::vector<int>& wanted,
+                          ThreadPool* pool, std::vector<StepProfile>* profile) const;
+
+  const std::vector<Step>& steps() const { return steps_; }
+  int num_slots() const { return num_slots_; }
+
+ private:
+  int num_slots_;
+  std::vector<std::pair<int, Tensor>> constants_;
+  std::vector<Step> steps_;
+  std::vector<int> inputs_, outputs_;
+};
+
+}  // namespace sliver

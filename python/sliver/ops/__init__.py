@@ -1,0 +1,12 @@
+"""Operator implementations: native kernels (C++) first, then Python ones.
+
+``build_kernel`` is the one place that decides how a node runs: a native
+kernel when one accepts the node (dtype, attributes), else a Python
+implementation (sliver's own in ``contrib.py``/``control_flow.py``, or onnx's
+reference implementation for the long tail). The plan records which was
+chosen, so ``sliver inspect`` and profiles show every Python node.
+"""
+
+from .registry import build_kernel, python_impl_available
+
+__all__ = ["build_kernel", "python_impl_available"]
