@@ -82,11 +82,11 @@ def check_opsets(model: onnx.ModelProto) -> dict[str, int]:
     for o in model.opset_import:
         dom = "" if o.domain in ("", "ai.onnx") else o.domain
         opsets[dom] = o.version
-    if "" not in opsets and model.graph.node:
+    if not model.opset_import:
         # IR < 3 models have no opset_import; ONNX then means opset 1.
         opsets[""] = 1
     v = opsets.get("", MIN_OPSET)
-    if not MIN_OPSET <= v <= MAX_OPSET:
+    if "" in opsets and not MIN_OPSET <= v <= MAX_OPSET:
         node = model.graph.node[0] if model.graph.node else None
         where = f" (first node {node.name!r}, op {node.op_type})" if node else ""
         raise NotImplementedOp(
