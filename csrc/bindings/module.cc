@@ -7,6 +7,7 @@
 #include "convert.h"
 #include "sliver/executor.h"
 #include "sliver/kernel.h"
+#include "sliver/thread_pool.h"
 
 namespace py = pybind11;
 using namespace sliver;
@@ -138,6 +139,10 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("registered_kernels", &registered_kernels);
 
+  py::class_<ThreadPool, std::shared_ptr<ThreadPool>>(m, "ThreadPool")
+      .def(py::init<int>(), py::arg("num_threads"))
+      .def_property_readonly("num_threads", &ThreadPool::num_threads);
+
   py::class_<Plan, std::shared_ptr<Plan>>(m, "Plan")
       .def(py::init<int>())
       .def("bind_constant",
@@ -156,7 +161,7 @@ PYBIND11_MODULE(_C, m) {
       .def(
           "run",
           [](const Plan& p, const py::list& feeds, const std::vector<int>& wanted,
-             bool profile) -> py::object {
+             std::shared_ptr<ThreadPool> pool, bool profile) -> py::object {
             std::vector<Tensor> in;
             in.reserve(feeds.size());
             for (auto f : feeds) in.push_back(py_convert::to_tensor(f));
@@ -164,7 +169,7 @@ PYBIND11_MODULE(_C, m) {
             std::vector<StepProfile> prof;
             {
               py::gil_scoped_release nogil;
-              out = p.run(std::move(in), wanted, nullptr, profile ? &prof : nullptr);
+              out = p.run(std::move(in), wanted, pool.get(), profile ? &prof : nullptr);
             }
             py::list res;
             for (auto& t : out) res.append(py_convert::to_python(t));
@@ -173,5 +178,6 @@ PYBIND11_MODULE(_C, m) {
             for (auto& s : prof) times.append(s.seconds);
             return py::make_tuple(res, times);
           },
-          py::arg("feeds"), py::arg("wanted"), py::arg("profile") = false);
+          py::arg("feeds"), py::arg("wanted"), py::arg("pool") = nullptr,
+          py::arg("profile") = false);
 }

@@ -66,6 +66,14 @@ class ModelMetadata:
         self.custom_metadata_map: dict[str, str] = meta.get("custom_metadata_map", {})
 
 
+def _default_threads() -> int:
+    """The cores this process may run on (onnxruntime's default for intra-op threads)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _provider_names(providers: Sequence[Any] | None) -> list[str]:
     names: list[str] = []
     for p in providers or []:
@@ -120,6 +128,8 @@ class InferenceSession:
         self._graph = graph
         self._defaults = default_feeds(graph)
         self._plan: CompiledPlan = compile_graph(graph)
+        threads = int(self._options.intra_op_num_threads or 0)
+        self._pool = _C.ThreadPool(threads if threads > 0 else _default_threads())
         self._output_index = {n: i for i, n in enumerate(self._plan.output_names)}
         self._profile: list[dict[str, Any]] | None = [] if self._options.enable_profiling else None
         self._profile_start = time.perf_counter()
@@ -236,7 +246,7 @@ class InferenceSession:
         profiling = self._profile is not None
         t0 = time.perf_counter()
         try:
-            res = plan.native.run(feeds, wanted, profiling)
+            res = plan.native.run(feeds, wanted, self._pool, profiling)
         except _C.NativeError as e:
             raise RuntimeFailure(str(e)) from None
         if profiling:

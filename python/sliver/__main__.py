@@ -1,0 +1,7 @@
+"""``python -m sliver`` is the ``sliver`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
