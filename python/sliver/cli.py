@@ -115,7 +115,8 @@ def weight_report(model: onnx.ModelProto) -> list[tuple[str, str, tuple, float, 
 def cmd_inspect(args: argparse.Namespace) -> int:
     model = onnx.load(args.model)
     print(f"model: {args.model}")
-    print(f"opsets: {', '.join(f'{o.domain or 'ai.onnx'}={o.version}' for o in model.opset_import)}")
+    opsets = ", ".join(f"{o.domain or 'ai.onnx'}={o.version}" for o in model.opset_import)
+    print(f"opsets: {opsets}")
     sess = _session(args.model, 1)
     for kind, items in (("input", sess.get_inputs()), ("output", sess.get_outputs())):
         for i in items:
