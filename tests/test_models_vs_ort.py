@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 import pytest
-from conftest import cosine
+from helpers import cosine
 
 import sliver
 from sliver.tools import model_zoo
