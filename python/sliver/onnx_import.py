@@ -8,6 +8,7 @@ subgraph reads (so control-flow nodes get them as explicit step inputs).
 
 from __future__ import annotations
 
+import heapq
 import os
 import warnings
 from typing import Any
@@ -236,10 +237,16 @@ def graph_from_proto(
             raise NotImplementedOp(
                 f"node {name!r} ({n.op_type}) uses domain {domain!r}, which the model does not import"
             )
+        _check_arity(n, name, domain, opsets[domain])
         seen.update(n.output)
         nodes.append(
             Node(n.op_type, domain, name, list(n.input), list(n.output), attrs, opsets[domain], implicit)
         )
+    nodes = order_nodes(nodes, {i.name for i in g.input} | set(inits), strict=outer is None)
+    produced = {o for n in nodes for o in n.outputs if o} | {i.name for i in g.input} | set(inits)
+    for o in g.output:
+        if outer is None and o.name not in produced:
+            raise InvalidGraph(f"graph output {o.name!r} is not produced by any node")
     graph_inputs = [values[i.name] for i in g.input if i.name not in inits]
     # IR<4 style: initializers listed as inputs are defaults the caller may override.
     overridable = [values[i.name] for i in g.input if i.name in inits]
@@ -256,6 +263,82 @@ def graph_from_proto(
     return graph
 
 
+def _check_arity(n: onnx.NodeProto, name: str, domain: str, version: int) -> None:
+    """Input/output counts against the op's schema (ops onnx does not know are left alone)."""
+    try:
+        schema = onnx.defs.get_schema(n.op_type, version, domain)
+    except Exception:  # SchemaError, or a name protobuf could not decode as text
+        return
+    n_in, n_out = len(n.input), len(n.output)
+    if not (schema.min_input <= n_in <= schema.max_input) or not (
+        schema.min_output <= n_out <= schema.max_output
+    ):
+        raise InvalidGraph(
+            f"node {name!r} ({n.op_type}, opset {version}) has {n_in} inputs and {n_out} "
+            f"outputs; the op takes {schema.min_input}..{schema.max_input} inputs and "
+            f"{schema.min_output}..{schema.max_output} outputs"
+        )
+
+
+def order_nodes(nodes: list[Node], available: set[str], strict: bool = True) -> list[Node]:
+    """Nodes in a topological order (the given order where it already is one).
+
+    ONNX asks for sorted nodes but onnxruntime accepts any order, so sliver sorts too.
+    Raises InvalidGraph for a value produced twice, a cycle, or (``strict``: not a
+    subgraph, whose free names come from outside) a read of a value nothing provides.
+    """
+    producer: dict[str, int] = {}
+    for idx, n in enumerate(nodes):
+        for o in n.outputs:
+            if not o:
+                continue
+            if o in producer or o in available:
+                first = (
+                    f"node {nodes[producer[o]].name!r}"
+                    if o in producer
+                    else "a graph input or initializer"
+                )
+                raise InvalidGraph(
+                    f"value {o!r} is produced by node {n.name!r} ({n.op_type}) and by {first}"
+                )
+            producer[o] = idx
+    deps: list[set[int]] = []
+    for n in nodes:
+        d = set()
+        for i in list(n.inputs) + n.implicit_inputs:
+            if not i:
+                continue
+            if i in producer:
+                d.add(producer[i])
+            elif strict and i not in available:
+                raise InvalidGraph(
+                    f"node {n.name!r} ({n.op_type}) reads {i!r}, which is no graph input, "
+                    f"initializer or node output"
+                )
+        deps.append(d)
+    if all(all(j < idx for j in d) for idx, d in enumerate(deps)):
+        return nodes
+    users: dict[int, list[int]] = {}
+    for idx, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(idx)
+    waiting = [len(d) for d in deps]
+    ready = [idx for idx, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        idx = heapq.heappop(ready)
+        order.append(idx)
+        for u in users.get(idx, []):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(nodes):
+        stuck = [nodes[i].name for i, w in enumerate(waiting) if w > 0]
+        raise InvalidGraph(f"the graph has a cycle through nodes {stuck[:8]}")
+    return [nodes[i] for i in order]
+
+
 def import_model(path_or_bytes: str | bytes | os.PathLike | onnx.ModelProto) -> Graph:
     """Loads, validates and converts a model to IR. Errors name the node, op, domain, opset."""
     model, _ = load_model(path_or_bytes)
@@ -267,6 +350,10 @@ def import_model(path_or_bytes: str | bytes | os.PathLike | onnx.ModelProto) -> 
             raise InvalidGraph(f"cannot inline the model's local functions: {e}") from None
     model = _infer(model)
     graph = graph_from_proto(model.graph, opsets)
+    if model.ir_version < 4:
+        # Before IR 4 every initializer was also listed as an input; onnxruntime treats them as
+        # constants, not as defaults the caller may override.
+        graph.overridable = []  # type: ignore[attr-defined]
     graph.ir_version = model.ir_version
     graph.producer_name = model.producer_name
     graph.metadata = {p.key: p.value for p in model.metadata_props}
