@@ -58,6 +58,13 @@ py::dtype numpy_dtype(DType t) {
 
 Tensor to_tensor(const py::handle& obj) {
   Tensor t;
+  // numpy scalars (x[i] of a 1-D array, as control-flow bodies get) are 0-d tensors.
+  static const py::handle np_generic =
+      py::object(py::module_::import("numpy").attr("generic")).release();
+  if (!py::isinstance<py::array>(obj) && py::isinstance(obj, np_generic)) {
+    py::array arr = py::array::ensure(obj);
+    if (arr) return to_tensor(arr);
+  }
   if (py::isinstance<py::array>(obj)) {
     py::array arr = py::reinterpret_borrow<py::array>(obj);
     DType dt = dtype_of(arr.dtype());

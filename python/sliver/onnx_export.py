@@ -18,12 +18,17 @@ def to_model(graph: Graph) -> onnx.ModelProto:
     used = {i for n in graph.nodes for i in list(n.inputs) + n.implicit_inputs}
     used |= {o.name for o in graph.outputs}
     inits = [numpy_helper.from_array(a, name) for name, a in graph.initializers.items() if name in used]
+    # Intermediate types are kept: shape inference cannot see through sliver's fused ops.
+    outs = {v.name for v in graph.outputs}
+    known = [graph.values.get(o) for n in graph.nodes for o in n.outputs if o and o not in outs]
+    infos = [_value_info(v) for v in known if v is not None and v.kind == "tensor" and v.dtype]
     g = onnx.helper.make_graph(
         [n.to_proto() for n in graph.nodes],
         graph.name or "sliver",
         [_value_info(v) for v in graph.inputs],
         [_value_info(v) for v in graph.outputs],
         initializer=inits,
+        value_info=infos,
     )
     opsets = [onnx.helper.make_opsetid(d, v) for d, v in graph.opsets.items()]
     if any(n.domain == "sliver" for n in graph.nodes) and "sliver" not in graph.opsets:

@@ -21,6 +21,7 @@ from .errors import InvalidGraph, NotImplementedOp
 from .ir import Dim, Graph, Node, Value
 
 MIN_OPSET = 7
+_ELEM_TYPES = set(onnx.TensorProto.DataType.values())
 MAX_OPSET = onnx.defs.onnx_opset_version()
 
 
@@ -114,22 +115,31 @@ def value_from_proto(vi: onnx.ValueInfoProto) -> Value:
     """A Value from a ValueInfoProto (non-tensor types keep only their kind)."""
     tp = vi.type
     which = tp.WhichOneof("value")
-    if which == "tensor_type":
-        return Value(vi.name, tp.tensor_type.elem_type, _dims(tp.tensor_type))
-    if which == "sparse_tensor_type":
-        return Value(vi.name, tp.sparse_tensor_type.elem_type, _dims(tp.sparse_tensor_type))
+    if which in ("tensor_type", "sparse_tensor_type"):
+        t = getattr(tp, which)
+        if t.elem_type and t.elem_type not in _ELEM_TYPES:
+            raise InvalidGraph(f"value {vi.name!r} has unknown element type {t.elem_type}")
+        return Value(vi.name, t.elem_type, _dims(t))
     kind = {"sequence_type": "sequence", "optional_type": "optional", "map_type": "map"}.get(
         which or "", "tensor"
     )
     return Value(vi.name, 0, None, kind)
 
 
+def to_array(t: onnx.TensorProto, what: str = "tensor") -> np.ndarray:
+    """A TensorProto as numpy; a tensor whose data does not fit its type or dims is InvalidGraph."""
+    try:
+        return numpy_helper.to_array(t)
+    except Exception as e:
+        raise InvalidGraph(f"{what} {t.name!r} cannot be decoded: {e}") from None
+
+
 def decode_attribute(a: onnx.AttributeProto) -> Any:
     """An attribute's Python value; tensors become numpy arrays, graphs stay GraphProto."""
     if a.type == onnx.AttributeProto.TENSOR:
-        return numpy_helper.to_array(a.t)
+        return to_array(a.t, f"attribute {a.name!r}")
     if a.type == onnx.AttributeProto.TENSORS:
-        return [numpy_helper.to_array(t) for t in a.tensors]
+        return [to_array(t, f"attribute {a.name!r}") for t in a.tensors]
     if a.type == onnx.AttributeProto.SPARSE_TENSOR:
         return a.sparse_tensor
     v = onnx.helper.get_attribute_value(a)
@@ -146,7 +156,7 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray:
     """The tensor a Constant node produces."""
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return to_array(a.t, f"Constant {node.name!r} value")
         if a.name == "sparse_value":
             return _sparse_to_dense(a.sparse_tensor)
         if a.name == "value_float":
@@ -165,8 +175,8 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray:
 
 
 def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
-    values = numpy_helper.to_array(sp.values)
-    idx = numpy_helper.to_array(sp.indices).astype(np.int64)
+    values = to_array(sp.values, "sparse tensor values")
+    idx = to_array(sp.indices, "sparse tensor indices").astype(np.int64)
     dims = tuple(sp.dims)
     dense = np.zeros(int(np.prod(dims)) if dims else 1, dtype=values.dtype)
     if idx.ndim == 2:
@@ -212,7 +222,7 @@ def graph_from_proto(
         values[vi.name] = value_from_proto(vi)
     inits: dict[str, np.ndarray] = {}
     for t in g.initializer:
-        inits[t.name] = numpy_helper.to_array(t)
+        inits[t.name] = to_array(t, "initializer")
     for sp in g.sparse_initializer:
         inits[sp.values.name] = _sparse_to_dense(sp)
     for name, arr in inits.items():
@@ -221,6 +231,7 @@ def graph_from_proto(
     nodes: list[Node] = []
     seen: set[str] = set()
     for i, n in enumerate(g.node):
+        _check_text(n)
         name = n.name or f"{n.op_type}_{i}"
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             inits[n.output[0]] = constant_value(n)
@@ -261,6 +272,14 @@ def graph_from_proto(
     )
     graph.overridable = overridable  # type: ignore[attr-defined]
     return graph
+
+
+def _check_text(n: onnx.NodeProto) -> None:
+    """Names protobuf could not decode as UTF-8 arrive as bytes: refuse them here."""
+    names = [n.op_type, n.domain, n.name, *n.input, *n.output, *(a.name for a in n.attribute)]
+    bad = [v for v in names if not isinstance(v, str)]
+    if bad:
+        raise InvalidGraph(f"node {n.name!r} has names that are not valid UTF-8: {bad[:4]}")
 
 
 def _check_arity(n: onnx.NodeProto, name: str, domain: str, version: int) -> None:

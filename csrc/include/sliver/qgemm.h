@@ -1,0 +1,203 @@
+// Exact 8-bit GEMM with fused zero-point correction and requantization.
+//
+//   C[m, n] = sum_k (A[m, k] - za) * (B[k, n] - zb[n])         exact, int32 (mod 2^32)
+//
+// A (activations, u8 or s8, M x K) arrives per call; B (weights, s8 or u8, K x N or N x K) is
+// packed once. Outputs: the int32 sums (MatMulInteger / ConvInteger), u8/s8 requantized
+// (QLinear*, see requant.h for the exact float order) or float32 (MatMulIntegerToFloat).
+//
+// Why it is exact on AVX2 without VNNI. The only 32-multiplies-per-instruction tool is
+// vpmaddubsw (u8 x s8 -> s16 pair sums, saturating). Its pair sum u0*w0 + u1*w1 overflows s16
+// for u8 activations and large same-signed weights, which real weights have, so the classic
+// vpmaddubsw -> vpmaddwd chain is only exact for "7-bit" weights. Both operands are re-centred
+// to signed x = a - a_shift, w = b - b_shift (shift 128 for u8, 0 for s8) and, per panel:
+//
+//  * "exact" kernel (qs8s8_*): x is stored as sign-magnitude, |x| in [0, 128] and a mask
+//    s = (x < 0 ? 0xff : 0). With w' = w ^ s (= w, or -w - 1 when x < 0):
+//        x * w = |x| * w' + |x| * [x < 0]
+//    and |x| * w' pair sums lie in [-32768, 32512]: vpmaddubsw(|x|, w ^ s) never saturates,
+//    for every input. The second term depends on the row only, so packing A adds it to the
+//    row correction. Cost: one vpxor per vpmaddubsw (~12% on Zen 3).
+//  * "fast" kernel (qu8s8_*): the classic chain on u = x + 128 in [0, 255]. Packing B checks
+//    every weight pair of a panel (255 * (sum of positive weights) <= 32767 and
+//    255 * (sum of negative weights) >= -32768) and marks the panel fast only if no pair can
+//    saturate for any u. QGemmPath::automatic uses it exactly there.
+//
+// Zero points (alpha = a_shift - za, beta[n] = b_shift - zb[n]):
+//   C = sum x*w + alpha * colsum_w[n] + beta[n] * rowsum_x[m] + K * alpha * beta[n]
+// colsum_w comes from packing B, rowsum_x from packing A; everything wraps mod 2^32, so C is the
+// true value whenever that fits in int32 -- always when K <= 33025 (= 2^31 / 255^2), and for
+// larger K as long as the true sums fit (the int32 contract of MatMulInteger). Pair sums never
+// overflow, so within that contract every result is exact.
+//
+// Per-row A zero points (dynamic quantization per row) would add a rank-one term
+// alpha[m] * (colsum_w[n] + K * beta[n]); the epilogue already takes per-row terms, so only the
+// argument and that product are missing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "sliver/requant.h"
+#include "sliver/tensor.h"
+
+namespace sliver {
+
+class ThreadPool;
+
+// ---------------------------------------------------------------------------------------------
+// Packed weights.
+
+/// B packed once for the q8 kernels: ceil(N/NR) panels; panel p holds columns [p*NR, p*NR+NR)
+/// as kp/KR groups of NR*KR bytes (group g: column j's KR bytes at j*KR, so one 32-byte vector
+/// covers 8 columns x 4 k), zero padded in k and n. Values are w = b - b_shift (signed).
+struct PackedQ8B {
+  int64_t K = 0, N = 0;
+  int64_t kp = 0;      // K rounded up to KR
+  int nr = 0, kr = 0;  // tile shape it was packed for
+  DType b_type = DType::i8;
+  bool per_column_zero_point = false;
+  std::shared_ptr<int8_t> data;          // 64-byte aligned, panels() * kp * nr bytes
+  std::vector<int32_t> colsum;           // [panels * nr] sum_k w[k][n] (0 in padding)
+  std::vector<int32_t> beta;             // [panels * nr] b_shift - zb[n] (0 in padding)
+  std::vector<uint8_t> panel_fast_safe;  // [panels] 1: the u8 x s8 chain cannot saturate
+  int64_t fast_panels = 0;               // how many panels are fast-safe
+
+  int64_t panels() const { return (N + nr - 1) / nr; }
+  const int8_t* panel(int64_t p) const { return data.get() + p * kp * nr; }
+};
+
+/// Packs B (K x N, element (k, n) at b[k * ldb + n]; when trans_b it is N x K, element (k, n) at
+/// b[n * ldb + k], the Conv weight layout). b_type is DType::u8 or DType::i8. zero_point holds
+/// one value (per tensor) or N values (per column), in b_type's range. K <= 2^24.
+std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType b_type, int64_t ldb,
+                                     bool trans_b, const int32_t* zero_point,
+                                     bool zero_point_per_column);
+
+// ---------------------------------------------------------------------------------------------
+// The product.
+
+enum class QGemmOutput : int {
+  int32 = 0,      // C is int32_t: acc + bias
+  quantized = 1,  // C is y_type (u8 / s8): requantize(acc + bias)
+  float32 = 2,    // C is float: (acc + bias) * a_scale * b_scale[n] + float_bias[n]
+};
+
+/// Kernel choice; only `automatic` and `exact` are exact for every input.
+enum class QGemmPath : int {
+  automatic = 0,  // fast chain on the panels packing proved safe, exact kernel elsewhere
+  exact = 1,      // exact kernel everywhere (benchmarks its cost)
+  fast = 2,       // saturating chain everywhere: NOT exact for unsafe panels (tests, benchmarks)
+};
+
+struct QGemmOptions {
+  QGemmPath path = QGemmPath::automatic;
+  bool force_scalar = false;  // portable kernels even when AVX2 is usable
+};
+
+struct QGemmArgs {
+  int64_t M = 0;
+  // A: M x K, element (m, k) at a[m * lda + k]; K comes from the packed B.
+  const void* a = nullptr;
+  DType a_type = DType::u8;  // u8 or i8
+  int64_t lda = 0;
+  int32_t a_zero_point = 0;  // per tensor, in a_type's range
+
+  QGemmOutput output = QGemmOutput::int32;
+  void* c = nullptr;  // element (m, n) at c[m * ldc + n]; only these M x N elements are written
+  int64_t ldc = 0;
+  const int32_t* bias = nullptr;  // [N] int32 added to every accumulator (QLinearConv's B)
+
+  // quantized and float32 outputs: scales (b_scale has N values if b_scale_per_column)
+  float a_scale = 1.f;
+  const float* b_scale = nullptr;
+  bool b_scale_per_column = false;
+  // quantized output
+  float y_scale = 1.f;
+  int32_t y_zero_point = 0;
+  DType y_type = DType::u8;      // u8 or i8
+  int32_t qmin = 0, qmax = 255;  // clamp (type range, or narrower for a fused Relu/Clip)
+  RequantRounding rounding = RequantRounding::onnx_reference;
+  // float32 output
+  const float* float_bias = nullptr;  // [N] or nullptr
+};
+
+/// C = op(A * B) as described above, on `pool` if given (nullable). Throws sliver::Error on
+/// inconsistent arguments. The result does not depend on the thread count.
+void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool,
+           const QGemmOptions& opt = {});
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel level (driver, tests, benchmarks).
+
+/// How a kernel wants its A panel (4 rows x KR bytes per k group):
+enum class QAFormat : int {
+  offset_u8 = 0,  // u = x + 128, 16 bytes per group (the classic chain)
+  sign_mag = 1,   // 16 bytes |x| then 16 bytes sign mask per group (the exact kernel)
+};
+
+/// Computes the mr x NR int32 tile acc[i * NR + j] = sum over kgroups of the panel products
+/// (1 <= mr <= MR). a: A panel in the kernel's QAFormat (MR rows, rows >= mr unread);
+/// b: one B panel. A 16-byte, B 32-byte aligned. Writes all NR columns of mr rows of acc.
+using Q8GemmUkernelFn = void (*)(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
+                                 int32_t* acc);
+
+struct Q8GemmKernel {
+  const char* name;  // <dtype>_gemm_<MR>x<NR>c<KR>_<isa>: file, function and registry key
+  int mr, nr, kr;
+  const char* isa;
+  QAFormat a_format;
+  Q8GemmUkernelFn fn;
+};
+
+#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format) \
+  void name(int64_t mr_, int64_t kgroups, const uint8_t* a, const int8_t* b, int32_t* acc);
+#include "../../ukernels/q8_gemm/q8_gemm.inc"
+#undef SLIVER_Q8_GEMM_KERNEL
+
+/// All compiled q8 kernels in q8_gemm.inc order.
+std::vector<const Q8GemmKernel*> q8_gemm_kernels();
+
+/// Packs rows [0, rows) of A (row stride lda, K columns) into MR-row panels for both formats
+/// requested (nullptr = skip), zero padding k to kp and repeating the last row past `rows`.
+/// Panel p of format f is at dst_f + p * kp * MR * (f == sign_mag ? 2 : 1).
+/// rowsum[i] = sum_k x, negsum[i] = sum_k max(-x, 0), for i < rows.
+using Q8PackAFn = void (*)(int64_t rows, int64_t K, int64_t kp, const void* a, DType a_type,
+                           int64_t lda, uint8_t* dst_u8, uint8_t* dst_sm, int32_t* rowsum,
+                           int32_t* negsum);
+void q8_pack_a_scalar(int64_t rows, int64_t K, int64_t kp, const void* a, DType a_type, int64_t lda,
+                      uint8_t* dst_u8, uint8_t* dst_sm, int32_t* rowsum, int32_t* negsum);
+void q8_pack_a_avx2(int64_t rows, int64_t K, int64_t kp, const void* a, DType a_type, int64_t lda,
+                    uint8_t* dst_u8, uint8_t* dst_sm, int32_t* rowsum, int32_t* negsum);
+
+/// Per-call column data for the tile epilogue, indexed by absolute column n.
+struct Q8EpilogueParams {
+  QGemmOutput output = QGemmOutput::int32;
+  const int32_t* col_term = nullptr;  // [>= N rounded to NR] added to every row
+  const int32_t* col_beta = nullptr;  // [..] per-column beta (times rowsum[m]); nullptr if folded
+  const float* col_scale = nullptr;   // quantized: multiplier; float32: a_scale * b_scale[n]
+  const double* col_scale_f64 = nullptr;  // quantized, onnx_reference: the multiplier as double
+  const float* float_bias = nullptr;      // [N] or nullptr
+  int32_t y_zero_point = 0, qmin = 0, qmax = 255;
+  DType y_type = DType::u8;
+  RequantRounding rounding = RequantRounding::onnx_reference;
+};
+
+/// Finishes an mr x nc tile (nc <= NR) at C(m0, n0): v = acc + row_term[i] + col_term[n]
+/// (+ col_beta[n] * row_sum[i]), then the output conversion; writes only those mr x nc elements.
+/// c points at element (m0, n0); ldc in elements.
+using Q8EpilogueFn = void (*)(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride,
+                              int64_t mr, int64_t nc, int64_t n0, const int32_t* row_term,
+                              const int32_t* row_sum, void* c, int64_t ldc);
+void q8_epilogue_scalar(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride,
+                        int64_t mr, int64_t nc, int64_t n0, const int32_t* row_term,
+                        const int32_t* row_sum, void* c, int64_t ldc);
+void q8_epilogue_avx2(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride, int64_t mr,
+                      int64_t nc, int64_t n0, const int32_t* row_term, const int32_t* row_sum,
+                      void* c, int64_t ldc);
+/// The instance of the epilogue specialised for p's output kind (pick once per call).
+Q8EpilogueFn q8_epilogue_scalar_for(const Q8EpilogueParams& p);
+Q8EpilogueFn q8_epilogue_avx2_for(const Q8EpilogueParams& p);
+
+}  // namespace sliver

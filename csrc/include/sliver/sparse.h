@@ -1,0 +1,287 @@
+// Sparse-weight products: pruned constant weights as speed, FP32 and exact INT8.
+//
+// Why a second engine. A pruned layer's weights are mostly zeros (50-95% unstructured, or zeros
+// in whole Rx1 blocks). A dense GEMM multiplies by those zeros at full price; here the weights
+// are packed once as their nonzeros only, grouped per output channel, and every nonzero costs one
+// multiply-add against a short, contiguous run of activations:
+//
+//     Y[m, n0:n0+NT] += w[m, k] * X[k, n0:n0+NT]          for each stored nonzero w[m, k]
+//
+// NT (the tile width, 8/16/32 lanes) runs along the dimension the weights do not touch: pixels
+// for a convolution ("weights on the left", Y = W X), the rows of X for a Gemm/MatMul with
+// constant B ("weights on the right", Y = X W, run as Y^T = W^T X^T). Per tile the activations
+// are first copied into a small "panel" (row k of the tile at panel + k * NT, zero padded, int16
+// and zero-point-centred for INT8): the nonzeros then index it with a 16-bit k, loads stay
+// aligned and no stride of X can alias in L1. K is cut into chunks (kc) whose panel slice stays
+// in L1 while a group of output rows sweeps it.
+//
+// Blocks. When R consecutive output channels share their nonzero inputs (Rx1 blocks, R = 4 or 8,
+// what structured pruning produces), one entry holds R weights and each activation load feeds R
+// multiply-adds instead of one; packing picks R by a measured cost per entry, so a pattern that is
+// only partly blocked still gets R where it pays (the padding weights are stored zeros). A 1xC
+// pattern (C consecutive inputs) needs nothing special: its entries are simply adjacent.
+//
+// INT8. With x' = x - x_zero_point and w' = w - w_zero_point[m], both in [-255, 255], every
+// product fits 16 bits... almost: |x' w'| <= 65025, so the kernels pair two nonzeros of a row and
+// use vpmaddwd (s16 x s16 -> s32 pair sums, |sum| <= 130050: never saturates). Sums are exact
+// int32 (mod 2^32, like the reference), no correction terms are needed since both operands are
+// centred, and a weight equal to its zero point is the pruned "zero" (skipped). The requantizing
+// epilogue follows requant.h (round half to even, saturation, fused Relu/Clip via [qmin, qmax]).
+//
+// Results do not depend on the thread count: work is split over output rows and tiles only, and
+// every row is summed in the same order whatever the split.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sliver/gemm.h"
+#include "sliver/qgemm.h"
+#include "sliver/tensor.h"
+
+namespace sliver {
+
+class ThreadPool;
+
+// ---------------------------------------------------------------------------------------------
+// Detection.
+
+/// Zero structure of a weight viewed as [out, in] (element (m, k) at w[m * s_out + k * s_in]).
+struct SparsityInfo {
+  int64_t out = 0, in = 0;
+  int64_t nnz = 0;            // weights that are not the "zero" (0.f, or the zero point)
+  double density = 0;         // nnz / (out * in)
+  int64_t empty_rows = 0;     // output channels with no nonzero
+  int64_t empty_cols = 0;     // inputs no output reads
+  // Nonzero aligned blocks for R output rows x 1 input (index: 0 -> R=1, 1 -> 2, 2 -> 4, 3 -> 8)
+  // and for 1 row x C consecutive inputs (same indexing): blocks_rx1[i] * R >= nnz, equal when
+  // the pattern is exactly Rx1-blocked.
+  int64_t blocks_rx1[4] = {0, 0, 0, 0};
+  int64_t blocks_1xc[4] = {0, 0, 0, 0};
+  int block_rows = 1;  // largest R in {1, 2, 4, 8} whose blocks are all-or-nothing
+  int block_cols = 1;  // largest C in {1, 2, 4, 8} likewise
+};
+
+SparsityInfo analyze_sparsity_f32(int64_t out, int64_t in, const float* w, int64_t s_out,
+                                  int64_t s_in);
+/// w is u8 or i8; zero_point has 1 value or `out` values (per output channel).
+SparsityInfo analyze_sparsity_q8(int64_t out, int64_t in, const void* w, DType w_type,
+                                 int64_t s_out, int64_t s_in, const int32_t* zero_point,
+                                 bool per_channel);
+
+// ---------------------------------------------------------------------------------------------
+// Packed weights.
+
+struct SparsePackOptions {
+  int block_rows = 0;  // 0: choose by cost (from 1, 4, 8); else force this R (1, 4 or 8)
+  int64_t kc = 0;      // 0: choose from the density; else this K chunk (<= 65536)
+};
+
+/// Nonzero entries of a weight, grouped by (K chunk, block of R output rows). Entries of chunk c
+/// and row block b are [ptr[c * blocks() + b], ptr[c * blocks() + b + 1]) -- chunk-major, so the
+/// entries a kernel call walks (one chunk, consecutive blocks) are contiguous. Entry e: input
+/// k = c * kc + kidx[e] and the R weights of its block rows at w + e * R (rows past `out` in the
+/// last block hold 0).
+struct SparseF32Weights {
+  int64_t out = 0, in = 0;
+  int block = 1;  // R
+  int64_t kc = 0;
+  int64_t nnz = 0, entries = 0;
+  SparsityInfo info;
+  std::vector<int32_t> ptr;
+  std::vector<uint16_t> kidx;
+  std::shared_ptr<float> w;  // 64-byte aligned, entries * R (+ slack)
+
+  int64_t blocks() const { return (out + block - 1) / block; }
+  int64_t chunks() const { return in == 0 ? 1 : (in + kc - 1) / kc; }  // >= 1
+  int64_t bytes() const;
+};
+
+/// INT8 variant: entries come in pairs of inputs (k1, k2) (a row's nonzeros taken two at a
+/// time; an odd one is paired with itself and weight 0). Pair e: kidx[2e], kidx[2e + 1], and R
+/// int16 weight pairs (w'1, w'2) = w - zero_point at w + 2 R e (rows in block order).
+struct SparseQ8Weights {
+  int64_t out = 0, in = 0;
+  int block = 1;
+  int64_t kc = 0;
+  int64_t nnz = 0, pairs = 0;
+  DType w_type = DType::i8;
+  SparsityInfo info;
+  std::vector<int32_t> ptr;     // pair offsets, indexed like SparseF32Weights::ptr
+  std::vector<uint16_t> kidx;   // 2 per pair
+  std::shared_ptr<int16_t> w;   // 64-byte aligned, pairs * 2R (+ slack)
+  std::vector<int32_t> zero_point;  // [out]
+
+  int64_t blocks() const { return (out + block - 1) / block; }
+  int64_t chunks() const { return in == 0 ? 1 : (in + kc - 1) / kc; }  // >= 1
+  int64_t bytes() const;
+};
+
+/// Packs W viewed as [out, in] (element (m, k) at w[m * s_out + k * s_in]): a Conv weight
+/// [M, C*kh*kw] is (s_out = K, s_in = 1); a MatMul B [K, N] is out = N, in = K, (s_out = 1,
+/// s_in = N).
+std::shared_ptr<SparseF32Weights> pack_sparse_f32(int64_t out, int64_t in, const float* w,
+                                                  int64_t s_out, int64_t s_in,
+                                                  const SparsePackOptions& opt = {});
+std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const void* w,
+                                                DType w_type, int64_t s_out, int64_t s_in,
+                                                const int32_t* zero_point, bool per_channel,
+                                                const SparsePackOptions& opt = {});
+
+// ---------------------------------------------------------------------------------------------
+// Products.
+
+struct SpmmOptions {
+  bool force_scalar = false;  // portable kernels even when AVX2 is usable
+  int tile = 0;               // 0: choose; else NT (1, 8, 16 or 32) for every tile (tests)
+};
+
+/// Weights on the left (Conv NCHW): Y[out, N] = epilogue(W[out, in] X[in, N]); X element (k, n)
+/// at x[k * ldx + n], Y element (m, n) at y[m * ldy + n]. ep.bias (if any) is per output channel
+/// and ep.bias_per_row must be true; the residual is indexed like Y.
+void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t ldx, float* y,
+                   int64_t ldy, const Epilogue& ep, ThreadPool* pool,
+                   const SpmmOptions& opt = {});
+
+/// Weights on the right (Gemm/MatMul with constant B): Y[M, out] = epilogue(X[M, in] W^T),
+/// where W was packed as [out, in] (i.e. B [in, out] with s_out = 1); X element (m, k) at
+/// x[m * ldx + k], Y element (m, n) at y[m * ldy + n]. ep.bias is per output column
+/// (bias_per_row false).
+void f32_spmm_right(const SparseF32Weights& w, int64_t M, const float* x, int64_t ldx, float* y,
+                    int64_t ldy, const Epilogue& ep, ThreadPool* pool,
+                    const SpmmOptions& opt = {});
+
+/// INT8 weights on the left: a.M is N (the pixel count); a.a is X [in, N] (element (k, n) at
+/// a[k * lda + n]); a.c is Y [out, N] (element (m, n) at c[m * ldc + n]); bias, b_scale
+/// (b_scale_per_column = per output channel) and float_bias are per output channel. Everything
+/// else (output kind, requantization, clamp) as in qgemm.h.
+void q8_spmm_left(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* pool,
+                  const SpmmOptions& opt = {});
+
+/// INT8 weights on the right: exactly qgemm()'s contract (A = X [M, in], C = Y [M, out]) with B
+/// the sparse weights packed as [out, in].
+void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* pool,
+                   const SpmmOptions& opt = {});
+
+// ---------------------------------------------------------------------------------------------
+// Cost model.
+
+/// Which engine a layer should use, from its shape and packed weights. `cols` is the extent the
+/// weights do not touch (N pixels on the left, M rows on the right). Thresholds are the measured
+/// density crossovers of benchmarks/bench_sparse.py on AMD Zen 3 (see sparse_driver.cc).
+bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols);
+bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols);
+/// The same from detection only (before packing): the density at or below which sparse wins.
+double sparse_crossover_density(bool int8, int block_rows, int64_t cols);
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel level (driver, tests, benchmarks).
+
+/// One call: row blocks [0, nblocks) of one K chunk, against one activation panel.
+/// Contract: panel row k (k < kc) at x + k * NT (NT = the kernel's tile; NT == 1 is the
+/// vector form), 32-byte aligned when NT >= 8, all NT lanes readable; entries of block b are
+/// [ptr[b], ptr[b + 1]) (absolute indices into kidx / w). Writes rows [0, rows) (rows <=
+/// nblocks * R), lanes [0, nt), row i at y + i * ldy.
+struct F32SpmmArgs {
+  int64_t nblocks = 0, rows = 0, nt = 0;
+  const int32_t* ptr = nullptr;
+  const uint16_t* kidx = nullptr;
+  const float* w = nullptr;   // R per entry
+  const float* x = nullptr;   // the panel
+  const float* acc_in = nullptr;  // nullable: start from these sums (row i at acc_in + i * NT)
+  float* y = nullptr;
+  int64_t ldy = 0;
+  bool epilogue = false;        // false: plain sums (the chunks before the last)
+  const float* bias = nullptr;  // nullable, per row (the block's first row at bias[0])
+  Act act = Act::none;          // none, relu, clip or leaky_relu (others: the driver's job)
+  float alpha = 0, beta = 0;
+};
+using F32SpmmFn = void (*)(const F32SpmmArgs& p);
+
+/// INT8: pairs instead of entries (ptr counts pairs); x is the int16 centred panel; writes the
+/// int32 sums (no epilogue). For NT >= 16 the panel lanes of every 16 are stored in the order
+/// 0-3, 8-11, 4-7, 12-15 (what vpunpck{l,h}wd + vpmaddwd turn back into 0-15); NT <= 8 natural.
+struct Q8SpmmArgs {
+  int64_t nblocks = 0, rows = 0, nt = 0;
+  const int32_t* ptr = nullptr;
+  const uint16_t* kidx = nullptr;  // 2 per pair
+  const int16_t* w = nullptr;      // 2R per pair
+  const int16_t* x = nullptr;
+  const int32_t* acc_in = nullptr;
+  int32_t* y = nullptr;
+  int64_t ldy = 0;
+};
+using Q8SpmmFn = void (*)(const Q8SpmmArgs& p);
+
+struct F32SpmmKernel {
+  const char* name;  // f32_spmm_<NT>x<R>_<isa>: NT lanes x R output rows per block
+  int nt, r;
+  const char* isa;
+  F32SpmmFn fn;
+};
+struct Q8SpmmKernel {
+  const char* name;  // q8_spmm_<NT>x<R>_<isa>
+  int nt, r;
+  const char* isa;
+  Q8SpmmFn fn;
+};
+
+#define SLIVER_F32_SPMM_KERNEL(name, nt, r, isa) void name(const F32SpmmArgs& p);
+#include "../../ukernels/f32_spmm/f32_spmm.inc"
+#undef SLIVER_F32_SPMM_KERNEL
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) void name(const Q8SpmmArgs& p);
+#include "../../ukernels/q8_spmm/q8_spmm.inc"
+#undef SLIVER_Q8_SPMM_KERNEL
+
+/// All compiled kernels, in .inc order.
+std::vector<const F32SpmmKernel*> f32_spmm_kernels();
+std::vector<const Q8SpmmKernel*> q8_spmm_kernels();
+
+/// Panel packers and the tile transpose, one set per ISA (same results). A packer writes panel
+/// rows [0, kc) of a tile with lanes [0, nt) valid and the rest of the NT lanes zero:
+///  rows: source element (k, j) at src[k * ld + j] (weights on the left: X rows);
+///  cols: source element (k, j) at src[j * ld + k] (weights on the right: X^T, a transpose).
+struct F32SpmmHelpers {
+  void (*pack_rows)(int NT, int64_t kc, int64_t nt, const float* src, int64_t ld, float* dst);
+  void (*pack_cols)(int NT, int64_t kc, int64_t nt, const float* src, int64_t ld, float* dst);
+  // y[j * ldy + i] = t[i * ldt + j] for i < rows, j < cols (pure 32-bit moves: int32 too).
+  void (*transpose)(int64_t rows, int64_t cols, const float* t, int64_t ldt, float* y,
+                    int64_t ldy);
+};
+
+struct Q8RowEpilogue;
+
+/// INT8: panel = x - zero_point as int16 (src u8, or i8 when is_signed), lanes permuted as
+/// Q8SpmmArgs says; the padding lanes are 0.
+struct Q8SpmmHelpers {
+  void (*pack_rows)(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+                    bool is_signed, int32_t zero_point, int16_t* dst);
+  void (*pack_cols)(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+                    bool is_signed, int32_t zero_point, int16_t* dst);
+  void (*epilogue_rows)(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                        int64_t rows, int64_t nt, void* y, int64_t ldy);
+};
+
+extern const F32SpmmHelpers kF32SpmmHelpersScalar;
+extern const Q8SpmmHelpers kQ8SpmmHelpersScalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const F32SpmmHelpers kF32SpmmHelpersAvx2;
+extern const Q8SpmmHelpers kQ8SpmmHelpersAvx2;
+#endif
+
+/// Per-row (output channel) finishing of INT8 sums for weights on the left: v = acc + bias[i],
+/// then the output kind of qgemm.h with row i's scale. Row i of acc at acc + i * acc_stride;
+/// writes nt elements of row i at y + i * ldy (element size by output kind).
+struct Q8RowEpilogue {
+  QGemmOutput output = QGemmOutput::int32;
+  const int32_t* bias = nullptr;        // [rows] or nullptr
+  const float* scale = nullptr;         // [rows]: requant multiplier, or a_scale * b_scale
+  const double* scale_f64 = nullptr;    // [rows], quantized + onnx_reference
+  const float* float_bias = nullptr;    // [rows] or nullptr
+  int32_t y_zero_point = 0, qmin = 0, qmax = 255;
+  DType y_type = DType::u8;
+  RequantRounding rounding = RequantRounding::onnx_reference;
+};
+}  // namespace sliver

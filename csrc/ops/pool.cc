@@ -1,0 +1,159 @@
+// MaxPool, AveragePool (1-3 spatial axes), GlobalAveragePool, GlobalMaxPool; float32, NC... layout.
+//
+// Windows are clipped to the input analytically (first and last valid tap per axis), so the loops
+// carry no bounds checks. AveragePool divides by the taps inside the input, or with
+// count_include_pad by the taps inside the padded extent [-pad_begin, in + pad_end) (taps that
+// ceil_mode adds past the end padding are never counted).
+#include <cmath>
+#include <limits>
+
+#include "ops/common.h"
+#include "ops/conv_geometry.h"
+
+namespace sliver::ops {
+namespace {
+
+// Taps [lo, hi) of a window starting at `start` that fall inside [0, extent).
+inline void clip_taps(int64_t start, int64_t k, int64_t d, int64_t extent, int64_t* lo, int64_t* hi) {
+  *lo = start >= 0 ? 0 : (-start + d - 1) / d;
+  *hi = start >= extent ? 0 : std::min<int64_t>(k, (extent - start + d - 1) / d);
+  if (*hi < *lo) *hi = *lo;
+}
+
+class PoolKernel final : public Kernel {
+ public:
+  PoolKernel(bool max, WindowAttrs w, bool count_include_pad)
+      : max_(max), w_(std::move(w)), count_include_pad_(count_include_pad) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& x = need(in, 0);
+    const size_t nsp = w_.kernel.size();
+    if (x.dtype != DType::f32 || x.rank() != static_cast<int64_t>(nsp) + 2)
+      fail("expected a float input of rank ", nsp + 2);
+    // Pad to three spatial axes with trivial leading ones.
+    AxisGeom g[3];
+    for (size_t i = 0; i < 3 - nsp; ++i) g[i] = AxisGeom{1, 1, 1, 1, 1, 0, 0};
+    Shape yshape = {x.shape[0], x.shape[1]};
+    for (size_t i = 0; i < nsp; ++i) {
+      g[3 - nsp + i] = resolve_axis(w_, i, x.shape[2 + i]);
+      yshape.push_back(g[3 - nsp + i].out);
+    }
+    Tensor y = Tensor::empty(DType::f32, yshape);
+    const int64_t planes = x.shape[0] * x.shape[1];
+    const int64_t in_plane = g[0].in * g[1].in * g[2].in, out_plane = g[0].out * g[1].out * g[2].out;
+    const int64_t taps = g[0].k * g[1].k * g[2].k;
+    const float* px = x.ptr<float>();
+    float* py = y.ptr<float>();
+    parallel_for(ctx.pool, planes, static_cast<double>(out_plane * taps), [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) plane(g, px + p * in_plane, py + p * out_plane);
+    });
+    out[0] = std::move(y);
+  }
+
+ private:
+  void plane(const AxisGeom* g, const float* x, float* y) const {
+    int64_t lo[3], hi[3], start[3];
+    for (int64_t od = 0; od < g[0].out; ++od) {
+      start[0] = od * g[0].s - g[0].pad_begin;
+      clip_taps(start[0], g[0].k, g[0].d, g[0].in, &lo[0], &hi[0]);
+      for (int64_t oh = 0; oh < g[1].out; ++oh) {
+        start[1] = oh * g[1].s - g[1].pad_begin;
+        clip_taps(start[1], g[1].k, g[1].d, g[1].in, &lo[1], &hi[1]);
+        for (int64_t ow = 0; ow < g[2].out; ++ow) {
+          start[2] = ow * g[2].s - g[2].pad_begin;
+          clip_taps(start[2], g[2].k, g[2].d, g[2].in, &lo[2], &hi[2]);
+          *y++ = window(g, x, start, lo, hi);
+        }
+      }
+    }
+  }
+
+  float window(const AxisGeom* g, const float* x, const int64_t* start, const int64_t* lo,
+               const int64_t* hi) const {
+    float acc = max_ ? -std::numeric_limits<float>::infinity() : 0.f;
+    for (int64_t i = lo[0]; i < hi[0]; ++i) {
+      const float* xd = x + (start[0] + i * g[0].d) * g[1].in * g[2].in;
+      for (int64_t j = lo[1]; j < hi[1]; ++j) {
+        const float* xh = xd + (start[1] + j * g[1].d) * g[2].in + start[2];
+        if (max_) {
+          for (int64_t k = lo[2]; k < hi[2]; ++k) {
+            const float v = xh[k * g[2].d];
+            acc = v > acc || v != v ? v : acc;
+          }
+        } else {
+          for (int64_t k = lo[2]; k < hi[2]; ++k) acc += xh[k * g[2].d];
+        }
+      }
+    }
+    if (max_) return acc;
+    int64_t count = 1;
+    for (int a = 0; a < 3; ++a) {
+      if (count_include_pad_) {
+        int64_t l, h;
+        clip_taps(start[a] + g[a].pad_begin, g[a].k, g[a].d, g[a].in + g[a].pad_begin + g[a].pad_end, &l, &h);
+        count *= h - l;
+      } else {
+        count *= hi[a] - lo[a];
+      }
+    }
+    return count > 0 ? acc / static_cast<float>(count) : 0.f;
+  }
+
+  bool max_;
+  WindowAttrs w_;
+  bool count_include_pad_;
+};
+
+template <bool kMax>
+std::unique_ptr<Kernel> make_pool(const KernelInit& init) {
+  if (init.num_inputs() != 1 || init.input_dtypes[0] != DType::f32) return nullptr;
+  if (init.num_outputs() > 1 && init.output_dtypes[1] != DType::undefined) return nullptr;  // Indices
+  const std::vector<int64_t> k = init.attrs.get_ints("kernel_shape");
+  if (k.empty() || k.size() > 3) return nullptr;
+  WindowAttrs w;
+  if (!w.read(init.attrs, k.size())) return nullptr;
+  if (!kMax && init.opset < 19 && init.attrs.has("dilations")) return nullptr;
+  return std::make_unique<PoolKernel>(kMax, std::move(w),
+                                      init.attrs.get_int("count_include_pad", 0) != 0);
+}
+SLIVER_REGISTER_KERNEL("MaxPool", make_pool<true>);
+SLIVER_REGISTER_KERNEL("AveragePool", make_pool<false>);
+
+// ---- global pools: one value per (n, c) plane ----
+
+class GlobalPoolKernel final : public Kernel {
+ public:
+  explicit GlobalPoolKernel(bool max) : max_(max) {}
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& x = need(in, 0);
+    if (x.dtype != DType::f32 || x.rank() < 2) fail("expected a float input of rank >= 2");
+    Shape yshape = x.shape;
+    for (size_t i = 2; i < yshape.size(); ++i) yshape[i] = 1;
+    Tensor y = Tensor::empty(DType::f32, yshape);
+    const int64_t planes = x.shape[0] * x.shape[1];
+    const int64_t n = planes ? x.numel() / planes : 0;
+    const float* px = x.ptr<float>();
+    float* py = y.ptr<float>();
+    parallel_for(ctx.pool, planes, static_cast<double>(n), [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p)
+        py[p] = max_ ? row_max(px + p * n, n) : row_sum(px + p * n, n) / static_cast<float>(n);
+    });
+    out[0] = std::move(y);
+  }
+
+ private:
+  bool max_;
+};
+
+template <bool kMax>
+std::unique_ptr<Kernel> make_global_pool(const KernelInit& init) {
+  if (init.num_inputs() != 1 || init.input_dtypes[0] != DType::f32) return nullptr;
+  return std::make_unique<GlobalPoolKernel>(kMax);
+}
+SLIVER_REGISTER_KERNEL("GlobalMaxPool", make_global_pool<true>);
+SLIVER_REGISTER_KERNEL("GlobalAveragePool", make_global_pool<false>);
+
+}  // namespace
+}  // namespace sliver::ops

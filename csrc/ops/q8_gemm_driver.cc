@@ -1,0 +1,287 @@
+// 8-bit GEMM driver: kernel choice, per-call corrections, cache blocking and threading.
+//
+// Loop nest, per task (a block of rows x a range of B panels):
+//   pack the A block (MC rows, all of K) into per-thread scratch, with its row sums
+//    for each B panel (NR columns x all of K: stays in L1/L2 while ...)
+//     for each MR-row A panel (... A panels stream from L2 through the micro-kernel)
+//       kernel -> int32 tile (registers -> 256 bytes of L1) -> epilogue writes C
+// K is not blocked: each tile accumulates all of K in registers, so the corrections and the
+// requantization run once, on finished sums. MC is chosen so the packed A block fits in L2.
+//
+// Threads: tasks are (row block, panel range) rectangles handed out dynamically; a task whose
+// row block is shared with another packs its own copy of it (O(MC*K), small next to the
+// O(MC*NC*K) product). Integer sums are exact, so the result is independent of the split.
+//
+// Kernel selection (isa_usable from dispatch.cc) is made here, per call option; it can move to
+// dispatch.cc's table once that grows a q8 entry.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "sliver/cpu.h"
+#include "sliver/error.h"
+#include "sliver/qgemm.h"
+#include "sliver/thread_pool.h"
+
+namespace sliver {
+namespace {
+
+constexpr int64_t kMR = 4, kNR = 16, kKR = 4;
+// Packed A block budget: half of Zen 3's 512 KiB L2, the rest for B panels and C.
+constexpr int64_t kABlockBytes = 256 << 10;
+constexpr int64_t kMaxMC = 512;
+// B panels visited per A panel: a block this big stays in L2 (see run_task).
+constexpr int64_t kBBlockBytes = 320 << 10;
+// Below this many multiply-adds a call runs on the calling thread only.
+constexpr double kMinParallelMacs = 1 << 18;
+// Tasks per thread when work is split (dynamic hand-out evens out uneven tiles).
+constexpr int64_t kTasksPerThread = 4;
+constexpr size_t kAlign = 64;
+
+const Q8GemmKernel kKernels[] = {
+#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format) \
+  {#name, mr, nr, kr, #isa, QAFormat::a_format, name},
+#include "../ukernels/q8_gemm/q8_gemm.inc"
+#undef SLIVER_Q8_GEMM_KERNEL
+};
+
+struct KernelSet {
+  const Q8GemmKernel* fast = nullptr;   // offset_u8 format
+  const Q8GemmKernel* exact = nullptr;  // sign_mag format
+  Q8PackAFn pack_a = q8_pack_a_scalar;
+  Q8EpilogueFn (*epilogue_for)(const Q8EpilogueParams&) = q8_epilogue_scalar_for;
+};
+
+bool isa_ok(const char* isa, bool force_scalar) {
+  const std::string s = isa;
+  return s == "scalar" || (!force_scalar && isa_usable(s));
+}
+
+KernelSet select_kernels(bool force_scalar) {
+  KernelSet ks;
+  for (const Q8GemmKernel& k : kKernels) {
+    if (!isa_ok(k.isa, force_scalar)) continue;
+    if (k.a_format == QAFormat::offset_u8 && !ks.fast) ks.fast = &k;
+    if (k.a_format == QAFormat::sign_mag && !ks.exact) ks.exact = &k;
+  }
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa_ok("avx2", force_scalar)) {
+    ks.pack_a = q8_pack_a_avx2;
+    ks.epilogue_for = q8_epilogue_avx2_for;
+  }
+#endif
+  return ks;
+}
+
+const KernelSet& kernels_for(bool force_scalar) {
+  static const KernelSet native = select_kernels(false), scalar = select_kernels(true);
+  return force_scalar ? scalar : native;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int32_t dtype_shift(DType t) { return t == DType::u8 ? 128 : 0; }
+uint32_t u32(int32_t v) { return static_cast<uint32_t>(v); }
+
+// Per-thread buffers, grown on demand and kept for the thread's lifetime.
+struct Scratch {
+  void* buf = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(buf); }
+  uint8_t* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(buf);
+      cap = (bytes + kAlign - 1) / kAlign * kAlign;
+      buf = std::aligned_alloc(kAlign, cap);
+      if (!buf) throw std::bad_alloc();
+    }
+    return static_cast<uint8_t*>(buf);
+  }
+};
+thread_local Scratch t_scratch;
+
+struct Problem {
+  const QGemmArgs* args;
+  const PackedQ8B* b;
+  const KernelSet* ks;
+  Q8EpilogueParams ep;
+  Q8EpilogueFn epilogue = nullptr;
+  std::vector<uint8_t> use_fast;  // per panel
+  bool need_u8 = false, need_sm = false;
+  int64_t mc = 0;
+  int32_t beta_tensor = 0;  // folded into the row terms when B's zero point is per tensor
+  size_t c_elem = 4;
+};
+
+// Computes C rows [m0, m1) x panels [p0, p1).
+void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const QGemmArgs& A = *P.args;
+  const PackedQ8B& B = *P.b;
+  const int64_t kp = B.kp, rows = m1 - m0, panels_m = ceil_div(rows, kMR);
+  const size_t u8_bytes = P.need_u8 ? panels_m * kp * kMR : 0;
+  const size_t sm_bytes = P.need_sm ? panels_m * kp * kMR * 2 : 0;
+  const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
+  const size_t tile_bytes = kMR * kNR * sizeof(int32_t);
+  auto round = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  uint8_t* base =
+      t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes) + tile_bytes);
+  uint8_t* a_u8 = P.need_u8 ? base : nullptr;
+  uint8_t* a_sm = P.need_sm ? base + round(u8_bytes) : nullptr;
+  int32_t* rowsum = reinterpret_cast<int32_t*>(base + round(u8_bytes) + round(sm_bytes));
+  int32_t* negsum = rowsum + round(row_bytes) / sizeof(int32_t);
+  int32_t* term_fast = negsum + round(row_bytes) / sizeof(int32_t);
+  int32_t* term_exact = term_fast + round(row_bytes) / sizeof(int32_t);
+  int32_t* tile = term_exact + round(row_bytes) / sizeof(int32_t);
+
+  const uint8_t* a = static_cast<const uint8_t*>(A.a) + m0 * A.lda;
+  P.ks->pack_a(rows, B.K, kp, a, A.a_type, A.lda, a_u8, a_sm, rowsum, negsum);
+  // sum_k x*w = fast tile - 128 colsum (in col_term) = exact tile + negsum
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint32_t beta_row = u32(P.beta_tensor) * u32(rowsum[i]);
+    term_fast[i] = static_cast<int32_t>(beta_row);
+    term_exact[i] = static_cast<int32_t>(beta_row + u32(negsum[i]));
+  }
+
+  const int64_t kgroups = kp / kKR;
+  uint8_t* c = static_cast<uint8_t*>(A.c);
+  auto tile_at = [&](int64_t p, int64_t ip) {
+    const bool fast = P.use_fast[p] != 0;
+    const Q8GemmKernel& kern = fast ? *P.ks->fast : *P.ks->exact;
+    const uint8_t* apack = fast ? a_u8 : a_sm;
+    const int64_t a_stride = kp * kMR * (fast ? 1 : 2);
+    const int32_t* term = fast ? term_fast : term_exact;
+    const int64_t n0 = p * kNR, nc = std::min(kNR, B.N - n0);
+    const int64_t i0 = ip * kMR, mr = std::min(kMR, rows - i0);
+    kern.fn(mr, kgroups, apack + ip * a_stride, B.panel(p), tile);
+    P.epilogue(P.ep, tile, kNR, mr, nc, n0, term + i0, rowsum + i0,
+               c + ((m0 + i0) * A.ldc + n0) * P.c_elem, A.ldc);
+  };
+  // B panels in blocks that stay in L2; each A panel (L1) meets a whole block, so C is written
+  // in runs of block-width rows, not one 64-byte line per row (power-of-two ldc would otherwise
+  // pile those lines into a few cache sets).
+  const int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
+  for (int64_t pb = p0; pb < p1; pb += block) {
+    const int64_t pe = std::min(p1, pb + block);
+    for (int64_t ip = 0; ip < panels_m; ++ip)
+      for (int64_t p = pb; p < pe; ++p) tile_at(p, ip);
+  }
+}
+
+void check_args(const QGemmArgs& A, const PackedQ8B& B) {
+  SLIVER_CHECK(A.M >= 0, "qgemm: M=", A.M);
+  SLIVER_CHECK(B.nr == kNR && B.kr == kKR, "qgemm: B packed for ", B.nr, "x", B.kr);
+  SLIVER_CHECK(A.a_type == DType::u8 || A.a_type == DType::i8, "qgemm: A must be u8 or i8, got ",
+               dtype_name(A.a_type));
+  const int32_t alo = A.a_type == DType::u8 ? 0 : -128, ahi = alo + 255;
+  SLIVER_CHECK(A.a_zero_point >= alo && A.a_zero_point <= ahi, "qgemm: A zero point ",
+               A.a_zero_point, " out of range");
+  SLIVER_CHECK(A.M * B.K == 0 || A.a != nullptr, "qgemm: null A");
+  SLIVER_CHECK(A.M <= 1 || A.lda >= B.K, "qgemm: lda=", A.lda, " < K=", B.K);
+  SLIVER_CHECK(A.M * B.N == 0 || A.c != nullptr, "qgemm: null C");
+  SLIVER_CHECK(A.M <= 1 || A.ldc >= B.N, "qgemm: ldc=", A.ldc, " < N=", B.N);
+  if (A.output != QGemmOutput::int32)
+    SLIVER_CHECK(A.b_scale != nullptr, "qgemm: b_scale needed for this output");
+  if (A.output == QGemmOutput::quantized) {
+    SLIVER_CHECK(A.y_type == DType::u8 || A.y_type == DType::i8, "qgemm: y must be u8 or i8");
+    const int32_t ylo = A.y_type == DType::u8 ? 0 : -128, yhi = ylo + 255;
+    SLIVER_CHECK(A.y_zero_point >= ylo && A.y_zero_point <= yhi, "qgemm: y zero point ",
+                 A.y_zero_point, " out of range");
+    SLIVER_CHECK(ylo <= A.qmin && A.qmin <= A.qmax && A.qmax <= yhi, "qgemm: clamp [", A.qmin, ", ",
+                 A.qmax, "] outside the output type");
+  }
+}
+
+}  // namespace
+
+std::vector<const Q8GemmKernel*> q8_gemm_kernels() {
+  std::vector<const Q8GemmKernel*> v;
+  for (const Q8GemmKernel& k : kKernels) v.push_back(&k);
+  return v;
+}
+
+void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QGemmOptions& opt) {
+  check_args(args, b);
+  const int64_t M = args.M, N = b.N, K = b.K;
+  if (M == 0 || N == 0) return;
+
+  Problem P;
+  P.args = &args;
+  P.b = &b;
+  P.ks = &kernels_for(opt.force_scalar);
+  const int64_t panels = b.panels(), np = panels * kNR;
+  P.use_fast.resize(panels);
+  for (int64_t p = 0; p < panels; ++p) {
+    P.use_fast[p] =
+        opt.path == QGemmPath::fast || (opt.path == QGemmPath::automatic && b.panel_fast_safe[p]);
+    (P.use_fast[p] ? P.need_u8 : P.need_sm) = true;
+  }
+
+  // Column terms (see qgemm.h): alpha*colsum + K*alpha*beta + bias, minus 128*colsum on fast
+  // panels, whose tiles hold sum (x + 128) * w.
+  const int32_t alpha = dtype_shift(args.a_type) - args.a_zero_point;
+  std::vector<int32_t> col_term(np), col_beta;
+  std::vector<float> col_scale;
+  std::vector<double> col_scale_f64;
+  for (int64_t n = 0; n < np; ++n) {
+    uint32_t t =
+        u32(alpha) * u32(b.colsum[n]) + u32(static_cast<int32_t>(K)) * u32(alpha) * u32(b.beta[n]);
+    if (n < N && args.bias) t += u32(args.bias[n]);
+    if (P.use_fast[n / kNR]) t -= 128u * u32(b.colsum[n]);
+    col_term[n] = static_cast<int32_t>(t);
+  }
+  if (b.per_column_zero_point) {
+    col_beta = b.beta;
+    P.ep.col_beta = col_beta.data();
+  } else {
+    P.beta_tensor = b.beta[0];
+  }
+  P.ep.output = args.output;
+  P.ep.col_term = col_term.data();
+  if (args.output != QGemmOutput::int32) {
+    col_scale.assign(np, 0.f);
+    for (int64_t n = 0; n < N; ++n) {
+      const float bs = args.b_scale[args.b_scale_per_column ? n : 0];
+      col_scale[n] = args.output == QGemmOutput::quantized
+                         ? requant_multiplier(args.a_scale, bs, args.y_scale)
+                         : args.a_scale * bs;
+    }
+    P.ep.col_scale = col_scale.data();
+    col_scale_f64.assign(col_scale.begin(), col_scale.end());
+    P.ep.col_scale_f64 = col_scale_f64.data();
+  }
+  P.ep.float_bias = args.float_bias;
+  P.ep.y_zero_point = args.y_zero_point;
+  P.ep.qmin = args.qmin;
+  P.ep.qmax = args.qmax;
+  P.ep.y_type = args.y_type;
+  P.ep.rounding = args.rounding;
+  P.c_elem = args.output == QGemmOutput::quantized ? 1 : 4;
+  P.epilogue = P.ks->epilogue_for(P.ep);
+
+  const int64_t a_row_bytes =
+      std::max<int64_t>(1, b.kp * ((P.need_u8 ? 1 : 0) + (P.need_sm ? 2 : 0)));
+  P.mc = std::clamp<int64_t>(kABlockBytes / a_row_bytes / kMR * kMR, kMR, kMaxMC);
+
+  const int threads = pool ? pool->num_threads() : 1;
+  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
+  const int64_t m_blocks = ceil_div(M, P.mc);
+  if (threads <= 1 || macs < kMinParallelMacs) {
+    for (int64_t i = 0; i < m_blocks; ++i)
+      run_task(P, i * P.mc, std::min(M, (i + 1) * P.mc), 0, panels);
+    return;
+  }
+  // Enough tasks for dynamic balance; split panels only when rows alone are too few.
+  const int64_t want = threads * kTasksPerThread;
+  const int64_t n_chunks = std::clamp<int64_t>(ceil_div(want, m_blocks), 1, panels);
+  const int64_t chunk = ceil_div(panels, n_chunks);
+  const int64_t n_tasks = ceil_div(panels, chunk);
+  pool->parallel_tasks(m_blocks * n_tasks, [&](int64_t t) {
+    const int64_t i = t / n_tasks, j = t % n_tasks;
+    run_task(P, i * P.mc, std::min(M, (i + 1) * P.mc), j * chunk,
+             std::min(panels, (j + 1) * chunk));
+  });
+}
+
+}  // namespace sliver

@@ -1,0 +1,446 @@
+// com.microsoft quantized elementwise ops, bit-exact with onnxruntime's CPU kernels (AVX2 build):
+// QLinearAdd, QLinearMul, QLinearLeakyRelu, QLinearSigmoid, QLinearGlobalAveragePool,
+// QLinearConcat.
+//
+// Why tables. The output of an 8-bit elementwise op is a function of at most two input codes,
+// and onnxruntime's float formula (with its fused multiply-adds) is cheap to evaluate exactly
+// once per code pair: a 64 KiB table built at session creation makes run() a gather that is
+// exact by construction. Unary ops get a 256-entry table, as onnxruntime does itself.
+//
+// The formulas (see python/sliver/ops/contrib.py for the same in numpy):
+//  QLinearAdd:  ra = sa/sc, rb = sb/sc, fixed = zc - fma(ra, za, rb*zb)
+//               vector-vector and scalar-B runs: fma(a, ra, fma(b, rb, fixed))
+//               scalar-A runs:                   fma(b, rb, fma(a, ra, fixed))
+//  QLinearMul:  (a - za)(b - zb) * (sa*sb/sc) + zc          (float32, no fusion)
+//  then round half to even and saturate.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/common.h"
+#include "ops/quant_util.h"
+#include "sliver/broadcast.h"
+#include "sliver/kernel.h"
+
+namespace sliver::ops {
+namespace {
+
+// The code of byte b read as T (u8 or s8), as an int.
+template <class T>
+int32_t code(int b) {
+  return static_cast<int32_t>(static_cast<T>(static_cast<uint8_t>(b)));
+}
+
+template <class T>
+uint8_t saturate_round(float v) {
+  const float lo = static_cast<float>(q::qmin<T>()), hi = static_cast<float>(q::qmax<T>());
+  v = v > lo ? v : lo;
+  v = v < hi ? v : hi;
+  return static_cast<uint8_t>(static_cast<T>(static_cast<int32_t>(q::round_even_small(v))));
+}
+
+struct BinaryParams {
+  float sa, sb, sc;
+  int32_t za, zb, zc;
+};
+
+BinaryParams read_binary_params(const KernelInit& init) {
+  BinaryParams p;
+  p.sa = q::scalar_f32(init.const_inputs[1], "A_scale");
+  p.za = q::scalar_zp(q::const_input(init, 2), "A_zero_point");
+  p.sb = q::scalar_f32(init.const_inputs[4], "B_scale");
+  p.zb = q::scalar_zp(q::const_input(init, 5), "B_zero_point");
+  p.sc = q::scalar_f32(init.const_inputs[6], "C_scale");
+  p.zc = q::scalar_zp(q::const_input(init, 7), "C_zero_point");
+  return p;
+}
+
+// table[a_byte * 256 + b_byte]
+using PairTable = std::vector<uint8_t>;
+
+template <class T>
+void build_add_tables(const BinaryParams& p, PairTable* ab_first_b, PairTable* a_first) {
+  const float ra = p.sa / p.sc, rb = p.sb / p.sc;
+  const float fixed = static_cast<float>(p.zc) -
+                      std::fma(ra, static_cast<float>(p.za), rb * static_cast<float>(p.zb));
+  ab_first_b->resize(65536);
+  a_first->resize(65536);
+  for (int i = 0; i < 256; ++i) {
+    const float a = static_cast<float>(code<T>(i));
+    const float fa = std::fma(a, ra, fixed);
+    for (int j = 0; j < 256; ++j) {
+      const float b = static_cast<float>(code<T>(j));
+      (*ab_first_b)[i * 256 + j] = saturate_round<T>(std::fma(a, ra, std::fma(b, rb, fixed)));
+      (*a_first)[i * 256 + j] = saturate_round<T>(std::fma(b, rb, fa));
+    }
+  }
+}
+
+template <class T>
+void build_mul_table(const BinaryParams& p, PairTable* t) {
+  const float ratio = p.sa * p.sb / p.sc;
+  const float zc = static_cast<float>(p.zc);
+  t->resize(65536);
+  for (int i = 0; i < 256; ++i) {
+    const int32_t a = code<T>(i) - p.za;
+    for (int j = 0; j < 256; ++j) {
+      const int32_t prod = a * (code<T>(j) - p.zb);
+      const float m = q::opaque(static_cast<float>(prod) * ratio);
+      (*t)[i * 256 + j] = saturate_round<T>(m + zc);
+    }
+  }
+}
+
+class QLinearBinaryKernel final : public Kernel {
+ public:
+  QLinearBinaryKernel(std::string op, DType t, PairTable main, PairTable a_scalar)
+      : op_(std::move(op)), t_(t), main_(std::move(main)), a_scalar_(std::move(a_scalar)) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& a = need(in, 0);
+    const Tensor& b = need(in, 3);
+    if (a.dtype != t_ || b.dtype != t_)
+      fail(op_, ": inputs are ", dtype_name(a.dtype), " and ", dtype_name(b.dtype), ", expected ",
+           dtype_name(t_));
+    const Shape shape = broadcast_shapes({a.shape, b.shape});
+    out[0] = Tensor::empty(t_, shape);
+    if (out[0].numel() == 0) return;
+    const BroadcastLoop L = plan_broadcast(shape, {a.shape, b.shape});
+    const uint8_t* pa = static_cast<const uint8_t*>(a.data);
+    const uint8_t* pb = static_cast<const uint8_t*>(b.data);
+    uint8_t* pc = static_cast<uint8_t*>(out[0].data);
+    const int64_t run = L.run();
+    const int64_t sa = L.inner_stride(0), sb = L.inner_stride(1);
+    // onnxruntime folds a constant A first; B constant and both advancing share one formula.
+    const uint8_t* table = sa == 0 ? a_scalar_.data() : main_.data();
+    parallel_for(ctx.pool, L.runs(), static_cast<double>(run), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* ra = pa + L.offset(0, r);
+        const uint8_t* rb = pb + L.offset(1, r);
+        uint8_t* rc = pc + r * run;
+        if (sa == 0 && sb == 0) {
+          std::memset(rc, table[ra[0] * 256 + rb[0]], static_cast<size_t>(run));
+        } else if (sa == 0) {
+          const uint8_t* row = table + ra[0] * 256;
+          for (int64_t i = 0; i < run; ++i) rc[i] = row[rb[i]];
+        } else if (sb == 0) {
+          const uint8_t* col = table + rb[0];
+          for (int64_t i = 0; i < run; ++i) rc[i] = col[ra[i] * 256];
+        } else {
+          for (int64_t i = 0; i < run; ++i) rc[i] = table[ra[i] * 256 + rb[i]];
+        }
+      }
+    });
+  }
+  std::string describe() const override { return "native " + op_ + " (pair table)"; }
+
+ private:
+  std::string op_;
+  DType t_;
+  PairTable main_, a_scalar_;
+};
+
+// Scales and zero points must be constants (they are in every quantized model): the tables are
+// built once. Otherwise the Python implementation runs.
+bool binary_params_const(const KernelInit& init) {
+  if (init.num_inputs() < 7) return false;
+  for (int i : {1, 4, 6})
+    if (!init.is_const(i)) return false;
+  for (int i : {2, 5, 7})
+    if (!q::const_or_missing(init, i)) return false;
+  return true;
+}
+
+std::unique_ptr<Kernel> make_qlinear_add(const KernelInit& init) {
+  if (!binary_params_const(init)) return nullptr;
+  const DType t = q::q8_dtype(init, 0, 2);
+  if (!q::is_q8(t)) return nullptr;
+  const BinaryParams p = read_binary_params(init);
+  PairTable main, a_first;
+  if (t == DType::u8) {
+    build_add_tables<uint8_t>(p, &main, &a_first);
+  } else {
+    build_add_tables<int8_t>(p, &main, &a_first);
+  }
+  return std::make_unique<QLinearBinaryKernel>("QLinearAdd", t, std::move(main), std::move(a_first));
+}
+
+std::unique_ptr<Kernel> make_qlinear_mul(const KernelInit& init) {
+  if (!binary_params_const(init)) return nullptr;
+  const DType t = q::q8_dtype(init, 0, 2);
+  if (!q::is_q8(t)) return nullptr;
+  const BinaryParams p = read_binary_params(init);
+  PairTable table;
+  if (t == DType::u8) {
+    build_mul_table<uint8_t>(p, &table);
+  } else {
+    build_mul_table<int8_t>(p, &table);
+  }
+  PairTable copy = table;  // the product is symmetric: both paths use the same table
+  return std::make_unique<QLinearBinaryKernel>("QLinearMul", t, std::move(table), std::move(copy));
+}
+
+// ---- unary lookup ops ----
+
+// MLAS's logistic (the FMA3 kernel): Eigen's rational approximation p(x) / q(x) + 0.5 on x
+// clamped to [-18, 18], evaluated with fused multiply-adds, clamped to [0, 1].
+float mlas_logistic(float x) {
+  static const float kAlpha[] = {4.37031012579801e-11f, 1.15627324459942e-07f,
+                                 6.08574864600143e-05f, 8.51377133304701e-03f,
+                                 2.48287947061529e-01f};
+  static const float kBeta[] = {6.10247389755681e-13f, 5.76102136993427e-09f,
+                                6.29106785017040e-06f, 1.70198817374094e-03f,
+                                1.16817656904453e-01f, 9.93151921023180e-01f};
+  x = std::min(std::max(x, -18.f), 18.f);
+  const float x2 = x * x;
+  float p = std::fma(x2, kAlpha[0], kAlpha[1]);
+  for (int i = 2; i < 5; ++i) p = std::fma(p, x2, kAlpha[i]);
+  p = q::opaque(p * x);
+  float q = std::fma(x2, kBeta[0], kBeta[1]);
+  for (int i = 2; i < 6; ++i) q = std::fma(q, x2, kBeta[i]);
+  const float y = p / q + 0.5f;
+  return std::min(std::max(y, 0.f), 1.f);
+}
+
+// table[byte] = quantize(fn(xs * (code - xz))), onnxruntime's QlinearBuildLookupTable.
+template <class T, class F>
+std::vector<uint8_t> build_unary_table(float xs, int32_t xz, float ys, int32_t yz, F fn) {
+  std::vector<uint8_t> t(256);
+  for (int i = 0; i < 256; ++i) {
+    const float x = xs * static_cast<float>(code<T>(i) - xz);
+    t[i] = static_cast<uint8_t>(q::quantize_one<T>(fn(x), ys, yz));
+  }
+  return t;
+}
+
+void apply_table(ThreadPool* pool, const uint8_t* table, const uint8_t* x, uint8_t* y, int64_t n) {
+  parallel_for(pool, n, 1.0, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = table[x[i]];
+  });
+}
+
+class QLinearUnaryKernel final : public Kernel {
+ public:
+  QLinearUnaryKernel(std::string op, DType t, std::vector<uint8_t> table)
+      : op_(std::move(op)), t_(t), table_(std::move(table)) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& x = need(in, 0);
+    if (x.dtype != t_) fail(op_, ": input is ", dtype_name(x.dtype), ", expected ", dtype_name(t_));
+    out[0] = Tensor::empty(t_, x.shape);
+    apply_table(ctx.pool, table_.data(), static_cast<const uint8_t*>(x.data),
+                static_cast<uint8_t*>(out[0].data), x.numel());
+  }
+  std::string describe() const override { return "native " + op_ + " (table)"; }
+
+ private:
+  std::string op_;
+  DType t_;
+  std::vector<uint8_t> table_;
+};
+
+template <class Fn>
+std::unique_ptr<Kernel> make_unary(const KernelInit& init, const char* op, Fn fn) {
+  if (init.num_inputs() < 4 || !init.is_const(1) || !init.is_const(3)) return nullptr;
+  if (!q::const_or_missing(init, 2) || !q::const_or_missing(init, 4)) return nullptr;
+  const DType t = q::q8_dtype(init, 0, 2);
+  if (!q::is_q8(t)) return nullptr;
+  const float xs = q::scalar_f32(init.const_inputs[1], "X_scale");
+  const int32_t xz = q::scalar_zp(q::const_input(init, 2), "X_zero_point");
+  const float ys = q::scalar_f32(init.const_inputs[3], "Y_scale");
+  const int32_t yz = q::scalar_zp(q::const_input(init, 4), "Y_zero_point");
+  auto table = t == DType::u8 ? build_unary_table<uint8_t>(xs, xz, ys, yz, fn)
+                              : build_unary_table<int8_t>(xs, xz, ys, yz, fn);
+  return std::make_unique<QLinearUnaryKernel>(op, t, std::move(table));
+}
+
+std::unique_ptr<Kernel> make_qlinear_leaky_relu(const KernelInit& init) {
+  const float alpha = static_cast<float>(init.attrs.get_float("alpha", 0.01));
+  return make_unary(init, "QLinearLeakyRelu",
+                    [alpha](float v) { return v >= 0.f ? v : alpha * v; });
+}
+
+std::unique_ptr<Kernel> make_qlinear_sigmoid(const KernelInit& init) {
+  return make_unary(init, "QLinearSigmoid", mlas_logistic);
+}
+
+// ---- QLinearGlobalAveragePool ----
+
+// MLAS: acc = sum(x) - xz * n exactly in int32, then round(float(acc) * (xs / (ys * n))) + yz,
+// clamped before rounding to [qmin - yz, qmax - yz].
+class QLinearGlobalAvgPoolKernel final : public Kernel {
+ public:
+  explicit QLinearGlobalAvgPoolKernel(bool channels_last) : channels_last_(channels_last) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& x = need(in, 0);
+    if (x.rank() < 3)
+      fail("QLinearGlobalAveragePool: input ", shape_str(x.shape), " has rank < 3");
+    const float xs = q::scalar_f32(need(in, 1), "x_scale");
+    const int32_t xz = q::scalar_zp(opt(in, 2), "x_zero_point");
+    const float ys = q::scalar_f32(need(in, 3), "y_scale");
+    const int32_t yz = q::scalar_zp(opt(in, 4), "y_zero_point");
+    Shape oshape = x.shape;
+    const int64_t c_axis = channels_last_ ? x.rank() - 1 : 1;
+    const int64_t batch = x.shape[0], channels = x.shape[c_axis];
+    int64_t image = 1;
+    for (int64_t d = 1; d < x.rank(); ++d) {
+      if (d == c_axis) continue;
+      image *= x.shape[d];
+      oshape[d] = 1;
+    }
+    out[0] = Tensor::empty(x.dtype, oshape);
+    if (x.dtype == DType::u8) {
+      compute<uint8_t>(ctx, x, xs, xz, ys, yz, batch, channels, image, out[0]);
+    } else if (x.dtype == DType::i8) {
+      compute<int8_t>(ctx, x, xs, xz, ys, yz, batch, channels, image, out[0]);
+    } else {
+      fail("QLinearGlobalAveragePool: input type ", dtype_name(x.dtype), " not handled");
+    }
+  }
+  std::string describe() const override { return "native QLinearGlobalAveragePool"; }
+
+ private:
+  template <class T>
+  void compute(RunContext& ctx, const Tensor& x, float xs, int32_t xz, float ys, int32_t yz,
+               int64_t batch, int64_t channels, int64_t image, Tensor& y) const {
+    const float scale = xs / (ys * static_cast<float>(image));
+    const int32_t bias = -xz * static_cast<int32_t>(image);
+    const float lo = static_cast<float>(q::qmin<T>() - yz), hi = static_cast<float>(q::qmax<T>() - yz);
+    auto finish = [&](int32_t sum) {
+      float v = static_cast<float>(sum + bias) * scale;
+      v = v > lo ? v : lo;
+      v = v < hi ? v : hi;
+      return static_cast<T>(static_cast<int32_t>(q::round_even_small(v)) + yz);
+    };
+    const T* px = x.ptr<T>();
+    T* py = y.ptr<T>();
+    if (!channels_last_) {
+      parallel_for(ctx.pool, batch * channels, static_cast<double>(image), [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const T* row = px + r * image;
+          int32_t sum = 0;
+          for (int64_t i = 0; i < image; ++i) sum += row[i];
+          py[r] = finish(sum);
+        }
+      });
+      return;
+    }
+    parallel_for(ctx.pool, batch, static_cast<double>(image * channels), [&](int64_t b, int64_t e) {
+      std::vector<int32_t> acc(static_cast<size_t>(channels));
+      for (int64_t n = b; n < e; ++n) {
+        std::fill(acc.begin(), acc.end(), 0);
+        const T* img = px + n * image * channels;
+        for (int64_t i = 0; i < image; ++i)
+          for (int64_t c = 0; c < channels; ++c) acc[c] += img[i * channels + c];
+        for (int64_t c = 0; c < channels; ++c) py[n * channels + c] = finish(acc[c]);
+      }
+    });
+  }
+
+  bool channels_last_;
+};
+
+std::unique_ptr<Kernel> make_qlinear_global_avg_pool(const KernelInit& init) {
+  const DType t = in_dtype(init, 0);
+  if (t != DType::undefined && !q::is_q8(t)) return nullptr;
+  return std::make_unique<QLinearGlobalAvgPoolKernel>(init.attrs.get_int("channels_last", 0) != 0);
+}
+
+// ---- QLinearConcat ----
+
+// Inputs: Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) triples. Each input is copied
+// when its scale and zero point equal the output's, else mapped through a requantize table
+// (quantize(xs * (code - xz)) with the output's parameters), as onnxruntime does.
+class QLinearConcatKernel final : public Kernel {
+ public:
+  explicit QLinearConcatKernel(int64_t axis) : axis_(axis) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    if (in.size() < 5 || (in.size() - 2) % 3 != 0)
+      fail("QLinearConcat: expected Y_scale, Y_zero_point and (X, scale, zero point) triples, got ",
+           in.size(), " inputs");
+    const float ys = q::scalar_f32(need(in, 0), "Y_scale");
+    const Tensor& yzt = need(in, 1);
+    const DType t = yzt.dtype;
+    if (!q::is_q8(t)) fail("QLinearConcat: Y_zero_point type ", dtype_name(t), " not handled");
+    const int32_t yz = q::scalar_zp(&yzt, "Y_zero_point");
+    const size_t n_in = (in.size() - 2) / 3;
+    const Tensor& first = need(in, 2);
+    const int64_t rank = first.rank();
+    const int64_t axis = normalize_axis(axis_, rank);
+    Shape oshape = first.shape;
+    oshape[axis] = 0;
+    for (size_t k = 0; k < n_in; ++k) {
+      const Tensor& x = need(in, 2 + 3 * k);
+      if (x.dtype != t || x.rank() != rank)
+        fail("QLinearConcat: input ", k, " is ", dtype_name(x.dtype), shape_str(x.shape));
+      for (int64_t d = 0; d < rank; ++d)
+        if (d != axis && x.shape[d] != first.shape[d])
+          fail("QLinearConcat: input ", k, " shape ", shape_str(x.shape), " vs ",
+               shape_str(first.shape));
+      oshape[axis] += x.shape[axis];
+    }
+    out[0] = Tensor::empty(t, oshape);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= oshape[d];
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= oshape[d];
+    const int64_t out_pitch = oshape[axis] * inner;
+    uint8_t* py = static_cast<uint8_t*>(out[0].data);
+    int64_t offset = 0;
+    for (size_t k = 0; k < n_in; ++k) {
+      const Tensor& x = *in[2 + 3 * k];
+      const float xs = q::scalar_f32(need(in, 3 + 3 * k), "X_scale");
+      const int32_t xz = q::scalar_zp(opt(in, 4 + 3 * k), "X_zero_point");
+      const int64_t pitch = x.shape[axis] * inner;
+      const uint8_t* px = static_cast<const uint8_t*>(x.data);
+      const bool copy = xs == ys && xz == yz;
+      std::vector<uint8_t> table;
+      if (!copy) {
+        auto id = [](float v) { return v; };
+        table = t == DType::u8 ? build_unary_table<uint8_t>(xs, xz, ys, yz, id)
+                               : build_unary_table<int8_t>(xs, xz, ys, yz, id);
+      }
+      parallel_for(ctx.pool, outer, static_cast<double>(pitch), [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          const uint8_t* src = px + o * pitch;
+          uint8_t* dst = py + o * out_pitch + offset;
+          if (copy) {
+            std::memcpy(dst, src, static_cast<size_t>(pitch));
+          } else {
+            for (int64_t i = 0; i < pitch; ++i) dst[i] = table[src[i]];
+          }
+        }
+      });
+      offset += pitch;
+    }
+  }
+  std::string describe() const override { return "native QLinearConcat"; }
+
+ private:
+  int64_t axis_;
+};
+
+std::unique_ptr<Kernel> make_qlinear_concat(const KernelInit& init) {
+  if (!init.attrs.has("axis")) return nullptr;
+  return std::make_unique<QLinearConcatKernel>(init.attrs.get_int("axis", 0));
+}
+
+}  // namespace
+
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearAdd", make_qlinear_add);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearMul", make_qlinear_mul);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearLeakyRelu", make_qlinear_leaky_relu);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearSigmoid", make_qlinear_sigmoid);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearGlobalAveragePool", make_qlinear_global_avg_pool);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearConcat", make_qlinear_concat);
+
+}  // namespace sliver::ops

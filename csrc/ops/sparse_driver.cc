@@ -1,0 +1,519 @@
+// Sparse-weight driver (sparse.h): tiles, K chunks, row groups, threads, epilogues.
+//
+// Loop nest, per task (one tile of activation columns x a range of row blocks):
+//   pack the tile's panel (all of K, NT lanes, zero padded; int16 and centred for INT8)
+//    for each group of row blocks (its partial sums, G x R x NT, fit L1 next to a chunk slice)
+//     for each K chunk: micro-kernel over the group's blocks
+//       (first chunk starts from zero, later ones from the partial sums; the last one adds the
+//        bias and a simple activation and writes the output or the tile scratch)
+//     then finish: weights on the right transpose the tile into Y's rows; INT8 requantizes;
+//     activations without an in-kernel form, the residual and the post-activation run over
+//     the finished output segments (ops::finish_epilogue, the vector kernels).
+// Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8);
+// the last tile takes the smallest NT that covers the remainder, the vector form for one column.
+//
+// Threads: tasks are (tile, block range) rectangles handed out dynamically; when there are few
+// tiles (small batch on the right, a small image on the left) the row blocks are split too, and
+// each task packs its own copy of the panel (O(K x NT), small next to its product). Every
+// output row is summed in the same order whatever the split, so results do not depend on the
+// thread count.
+//
+// The cost model (end of file) was measured with benchmarks/bench_sparse.py on the 2-core AMD
+// EPYC (Zen 3) development machine: for each shape the dense kernel (f32_gemm / qgemm with
+// packed weights) and the sparse kernel were timed at densities 0.05 ... 0.6 and the crossover
+// density interpolated.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "ops/common.h"
+#include "sliver/cpu.h"
+#include "sliver/error.h"
+#include "sliver/requant.h"
+#include "sliver/sparse.h"
+#include "sliver/thread_pool.h"
+
+namespace sliver {
+namespace {
+
+constexpr size_t kAlign = 64;
+// Partial sums of one row group: with a chunk's panel slice (<= 24 KiB) inside a 32 KiB L1 the
+// group would not fit, but the slice is read R x NT at a time while the sums are touched once per
+// chunk, so the sums may spill to L2 cheaply; 16 KiB keeps most of them in L1.
+constexpr int64_t kGroupBytes = 1 << 30;
+// Below this many multiply-adds a call runs on the calling thread only.
+constexpr double kMinParallelMacs = 1 << 17;
+constexpr int64_t kTasksPerThread = 4;
+
+const F32SpmmKernel kF32Kernels[] = {
+#define SLIVER_F32_SPMM_KERNEL(name, nt, r, isa) {#name, nt, r, #isa, name},
+#include "../ukernels/f32_spmm/f32_spmm.inc"
+#undef SLIVER_F32_SPMM_KERNEL
+};
+const Q8SpmmKernel kQ8Kernels[] = {
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) {#name, nt, r, #isa, name},
+#include "../ukernels/q8_spmm/q8_spmm.inc"
+#undef SLIVER_Q8_SPMM_KERNEL
+};
+
+bool isa_ok(const char* isa, bool force_scalar) {
+  const std::string s = isa;
+  return s == "scalar" || (!force_scalar && isa_usable(s));
+}
+
+template <class K, size_t N>
+const K& find_kernel(const K (&table)[N], int nt, int r, bool force_scalar) {
+  for (const K& k : table)
+    if (k.nt == nt && k.r == r && isa_ok(k.isa, force_scalar)) return k;
+  fail("sparse: no kernel for tile ", nt, " and block ", r);
+}
+
+bool use_avx2(bool force_scalar) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return isa_ok("avx2", force_scalar);
+#else
+  (void)force_scalar;
+  return false;
+#endif
+}
+
+const F32SpmmHelpers& f32_helpers(bool force_scalar) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (use_avx2(force_scalar)) return kF32SpmmHelpersAvx2;
+#endif
+  return kF32SpmmHelpersScalar;
+}
+
+const Q8SpmmHelpers& q8_helpers(bool force_scalar) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (use_avx2(force_scalar)) return kQ8SpmmHelpersAvx2;
+#endif
+  return kQ8SpmmHelpersScalar;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Per-thread buffers (panel, partial sums, transposed tile), grown on demand and kept.
+struct Scratch {
+  void* buf[3] = {nullptr, nullptr, nullptr};
+  size_t cap[3] = {0, 0, 0};
+  ~Scratch() {
+    for (void* p : buf) std::free(p);
+  }
+  template <class T>
+  T* get(int slot, int64_t n) {
+    const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T) + kAlign;
+    if (bytes > cap[slot]) {
+      std::free(buf[slot]);
+      cap[slot] = (bytes + kAlign - 1) / kAlign * kAlign;
+      buf[slot] = std::aligned_alloc(kAlign, cap[slot]);
+      if (!buf[slot]) throw std::bad_alloc();
+    }
+    return static_cast<T*>(buf[slot]);
+  }
+};
+thread_local Scratch t_scratch;
+
+struct Tile {
+  int64_t c0, nt;  // columns [c0, c0 + nt)
+  int NT;          // the kernel's tile
+};
+
+int widest_tile(int R) { return R == 1 ? 32 : R == 4 ? 16 : 8; }
+
+std::vector<Tile> make_tiles(int64_t cols, int R, int forced) {
+  std::vector<Tile> tiles;
+  if (forced) {
+    for (int64_t c0 = 0; c0 < cols; c0 += forced)
+      tiles.push_back({c0, std::min<int64_t>(forced, cols - c0), forced});
+    return tiles;
+  }
+  const int big = widest_tile(R);
+  int64_t c0 = 0;
+  for (; c0 + big <= cols; c0 += big) tiles.push_back({c0, big, big});
+  const int64_t rem = cols - c0;
+  if (rem > 0) tiles.push_back({c0, rem, rem == 1 ? 1 : rem <= 8 ? 8 : rem <= 16 ? 16 : 32});
+  return tiles;
+}
+
+// Runs fn(tile, block_begin, block_end) over every tile x all blocks, split into tasks.
+template <class Fn>
+void run_tasks(const std::vector<Tile>& tiles, int64_t nblocks, double macs, ThreadPool* pool,
+               const Fn& fn) {
+  const int threads = pool ? pool->num_threads() : 1;
+  const int64_t ntiles = static_cast<int64_t>(tiles.size());
+  if (threads <= 1 || macs < kMinParallelMacs) {
+    for (const Tile& t : tiles) fn(t, 0, nblocks);
+    return;
+  }
+  const int64_t want = threads * kTasksPerThread;
+  const int64_t per = ceil_div(nblocks, std::clamp<int64_t>(ceil_div(want, ntiles), 1, nblocks));
+  const int64_t splits = ceil_div(nblocks, per);
+  pool->parallel_tasks(ntiles * splits, [&](int64_t task) {
+    const int64_t i = task / splits, s = task % splits;
+    fn(tiles[static_cast<size_t>(i)], s * per, std::min(nblocks, (s + 1) * per));
+  });
+}
+
+int64_t group_blocks(int R, int NT, int64_t acc_bytes) {
+  return std::max<int64_t>(1, kGroupBytes / (R * NT * acc_bytes));
+}
+
+// ---- FP32 ----
+
+bool inline_act(Act a) {
+  return a == Act::none || a == Act::relu || a == Act::clip || a == Act::leaky_relu;
+}
+
+struct F32Problem {
+  const SparseF32Weights* w;
+  bool left;
+  const float* x;
+  int64_t ldx;
+  float* y;
+  int64_t ldy;
+  const Epilogue* ep;
+  bool act_inline, finish;
+  Epilogue rest;  // what finish_epilogue still has to do
+  const F32SpmmHelpers* helpers;
+  const F32SpmmKernel* kern[33];  // by NT
+};
+
+void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
+  const SparseF32Weights& W = *P.w;
+  const int R = W.block, NT = t.NT;
+  const int64_t K = W.in, kc = W.kc, chunks = W.chunks(), nb = W.blocks();
+  const F32SpmmKernel& kern = *P.kern[NT];
+  float* panel = t_scratch.get<float>(0, K * NT);
+  if (P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
+  else P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
+  const bool direct = P.left && chunks == 1;  // the kernel writes Y itself
+  const int64_t G = direct ? b1 - b0 : group_blocks(R, NT, sizeof(float));
+  float* tmp = direct ? nullptr : t_scratch.get<float>(1, G * R * NT);
+  const Epilogue& ep = *P.ep;
+  for (int64_t g0 = b0; g0 < b1; g0 += G) {
+    const int64_t g1 = std::min(b1, g0 + G), r0 = g0 * R;
+    const int64_t rows = std::min(W.out, g1 * R) - r0;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const bool last = c == chunks - 1;
+      F32SpmmArgs a;
+      a.nblocks = g1 - g0;
+      a.rows = rows;
+      a.ptr = W.ptr.data() + c * nb + g0;
+      a.kidx = W.kidx.data();
+      a.w = W.w.get();
+      a.x = panel + c * kc * NT;
+      a.acc_in = c > 0 ? tmp : nullptr;
+      if (last && P.left) {
+        a.y = P.y + r0 * P.ldy + t.c0;
+        a.ldy = P.ldy;
+        a.nt = t.nt;
+      } else {
+        a.y = tmp;
+        a.ldy = NT;
+        a.nt = last ? t.nt : NT;
+      }
+      if (last) {
+        a.epilogue = true;
+        a.bias = ep.bias ? ep.bias + r0 : nullptr;
+        if (P.act_inline) {
+          a.act = ep.act;
+          a.alpha = ep.alpha;
+          a.beta = ep.beta;
+        }
+      }
+      kern.fn(a);
+    }
+    if (!P.left) P.helpers->transpose(rows, t.nt, tmp, NT, P.y + t.c0 * P.ldy + r0, P.ldy);
+    if (!P.finish) continue;
+    const float* res = ep.residual;
+    if (P.left) {
+      for (int64_t i = 0; i < rows; ++i)
+        ops::finish_epilogue(P.rest, P.y + (r0 + i) * P.ldy + t.c0, t.nt,
+                             res ? res + (r0 + i) * ep.ld_residual + t.c0 : nullptr);
+    } else {
+      for (int64_t j = 0; j < t.nt; ++j)
+        ops::finish_epilogue(P.rest, P.y + (t.c0 + j) * P.ldy + r0, rows,
+                             res ? res + (t.c0 + j) * ep.ld_residual + r0 : nullptr);
+    }
+  }
+}
+
+void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x, int64_t ldx,
+              float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
+              const SpmmOptions& opt) {
+  const char* fn = left ? "f32_spmm_left" : "f32_spmm_right";
+  SLIVER_CHECK(cols >= 0, fn, ": negative size ", cols);
+  SLIVER_CHECK(ep.bias_per_row == left, fn, ": the bias must index output channels");
+  if (cols == 0 || w.out == 0) return;
+  SLIVER_CHECK(x != nullptr || w.in == 0, fn, ": null X");
+  SLIVER_CHECK(y != nullptr, fn, ": null Y");
+  if (left) {
+    SLIVER_CHECK(w.in <= 1 || ldx >= cols, fn, ": ldx=", ldx, " < N=", cols);
+    SLIVER_CHECK(w.out <= 1 || ldy >= cols, fn, ": ldy=", ldy, " < N=", cols);
+  } else {
+    SLIVER_CHECK(cols <= 1 || ldx >= w.in, fn, ": ldx=", ldx, " < K=", w.in);
+    SLIVER_CHECK(cols <= 1 || ldy >= w.out, fn, ": ldy=", ldy, " < out=", w.out);
+  }
+  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
+                   (opt.tile == 16 && w.block <= 4) || (opt.tile == 32 && w.block == 1),
+               fn, ": no tile ", opt.tile, " for block ", w.block);
+  F32Problem P;
+  P.w = &w;
+  P.left = left;
+  P.x = x;
+  P.ldx = ldx;
+  P.y = y;
+  P.ldy = ldy;
+  P.ep = &ep;
+  P.act_inline = inline_act(ep.act);
+  P.rest = Epilogue{};
+  P.rest.act = P.act_inline ? Act::none : ep.act;
+  P.rest.alpha = ep.alpha;
+  P.rest.beta = ep.beta;
+  P.rest.post_act = ep.post_act;
+  P.rest.post_alpha = ep.post_alpha;
+  P.rest.post_beta = ep.post_beta;
+  P.finish = !P.act_inline || ep.residual || ep.post_act != Act::none;
+  P.helpers = &f32_helpers(opt.force_scalar);
+  std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
+  const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile);
+  for (const Tile& t : tiles)
+    if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, opt.force_scalar);
+  const double macs = static_cast<double>(w.entries) * w.block * cols;
+  run_tasks(tiles, w.blocks(), macs, pool,
+            [&](const Tile& t, int64_t b0, int64_t b1) { f32_task(P, t, b0, b1); });
+}
+
+// ---- INT8 ----
+
+struct Q8Problem {
+  const SparseQ8Weights* w;
+  const QGemmArgs* a;
+  bool left;
+  size_t y_elem;
+  const Q8SpmmHelpers* helpers;
+  const F32SpmmHelpers* f32_helpers;  // its transpose moves the int32 tiles
+  const Q8SpmmKernel* kern[33];
+  // left: per-row epilogue; right: qgemm's per-column tile epilogue
+  Q8RowEpilogue row_ep;
+  Q8EpilogueParams col_ep;
+  Q8EpilogueFn col_epilogue = nullptr;
+  const int32_t* zeros = nullptr;  // row terms for col_epilogue
+};
+
+void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
+  const SparseQ8Weights& W = *P.w;
+  const QGemmArgs& A = *P.a;
+  const int R = W.block, NT = t.NT;
+  const int64_t K = W.in, kc = W.kc, chunks = W.chunks(), nb = W.blocks();
+  const Q8SpmmKernel& kern = *P.kern[NT];
+  int16_t* panel = t_scratch.get<int16_t>(0, K * NT);
+  const uint8_t* x = static_cast<const uint8_t*>(A.a);
+  const bool is_signed = A.a_type == DType::i8;
+  if (P.left) P.helpers->pack_rows(NT, K, t.nt, x + t.c0, A.lda, is_signed, A.a_zero_point, panel);
+  else P.helpers->pack_cols(NT, K, t.nt, x + t.c0 * A.lda, A.lda, is_signed, A.a_zero_point, panel);
+  const int64_t G = group_blocks(R, NT, sizeof(int32_t));
+  int32_t* tmp = t_scratch.get<int32_t>(1, G * R * NT);
+  uint8_t* y = static_cast<uint8_t*>(A.c);
+  for (int64_t g0 = b0; g0 < b1; g0 += G) {
+    const int64_t g1 = std::min(b1, g0 + G), r0 = g0 * R;
+    const int64_t rows = std::min(W.out, g1 * R) - r0;
+    for (int64_t c = 0; c < chunks; ++c) {
+      Q8SpmmArgs a;
+      a.nblocks = g1 - g0;
+      a.rows = rows;
+      a.nt = c == chunks - 1 ? t.nt : NT;
+      a.ptr = W.ptr.data() + c * nb + g0;
+      a.kidx = W.kidx.data();
+      a.w = W.w.get();
+      a.x = panel + c * kc * NT;
+      a.acc_in = c > 0 ? tmp : nullptr;
+      a.y = tmp;
+      a.ldy = NT;
+      kern.fn(a);
+    }
+    if (P.left) {
+      Q8RowEpilogue ep = P.row_ep;
+      if (ep.bias) ep.bias += r0;
+      if (ep.scale) ep.scale += r0;
+      if (ep.scale_f64) ep.scale_f64 += r0;
+      if (ep.float_bias) ep.float_bias += r0;
+      P.helpers->epilogue_rows(ep, tmp, NT, rows, t.nt, y + (r0 * A.ldc + t.c0) * P.y_elem, A.ldc);
+    } else {
+      // Tile rows are output channels: transpose to [lanes][channels] for the column epilogue,
+      // which reads 8 channels at a time (ld rounded up to 8).
+      const int64_t ldt = ceil_div(rows, 8) * 8;
+      int32_t* tt = t_scratch.get<int32_t>(2, NT * ldt);
+      P.f32_helpers->transpose(rows, t.nt, reinterpret_cast<const float*>(tmp), NT,
+                     reinterpret_cast<float*>(tt), ldt);
+      P.col_epilogue(P.col_ep, tt, ldt, t.nt, rows, r0, P.zeros, P.zeros,
+                     y + (t.c0 * A.ldc + r0) * P.y_elem, A.ldc);
+    }
+  }
+}
+
+void check_q8_args(const QGemmArgs& A, const SparseQ8Weights& W, bool left, const char* fn) {
+  SLIVER_CHECK(A.M >= 0, fn, ": negative size ", A.M);
+  SLIVER_CHECK(A.a_type == DType::u8 || A.a_type == DType::i8, fn, ": X must be u8 or i8, got ",
+               dtype_name(A.a_type));
+  const int32_t alo = A.a_type == DType::u8 ? 0 : -128;
+  SLIVER_CHECK(A.a_zero_point >= alo && A.a_zero_point <= alo + 255, fn, ": X zero point ",
+               A.a_zero_point, " out of range");
+  SLIVER_CHECK(A.M * W.in == 0 || A.a != nullptr, fn, ": null X");
+  SLIVER_CHECK(A.M * W.out == 0 || A.c != nullptr, fn, ": null Y");
+  if (left) {
+    SLIVER_CHECK(W.in <= 1 || A.lda >= A.M, fn, ": lda=", A.lda, " < N=", A.M);
+    SLIVER_CHECK(W.out <= 1 || A.ldc >= A.M, fn, ": ldc=", A.ldc, " < N=", A.M);
+  } else {
+    SLIVER_CHECK(A.M <= 1 || A.lda >= W.in, fn, ": lda=", A.lda, " < K=", W.in);
+    SLIVER_CHECK(A.M <= 1 || A.ldc >= W.out, fn, ": ldc=", A.ldc, " < out=", W.out);
+  }
+  if (A.output != QGemmOutput::int32) SLIVER_CHECK(A.b_scale != nullptr, fn, ": b_scale needed");
+  if (A.output == QGemmOutput::quantized) {
+    SLIVER_CHECK(A.y_type == DType::u8 || A.y_type == DType::i8, fn, ": Y must be u8 or i8");
+    const int32_t ylo = A.y_type == DType::u8 ? 0 : -128, yhi = ylo + 255;
+    SLIVER_CHECK(A.y_zero_point >= ylo && A.y_zero_point <= yhi, fn, ": Y zero point ",
+                 A.y_zero_point, " out of range");
+    SLIVER_CHECK(ylo <= A.qmin && A.qmin <= A.qmax && A.qmax <= yhi, fn, ": clamp [", A.qmin,
+                 ", ", A.qmax, "] outside the output type");
+  }
+}
+
+void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool* pool,
+             const SpmmOptions& opt) {
+  const char* fn = left ? "q8_spmm_left" : "q8_spmm_right";
+  check_q8_args(A, W, left, fn);
+  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
+                   (opt.tile == 16 && W.block <= 4) || (opt.tile == 32 && W.block == 1),
+               fn, ": no tile ", opt.tile, " for block ", W.block);
+  const int64_t cols = A.M, out = W.out;
+  if (cols == 0 || out == 0) return;
+  Q8Problem P;
+  P.w = &W;
+  P.a = &A;
+  P.left = left;
+  P.y_elem = A.output == QGemmOutput::quantized ? 1 : 4;
+  P.helpers = &q8_helpers(opt.force_scalar);
+  P.f32_helpers = &f32_helpers(opt.force_scalar);
+  std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
+  const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile);
+  for (const Tile& t : tiles)
+    if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, opt.force_scalar);
+
+  // Per-channel scales: the requant multiplier (float, as the reference computes it) or the
+  // dequantization scale; padded to whole vectors for the column epilogue.
+  const int64_t padded = ceil_div(out, 8) * 8 + 8;
+  std::vector<float> scale(static_cast<size_t>(padded), 0.f);
+  std::vector<double> scale_f64;
+  std::vector<int32_t> col_term(static_cast<size_t>(padded), 0), zeros(64, 0);
+  if (A.output != QGemmOutput::int32) {
+    for (int64_t n = 0; n < out; ++n) {
+      const float bs = A.b_scale[A.b_scale_per_column ? n : 0];
+      scale[n] = A.output == QGemmOutput::quantized
+                     ? requant_multiplier(A.a_scale, bs, A.y_scale)
+                     : A.a_scale * bs;
+    }
+    scale_f64.assign(scale.begin(), scale.end());
+  }
+  if (left) {
+    Q8RowEpilogue& e = P.row_ep;
+    e.output = A.output;
+    e.bias = A.bias;
+    e.scale = scale.data();
+    e.scale_f64 = scale_f64.empty() ? nullptr : scale_f64.data();
+    e.float_bias = A.float_bias;
+    e.y_zero_point = A.y_zero_point;
+    e.qmin = A.qmin;
+    e.qmax = A.qmax;
+    e.y_type = A.y_type;
+    e.rounding = A.rounding;
+  } else {
+    for (int64_t n = 0; n < out; ++n) col_term[n] = A.bias ? A.bias[n] : 0;
+    Q8EpilogueParams& e = P.col_ep;
+    e.output = A.output;
+    e.col_term = col_term.data();
+    e.col_scale = scale.data();
+    e.col_scale_f64 = scale_f64.empty() ? nullptr : scale_f64.data();
+    e.float_bias = A.float_bias;
+    e.y_zero_point = A.y_zero_point;
+    e.qmin = A.qmin;
+    e.qmax = A.qmax;
+    e.y_type = A.y_type;
+    e.rounding = A.rounding;
+    P.col_epilogue = use_avx2(opt.force_scalar) ? q8_epilogue_avx2_for(e) : q8_epilogue_scalar_for(e);
+    P.zeros = zeros.data();
+  }
+  const double macs = static_cast<double>(W.pairs) * 2 * W.block * cols;
+  run_tasks(tiles, W.blocks(), macs, pool,
+            [&](const Tile& t, int64_t b0, int64_t b1) { q8_task(P, t, b0, b1); });
+}
+
+// ---- cost model ----
+
+// Density (stored weights, block padding included, over out x in) at or below which the sparse
+// kernels beat the dense ones, measured as described at the top of this file. Index: R = 1, 4, 8.
+struct Crossover {
+  double f32[3], q8[3];
+};
+constexpr Crossover kCrossoverWide = {{0.45, 0.55, 0.55}, {0.30, 0.40, 0.40}};    // >= 32 columns
+constexpr Crossover kCrossoverNarrow = {{0.35, 0.45, 0.45}, {0.25, 0.35, 0.35}};  // < 32 columns
+
+int block_index(int r) { return r == 1 ? 0 : r == 4 ? 1 : 2; }
+
+}  // namespace
+
+std::vector<const F32SpmmKernel*> f32_spmm_kernels() {
+  std::vector<const F32SpmmKernel*> v;
+  for (const F32SpmmKernel& k : kF32Kernels) v.push_back(&k);
+  return v;
+}
+
+std::vector<const Q8SpmmKernel*> q8_spmm_kernels() {
+  std::vector<const Q8SpmmKernel*> v;
+  for (const Q8SpmmKernel& k : kQ8Kernels) v.push_back(&k);
+  return v;
+}
+
+void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t ldx, float* y,
+                   int64_t ldy, const Epilogue& ep, ThreadPool* pool, const SpmmOptions& opt) {
+  f32_spmm(w, true, N, x, ldx, y, ldy, ep, pool, opt);
+}
+
+void f32_spmm_right(const SparseF32Weights& w, int64_t M, const float* x, int64_t ldx, float* y,
+                    int64_t ldy, const Epilogue& ep, ThreadPool* pool, const SpmmOptions& opt) {
+  f32_spmm(w, false, M, x, ldx, y, ldy, ep, pool, opt);
+}
+
+void q8_spmm_left(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* pool,
+                  const SpmmOptions& opt) {
+  q8_spmm(a, w, true, pool, opt);
+}
+
+void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* pool,
+                   const SpmmOptions& opt) {
+  q8_spmm(a, w, false, pool, opt);
+}
+
+double sparse_crossover_density(bool int8, int block_rows, int64_t cols) {
+  const Crossover& c = cols >= 32 ? kCrossoverWide : kCrossoverNarrow;
+  const int i = block_index(block_rows);
+  return int8 ? c.q8[i] : c.f32[i];
+}
+
+bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols) {
+  if (w.out * w.in == 0) return false;
+  const double stored = static_cast<double>(w.entries) * w.block / (static_cast<double>(w.out) * w.in);
+  return stored <= sparse_crossover_density(false, w.block, cols);
+}
+
+bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols) {
+  if (w.out * w.in == 0) return false;
+  const double stored = static_cast<double>(w.pairs) * 2 * w.block / (static_cast<double>(w.out) * w.in);
+  return stored <= sparse_crossover_density(true, w.block, cols);
+}
+
+}  // namespace sliver

@@ -1,0 +1,295 @@
+// f32_gemm_6x16_avx2: 6 rows x 16 columns of C in 12 ymm accumulators.
+//
+// Why 6x16: each k step loads two B vectors and broadcasts six A values for twelve FMAs, which
+// uses 15 of the 16 ymm registers and keeps loads (8 per 12 FMAs) below the two-per-cycle port
+// limit, so the two FMA pipes stay busy. Edge tiles use instances with fewer rows (templates, so
+// no wasted FMAs) and one vector per row when nr <= 8; tiles with few independent accumulator
+// chains split K over several accumulator sets so the 4-cycle FMA latency stays hidden.
+#include <immintrin.h>
+
+#include <cassert>
+#include <cstdint>
+#include <utility>
+
+#include "sliver/gemm.h"
+
+namespace sliver {
+namespace {
+
+constexpr int kMR = 6;
+
+constexpr int kNR = 16;
+static_assert(kNR == 2 * 8, "two ymm vectors per row");
+
+#define SLIVER_INLINE inline __attribute__((always_inline))
+#define SLIVER_ALWAYS __attribute__((always_inline))
+
+// Compile-time loop: f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>). Loops over
+// registers must be fully unrolled or the accumulators live in memory; this guarantees it at
+// any optimisation level.
+template <class F, int... I>
+SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, class F>
+SLIVER_INLINE void unroll(F&& f) {
+  unroll_seq(f, std::make_integer_sequence<int, N>{});
+}
+
+// ---- vector math for the epilogue (AVX2 + FMA) ----
+
+// exp(x) for x in [-87.3, 88.3] (clamped): 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2], p the
+// degree-7 Taylor polynomial (truncation error < 1e-8 relative), ln2 split in two for exactness.
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+inline __m256 sigmoid_ps(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// tanh: odd Taylor series to x^11 below |x| = 0.3 (error < 1e-8 relative), where the formula
+// 1 - 2 / (exp(2|x|) + 1) would cancel; that formula above.
+inline __m256 tanh_ps(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256 ax = _mm256_andnot_ps(sign, x);
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 big = _mm256_sub_ps(
+      one, _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(exp_ps(_mm256_add_ps(ax, ax)), one)));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-1382.f / 155925);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(62.f / 2835));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-17.f / 315));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.f / 15));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.f / 3));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, x2), x, x);
+  const __m256 large = _mm256_or_ps(big, _mm256_and_ps(sign, x));
+  return _mm256_blendv_ps(large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.3f), _CMP_LT_OQ));
+}
+
+// 0.5 x (1 + erf(x / sqrt 2)) with erfc(z) ~ t P(t) exp(-z^2), t = 1 / (1 + p z) (Abramowitz &
+// Stegun 7.1.26, |error| < 1.5e-7); for x < 0, 1 + erf = erfc(|z|) needs no cancellation.
+inline __m256 gelu_erf_ps(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256 z = _mm256_andnot_ps(sign, _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
+  const __m256 one = _mm256_set1_ps(1.f);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), z, one));
+  __m256 q = _mm256_set1_ps(1.061405429f);
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.453152027f));
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.421413741f));
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.284496736f));
+  q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.254829592f));
+  const __m256 erfc = _mm256_mul_ps(_mm256_mul_ps(q, t),
+                                    exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z))));
+  const __m256 one_plus_erf = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.f), erfc), erfc, x);
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), one_plus_erf);
+}
+
+// 0.5 x (1 + tanh(u)) = x * sigmoid(2u): no cancellation for negative x.
+inline __m256 gelu_tanh_ps(__m256 x) {
+  const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  const __m256 u = _mm256_mul_ps(_mm256_set1_ps(2.f * 0.79788456080286536f),
+                                 _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+  return _mm256_mul_ps(x, sigmoid_ps(u));
+}
+
+template <int R, int V, class F>
+SLIVER_INLINE void map_tile(__m256 (&t)[R][V], F f) {
+  unroll<R>([&](auto i) SLIVER_ALWAYS { unroll<V>([&](auto v) SLIVER_ALWAYS { t[i][v] = f(t[i][v]); }); });
+}
+
+template <int R, int V>
+void apply_act_tile(Act act, float alpha, float beta, __m256 (&t)[R][V]) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  auto hsig = [&](__m256 x) { return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(va, x, vb), zero), one); };
+  switch (act) {
+    case Act::none: break;
+    case Act::relu: map_tile(t, [&](__m256 x) { return _mm256_max_ps(x, zero); }); break;
+    case Act::clip: map_tile(t, [&](__m256 x) { return _mm256_min_ps(_mm256_max_ps(x, va), vb); }); break;
+    case Act::leaky_relu:
+      map_tile(t, [&](__m256 x) {
+        return _mm256_blendv_ps(x, _mm256_mul_ps(x, va), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+      });
+      break;
+    case Act::sigmoid: map_tile(t, sigmoid_ps); break;
+    case Act::hard_sigmoid: map_tile(t, hsig); break;
+    case Act::hard_swish: map_tile(t, [&](__m256 x) { return _mm256_mul_ps(x, hsig(x)); }); break;
+    case Act::tanh: map_tile(t, tanh_ps); break;
+    case Act::gelu_erf: map_tile(t, gelu_erf_ps); break;
+    case Act::gelu_tanh: map_tile(t, gelu_tanh_ps); break;
+  }
+}
+
+// ---- the tile kernel ----
+
+// Accumulator sets that split K so that at least 8 FMA chains are in flight (2 pipes x 4 cycles
+// latency), capped by the 12 registers available for accumulators.
+constexpr int k_splits(int rows, int vecs) {
+  return rows * vecs >= 8 ? 1 : (rows * vecs * ((8 + rows * vecs - 1) / (rows * vecs)) <= 12
+                                     ? (8 + rows * vecs - 1) / (rows * vecs)
+                                     : 12 / (rows * vecs));
+}
+
+// Tiles [q0, q0 + count) of the row of p.panels tiles, each R x (8V) with `nr` valid columns.
+template <int R, int V, bool kAPacked, bool kBPacked>
+void tiles(const F32GemmUkernelArgs& p, int64_t q0, int64_t count, int64_t nr) {
+  for (int64_t q = q0; q < q0 + count; ++q) {
+  constexpr int S = k_splits(R, V);
+  const int64_t kc = p.kc;
+  const float* __restrict a = p.a;
+  const float* __restrict b = p.b + q * p.b_panel_stride;
+  const int64_t as = p.a_row_stride, bs = kBPacked ? kNR : p.b_k_stride;
+  float* c = p.c + q * kNR;
+  const int64_t ldc = p.ldc;
+  const Epilogue* ep = p.ep;
+  const float* bias = p.bias ? p.bias + (ep->bias_per_row ? 0 : q * kNR) : nullptr;
+  const float* res = p.residual ? p.residual + q * kNR : nullptr;
+
+  unroll<R>([&](auto i) SLIVER_ALWAYS {  // C is touched only at the end: fetch it meanwhile
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 8 * V - 1), _MM_HINT_T0);
+  });
+
+  __m256 acc[S][R][V];
+  unroll<S>([&](auto s) SLIVER_ALWAYS {
+    unroll<R>([&](auto i) SLIVER_ALWAYS {
+      unroll<V>([&](auto v) SLIVER_ALWAYS { acc[s][i][v] = _mm256_setzero_ps(); });
+    });
+  });
+
+  // One rank-1 update: V loads of B, R broadcasts of A, R*V FMAs into accumulator set s.
+  auto step = [&](auto s, int64_t k) SLIVER_ALWAYS {
+    __m256 bv[V];
+    unroll<V>([&](auto v) SLIVER_ALWAYS {
+      bv[v] = kBPacked ? _mm256_load_ps(b + k * bs + 8 * v) : _mm256_loadu_ps(b + k * bs + 8 * v);
+    });
+    unroll<R>([&](auto i) SLIVER_ALWAYS {
+      const __m256 av = _mm256_broadcast_ss(kAPacked ? a + k * kMR + i : a + i * as + k);
+      unroll<V>([&](auto v) SLIVER_ALWAYS {
+        acc[s][i][v] = _mm256_fmadd_ps(av, bv[v], acc[s][i][v]);
+      });
+    });
+  };
+  int64_t k = 0;
+  constexpr int U = S == 1 ? 4 : 1;  // unrolled k steps per iteration (tuned)
+  for (; k + S * U <= kc; k += S * U)
+    unroll<U>([&](auto u) SLIVER_ALWAYS {
+      unroll<S>([&](auto s) SLIVER_ALWAYS { step(s, k + u * S + s); });
+    });
+  for (; k + S <= kc; k += S) unroll<S>([&](auto s) SLIVER_ALWAYS { step(s, k + s); });
+  for (; k < kc; ++k) step(std::integral_constant<int, 0>{}, k);
+  unroll<S - 1>([&](auto s1) SLIVER_ALWAYS {
+    unroll<R>([&](auto i) SLIVER_ALWAYS {
+      unroll<V>([&](auto v) SLIVER_ALWAYS {
+        acc[0][i][v] = _mm256_add_ps(acc[0][i][v], acc[s1 + 1][i][v]);
+      });
+    });
+  });
+  // The epilogue works on a copy: passing acc itself by reference to the (out-of-line) activation
+  // code would make it addressable and keep the K loop storing it every iteration.
+  __m256 t[R][V];
+  unroll<R>([&](auto i) SLIVER_ALWAYS {
+    unroll<V>([&](auto v) SLIVER_ALWAYS { t[i][v] = acc[0][i][v]; });
+  });
+
+  // Column masks for a partial tile; a full one uses plain loads and stores.
+  const bool full = nr == 8 * V;
+  __m256i mask[V];
+  unroll<V>([&](auto v) SLIVER_ALWAYS {
+    mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(nr) - 8 * v),
+                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  });
+  auto load = [&](const float* src, int v) SLIVER_ALWAYS {
+    return full ? _mm256_loadu_ps(src + 8 * v) : _mm256_maskload_ps(src + 8 * v, mask[v]);
+  };
+  auto each = [&](auto f) SLIVER_ALWAYS {
+    unroll<R>([&](auto i) SLIVER_ALWAYS { unroll<V>([&](auto v) SLIVER_ALWAYS { f(i, v); }); });
+  };
+
+  if (p.c_scale != 0.f) {
+    const __m256 cs = _mm256_set1_ps(p.c_scale);
+    each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_fmadd_ps(cs, load(c + i * ldc, v), t[i][v]); });
+  }
+  if (ep) {
+    if (bias) {
+      if (ep->bias_per_row) {
+        each([&](int i, int v) SLIVER_ALWAYS {
+          t[i][v] = _mm256_add_ps(t[i][v], _mm256_broadcast_ss(bias + i));
+        });
+      } else {
+        __m256 bj[V];
+        unroll<V>([&](auto v) SLIVER_ALWAYS { bj[v] = load(bias, v); });
+        each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], bj[v]); });
+      }
+    }
+    apply_act_tile(ep->act, ep->alpha, ep->beta, t);
+    if (res) {
+      const int64_t ldr = ep->ld_residual;
+      each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], load(res + i * ldr, v)); });
+    }
+    apply_act_tile(ep->post_act, ep->post_alpha, ep->post_beta, t);
+  }
+
+  if (full) {
+    each([&](int i, int v) SLIVER_ALWAYS { _mm256_storeu_ps(c + i * ldc + 8 * v, t[i][v]); });
+  } else {
+    each([&](int i, int v) SLIVER_ALWAYS { _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], t[i][v]); });
+  }
+  }
+}
+
+using TilesFn = void (*)(const F32GemmUkernelArgs&, int64_t, int64_t, int64_t);
+
+template <bool kAPacked, bool kBPacked, int V, int... Rs>
+TilesFn row_table(int r, std::integer_sequence<int, Rs...>) {
+  static constexpr TilesFn fns[] = {tiles<Rs + 1, V, kAPacked, kBPacked>...};
+  return fns[r - 1];
+}
+
+template <bool kAPacked, bool kBPacked>
+void run(const F32GemmUkernelArgs& p) {
+  using Rows = std::make_integer_sequence<int, kMR>;
+  const int r = static_cast<int>(p.mr);
+  const int64_t full = p.panels - (p.nr < kNR ? 1 : 0);
+  if (full > 0) row_table<kAPacked, kBPacked, 2>(r, Rows{})(p, 0, full, kNR);
+  if (p.nr < kNR) {
+    // Last tile partial: one vector per row suffices when nr <= 8.
+    auto fn = p.nr <= 8 ? row_table<kAPacked, kBPacked, 1>(r, Rows{})
+                        : row_table<kAPacked, kBPacked, 2>(r, Rows{});
+    fn(p, p.panels - 1, 1, p.nr);
+  }
+}
+
+}  // namespace
+
+void f32_gemm_6x16_avx2(const F32GemmUkernelArgs& p) {
+  assert(p.mr >= 1 && p.mr <= kMR && p.nr >= 1 && p.nr <= kNR && p.kc >= 0 && p.panels >= 1);
+  assert(p.a_row_stride == 0 || p.a_row_stride >= p.kc);
+  assert(p.b_k_stride >= kNR || p.kc <= 1);  // NR floats per B row are read
+  // Packed panels (stride NR, 32-byte aligned) get aligned loads.
+  const bool b_packed = p.b_k_stride == kNR && (reinterpret_cast<uintptr_t>(p.b) & 31) == 0 &&
+                        (p.panels == 1 || p.b_panel_stride % 8 == 0);
+  if (p.a_row_stride == 0) {
+    b_packed ? run<true, true>(p) : run<true, false>(p);
+  } else {
+    b_packed ? run<false, true>(p) : run<false, false>(p);
+  }
+}
+
+}  // namespace sliver

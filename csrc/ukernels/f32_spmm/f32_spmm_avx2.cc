@@ -1,0 +1,303 @@
+// f32_spmm_<NT>x<R>_avx2: FP32 sparse-weight micro-kernels (sparse.h), plus the FP32 panel
+// packers and the tile transpose the sparse driver uses on AVX2.
+//
+// Per block of R output rows, R x NT sums live in R * NT/8 ymm registers while the block's
+// entries stream by: an entry is one 16-bit k and R weights, i.e. NT/8 aligned panel loads shared
+// by R broadcasts and R * NT/8 FMAs. With few accumulators (R * NT/8 < 8) consecutive entries go
+// to U independent accumulator sets, so at least 8 FMA chains hide the 4-cycle FMA latency on
+// two pipes; the sets are added at the end (that only reorders the float sums). The vector form
+// (NT = 1, one activation column) runs along the block's R rows instead: R = 8 and 4 are one
+// FMA per entry, R = 1 gathers eight activations per FMA.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "sliver/sparse.h"
+
+namespace sliver {
+namespace {
+
+#define SLIVER_INLINE inline __attribute__((always_inline))
+#define SLIVER_ALWAYS __attribute__((always_inline))
+
+// Compile-time loops: accumulators must stay in registers, so loops over them are unrolled.
+template <class F, int... I>
+SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, class F>
+SLIVER_INLINE void unroll(F&& f) {
+  unroll_seq(f, std::make_integer_sequence<int, N>{});
+}
+
+template <Act kAct>
+SLIVER_INLINE __m256 act_vec(__m256 x, __m256 a, __m256 b) {
+  if constexpr (kAct == Act::relu) return _mm256_max_ps(x, _mm256_setzero_ps());
+  if constexpr (kAct == Act::clip) return _mm256_min_ps(_mm256_max_ps(x, a), b);
+  if constexpr (kAct == Act::leaky_relu)
+    return _mm256_blendv_ps(x, _mm256_mul_ps(x, a),
+                            _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+  return x;
+}
+
+// Stores the first n (1..8) lanes; AMD's masked stores are slow, so a partial vector goes
+// through a stack copy.
+SLIVER_INLINE void store_lanes(float* dst, __m256 v, int64_t n) {
+  if (n == 8) {
+    _mm256_storeu_ps(dst, v);
+  } else {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, v);
+    std::memcpy(dst, tmp, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+constexpr int acc_sets(int accumulators) {
+  return accumulators >= 8 ? 1 : 8 / accumulators;
+}
+
+// kAccIn: start from p.acc_in; kFinal: add the bias and apply kAct (none, relu, clip,
+// leaky_relu). All are template parameters so the per-row code has no branches but the loop's.
+template <int NT, int R, bool kAccIn, bool kFinal, Act kAct>
+void spmm_tile(const F32SpmmArgs& p) {
+  static_assert(NT % 8 == 0, "tile of whole vectors");
+  constexpr int V = NT / 8;
+  constexpr int U = acc_sets(R * V);
+  static_assert(U * R * V <= 12, "accumulators fit the register file");
+  const uint16_t* __restrict kidx = p.kidx;
+  const float* __restrict w = p.w;
+  const float* __restrict x = p.x;
+  const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
+  const bool full_nt = p.nt == NT;
+  static const float kZeros[1] = {0.f};
+  const float* bias = p.bias ? p.bias : kZeros;  // bias[row * bias_step]
+  const int64_t bias_step = p.bias ? 1 : 0;
+
+  for (int64_t b = 0; b < p.nblocks; ++b) {
+    const int64_t row0 = b * R;
+    __m256 acc[U][R][V];
+    unroll<U>([&](auto u) SLIVER_ALWAYS {
+      unroll<R>([&](auto r) SLIVER_ALWAYS {
+        unroll<V>([&](auto v) SLIVER_ALWAYS {
+          acc[u][r][v] = (u == 0 && kAccIn) ? _mm256_load_ps(p.acc_in + (row0 + r) * NT + 8 * v)
+                                            : _mm256_setzero_ps();
+        });
+      });
+    });
+    // One entry: V panel loads, R broadcasts, R * V FMAs into accumulator set u.
+    auto step = [&](auto u, int64_t e) SLIVER_ALWAYS {
+      const float* xr = x + static_cast<int64_t>(kidx[e]) * NT;
+      __m256 xv[V];
+      unroll<V>([&](auto v) SLIVER_ALWAYS { xv[v] = _mm256_load_ps(xr + 8 * v); });
+      unroll<R>([&](auto r) SLIVER_ALWAYS {
+        const __m256 wv = _mm256_broadcast_ss(w + e * R + r);
+        unroll<V>([&](auto v) SLIVER_ALWAYS {
+          acc[u][r][v] = _mm256_fmadd_ps(wv, xv[v], acc[u][r][v]);
+        });
+      });
+    };
+    int64_t e = p.ptr[b];
+    const int64_t e1 = p.ptr[b + 1];
+    for (; e + U <= e1; e += U) unroll<U>([&](auto u) SLIVER_ALWAYS { step(u, e + u); });
+    for (; e < e1; ++e) step(std::integral_constant<int, 0>{}, e);
+    unroll<U - 1>([&](auto u1) SLIVER_ALWAYS {
+      unroll<R>([&](auto r) SLIVER_ALWAYS {
+        unroll<V>([&](auto v) SLIVER_ALWAYS {
+          acc[0][r][v] = _mm256_add_ps(acc[0][r][v], acc[u1 + 1][r][v]);
+        });
+      });
+    });
+    const bool full_rows = row0 + R <= p.rows;
+    unroll<R>([&](auto r) SLIVER_ALWAYS {
+      if (!full_rows && row0 + r >= p.rows) return;
+      float* yr = p.y + (row0 + r) * p.ldy;
+      const __m256 bv = kFinal ? _mm256_broadcast_ss(bias + (row0 + r) * bias_step)
+                               : _mm256_setzero_ps();
+      unroll<V>([&](auto v) SLIVER_ALWAYS {
+        const __m256 t = kFinal ? act_vec<kAct>(_mm256_add_ps(acc[0][r][v], bv), va, vb)
+                                : acc[0][r][v];
+        if (full_nt) {
+          _mm256_storeu_ps(yr + 8 * v, t);
+        } else {
+          const int64_t n = std::min<int64_t>(8, p.nt - 8 * v);
+          if (n > 0) store_lanes(yr + 8 * v, t, n);
+        }
+      });
+    });
+  }
+}
+
+template <int NT, int R, bool kAccIn>
+void spmm_dispatch(const F32SpmmArgs& p) {
+  if (!p.epilogue) return spmm_tile<NT, R, kAccIn, false, Act::none>(p);
+  switch (p.act) {
+    case Act::relu: return spmm_tile<NT, R, kAccIn, true, Act::relu>(p);
+    case Act::clip: return spmm_tile<NT, R, kAccIn, true, Act::clip>(p);
+    case Act::leaky_relu: return spmm_tile<NT, R, kAccIn, true, Act::leaky_relu>(p);
+    default: return spmm_tile<NT, R, kAccIn, true, Act::none>(p);
+  }
+}
+
+float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// The vector form: one activation column, x[k] at x + k.
+template <int R>
+void spmv_rows(const F32SpmmArgs& p) {
+  const uint16_t* __restrict kidx = p.kidx;
+  const float* __restrict w = p.w;
+  const float* __restrict x = p.x;
+  for (int64_t b = 0; b < p.nblocks; ++b) {
+    int64_t e = p.ptr[b];
+    const int64_t e1 = p.ptr[b + 1];
+    float sums[8];
+    if constexpr (R == 1) {
+      // Eight entries per FMA: gather their activations (indices widened from 16 bits).
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (; e + 16 <= e1; e += 16) {
+        const __m256i i0 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kidx + e)));
+        const __m256i i1 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kidx + e + 8)));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + e), _mm256_i32gather_ps(x, i0, 4), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + e + 8), _mm256_i32gather_ps(x, i1, 4), a1);
+      }
+      if (e + 8 <= e1) {
+        const __m256i i0 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kidx + e)));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + e), _mm256_i32gather_ps(x, i0, 4), a0);
+        e += 8;
+      }
+      float s = hsum(_mm256_add_ps(a0, a1));
+      for (; e < e1; ++e) s += w[e] * x[kidx[e]];
+      sums[0] = s;
+    } else {
+      // R rows in one vector (R = 4: xmm, R = 8: ymm), four sets against FMA latency.
+      using Vec = std::conditional_t<R == 8, __m256, __m128>;
+      auto fma = [](Vec a, Vec b, Vec c) SLIVER_ALWAYS {
+        if constexpr (R == 8) return _mm256_fmadd_ps(a, b, c);
+        else return _mm_fmadd_ps(a, b, c);
+      };
+      auto load = [](const float* s) SLIVER_ALWAYS {
+        if constexpr (R == 8) return _mm256_loadu_ps(s);
+        else return _mm_loadu_ps(s);
+      };
+      auto bcast = [](const float* s) SLIVER_ALWAYS {
+        if constexpr (R == 8) return _mm256_broadcast_ss(s);
+        else return _mm_broadcast_ss(s);
+      };
+      Vec a[4];
+      for (Vec& v : a) v = Vec{};
+      for (; e + 4 <= e1; e += 4) {
+        unroll<4>([&](auto u) SLIVER_ALWAYS {
+          a[u] = fma(load(w + (e + u) * R), bcast(x + kidx[e + u]), a[u]);
+        });
+      }
+      for (; e < e1; ++e) a[0] = fma(load(w + e * R), bcast(x + kidx[e]), a[0]);
+      Vec s = a[0];
+      unroll<3>([&](auto u) SLIVER_ALWAYS {
+        if constexpr (R == 8) s = _mm256_add_ps(s, a[u + 1]);
+        else s = _mm_add_ps(s, a[u + 1]);
+      });
+      std::memcpy(sums, &s, sizeof(Vec));
+    }
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = b * R + r;
+      if (row >= p.rows) break;
+      float v = sums[r] + (p.acc_in ? p.acc_in[row] : 0.f);
+      if (p.epilogue) {
+        if (p.bias) v += p.bias[row];
+        v = apply_act(p.act, v, p.alpha, p.beta);
+      }
+      p.y[row * p.ldy] = v;
+    }
+  }
+}
+
+template <int NT, int R>
+void run(const F32SpmmArgs& p) {
+  assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
+  assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & 31) == 0);
+  assert(p.act == Act::none || p.act == Act::relu || p.act == Act::clip ||
+         p.act == Act::leaky_relu);
+  if constexpr (NT == 1) spmv_rows<R>(p);
+  else if (p.acc_in) spmm_dispatch<NT, R, true>(p);
+  else spmm_dispatch<NT, R, false>(p);
+}
+
+// ---- panel packers and the tile transpose ----
+
+void pack_f32_rows(int NT, int64_t kc, int64_t nt, const float* src, int64_t ld, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* s = src + k * ld;
+    float* d = dst + k * NT;
+    int64_t j = 0;
+    for (; j + 8 <= nt; j += 8) _mm256_store_ps(d + j, _mm256_loadu_ps(s + j));
+    for (; j < nt; ++j) d[j] = s[j];
+    for (; j < NT; ++j) d[j] = 0.f;
+  }
+}
+
+// 8x8 transpose of rows r[0..7] (in place).
+SLIVER_INLINE void transpose8(__m256 (&r)[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// y[j * ldy + i] = t[i * ldt + j], i < rows, j < cols.
+void transpose_f32(int64_t rows, int64_t cols, const float* t, int64_t ldt, float* y,
+                   int64_t ldy) {
+  int64_t i = 0;
+  for (; i + 8 <= rows; i += 8) {
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      __m256 r[8];
+      for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(t + (i + q) * ldt + j);
+      transpose8(r);
+      for (int q = 0; q < 8; ++q) _mm256_storeu_ps(y + (j + q) * ldy + i, r[q]);
+    }
+    for (; j < cols; ++j)
+      for (int q = 0; q < 8; ++q) y[j * ldy + i + q] = t[(i + q) * ldt + j];
+  }
+  for (; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) y[j * ldy + i] = t[i * ldt + j];
+}
+
+// dst[k * NT + j] = src[j * ld + k]: the same transpose, into a zero-padded panel.
+void pack_f32_cols(int NT, int64_t kc, int64_t nt, const float* src, int64_t ld, float* dst) {
+  if (nt < NT)
+    for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * NT + nt, dst + k * NT + NT, 0.f);
+  transpose_f32(nt, kc, src, ld, dst, NT);
+}
+
+}  // namespace
+
+// Defines the .inc lines of this ISA (the isa token selects the macro).
+#define SLIVER_SPMM_DEFINE_avx2(name, nt, r) \
+  void name(const F32SpmmArgs& p) { run<nt, r>(p); }
+#define SLIVER_SPMM_DEFINE_scalar(name, nt, r)
+#define SLIVER_F32_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
+#include "f32_spmm.inc"
+#undef SLIVER_F32_SPMM_KERNEL
+
+const F32SpmmHelpers kF32SpmmHelpersAvx2 = {pack_f32_rows, pack_f32_cols, transpose_f32};
+
+}  // namespace sliver

@@ -1,0 +1,197 @@
+// Vector math for AVX2 + FMA: exp, log, sigmoid, tanh, erf, erfc. Include only from *_avx2.cc.
+//
+// Each function reduces its argument to a small interval where a short polynomial is accurate,
+// then undoes the reduction exactly (powers of two) or with a division (correctly rounded):
+//   exp   x = n ln2 + r, |r| <= ln2/2; e^r by its degree-7 Taylor polynomial (truncation 5e-9);
+//         2^n applied as two factors so results down to the denormals and up to inf are right.
+//   log   x = 2^e m, m in [sqrt(1/2), sqrt 2); log m = 2 atanh(s), s = (m-1)/(m+1) <= 0.172, odd
+//         series to s^9 (truncation 4e-9).
+//   tanh  odd Taylor series to x^17 below |x| = 0.5 (truncation 1e-8); 1 - 2/(e^{2|x|} + 1) above,
+//         where the subtraction loses at most one bit.
+//   sigmoid  e = exp(-|x|): 1/(1+e) for x >= 0, e/(1+e) below, so no 1 - ... cancellation.
+//   erf   Maclaurin series to x^21 below |x| = 1 (truncation 1.1e-9); 1 - erfc above, with
+//         erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2) (Numerical Recipes' Chebyshev fit, relative
+//         error < 1.2e-7, which erf = 1 - erfc shrinks further since erfc(1) = 0.16); z^2 is kept
+//         exact (two floats) into the exponential, which gelu's far tail needs.
+// Float rounding adds a few ulp; measured maxima are the kVUnaryMaxRelError constants the tests
+// check (tests/test_native_ops.py).
+#pragma once
+
+#include <immintrin.h>
+
+namespace sliver::vmath_avx2 {
+
+inline __m256 set1(float v) { return _mm256_set1_ps(v); }
+inline __m256 absv(__m256 x) { return _mm256_andnot_ps(set1(-0.f), x); }
+inline __m256 signbits(__m256 x) { return _mm256_and_ps(set1(-0.f), x); }
+
+inline __m256 exp_ps(__m256 x) {
+  // min/max return their second operand when either is NaN: x second keeps NaN.
+  x = _mm256_min_ps(set1(89.f), x);
+  x = _mm256_max_ps(set1(-104.f), x);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, set1(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln2 = hi + lo with hi's 9 significant bits: n * hi is exact for |n| < 2^15.
+  __m256 r = _mm256_fnmadd_ps(n, set1(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
+  __m256 p = set1(1.f / 5040);
+  p = _mm256_fmadd_ps(p, r, set1(1.f / 720));
+  p = _mm256_fmadd_ps(p, r, set1(1.f / 120));
+  p = _mm256_fmadd_ps(p, r, set1(1.f / 24));
+  p = _mm256_fmadd_ps(p, r, set1(1.f / 6));
+  p = _mm256_fmadd_ps(p, r, set1(0.5f));
+  p = _mm256_fmadd_ps(p, r, set1(1.f));
+  p = _mm256_fmadd_ps(p, r, set1(1.f));
+  // n in [-151, 129]: 2^n = 2^n1 * 2^n2 with both halves normal; the last product rounds once.
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+inline __m256 log_ps(__m256 x) {
+  const __m256 zero = _mm256_setzero_ps();
+  // Denormals: scale into the normal range first (2^25), take 25 off the exponent after.
+  const __m256 tiny = _mm256_cmp_ps(x, set1(1.17549435e-38f), _CMP_LT_OQ);
+  const __m256 xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, set1(33554432.f)), tiny);
+  const __m256i bits = _mm256_castps_si256(xs);
+  __m256 e = _mm256_cvtepi32_ps(
+      _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127)));
+  e = _mm256_sub_ps(e, _mm256_and_ps(tiny, set1(25.f)));
+  __m256 m = _mm256_castsi256_ps(_mm256_or_si256(
+      _mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000)));
+  const __m256 big = _mm256_cmp_ps(m, set1(1.41421356f), _CMP_GT_OQ);
+  m = _mm256_blendv_ps(m, _mm256_mul_ps(m, set1(0.5f)), big);
+  e = _mm256_add_ps(e, _mm256_and_ps(big, set1(1.f)));
+  const __m256 f = _mm256_sub_ps(m, set1(1.f));  // exact: m in [0.70, 1.42]
+  const __m256 s = _mm256_div_ps(f, _mm256_add_ps(f, set1(2.f)));
+  const __m256 s2 = _mm256_mul_ps(s, s);
+  __m256 q = set1(2.f / 9);
+  q = _mm256_fmadd_ps(q, s2, set1(2.f / 7));
+  q = _mm256_fmadd_ps(q, s2, set1(2.f / 5));
+  q = _mm256_fmadd_ps(q, s2, set1(2.f / 3));
+  const __m256 logm = _mm256_fmadd_ps(_mm256_mul_ps(q, s2), s, _mm256_add_ps(s, s));
+  // e ln2 + log m, with ln2 split so e * hi is exact.
+  __m256 r = _mm256_fmadd_ps(e, set1(-2.12194440e-4f), logm);
+  r = _mm256_fmadd_ps(e, set1(0.693359375f), r);
+  // Special values: log 0 = -inf, log(x < 0) = NaN, log inf = inf, NaN stays NaN.
+  r = _mm256_blendv_ps(r, set1(-__builtin_inff()), _mm256_cmp_ps(x, zero, _CMP_EQ_OQ));
+  r = _mm256_blendv_ps(r, set1(__builtin_nanf("")), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+  r = _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, set1(3.40282347e38f), _CMP_GT_OQ));
+  r = _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  return r;
+}
+
+inline __m256 sigmoid_ps(__m256 x) {
+  const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), absv(x)));
+  const __m256 s = _mm256_div_ps(set1(1.f), _mm256_add_ps(set1(1.f), e));
+  return _mm256_blendv_ps(s, _mm256_mul_ps(e, s), x);  // sign bit of x picks e/(1+e)
+}
+
+inline __m256 tanh_ps(__m256 x) {
+  const __m256 ax = absv(x);
+  const __m256 one = set1(1.f);
+  __m256 big = _mm256_sub_ps(
+      one, _mm256_div_ps(set1(2.f), _mm256_add_ps(exp_ps(_mm256_add_ps(ax, ax)), one)));
+  big = _mm256_or_ps(big, signbits(x));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  // Taylor coefficients of tanh(x)/x - 1 in x^2: -1/3, 2/15, -17/315, 62/2835, ...
+  __m256 p = set1(6404582.f / 10854718875.f);
+  p = _mm256_fmadd_ps(p, x2, set1(-929569.f / 638512875.f));
+  p = _mm256_fmadd_ps(p, x2, set1(21844.f / 6081075.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-1382.f / 155925.f));
+  p = _mm256_fmadd_ps(p, x2, set1(62.f / 2835.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-17.f / 315.f));
+  p = _mm256_fmadd_ps(p, x2, set1(2.f / 15.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-1.f / 3.f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, x2), x, x);
+  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, set1(0.5f), _CMP_LT_OQ));
+}
+
+// erf(x) for |x| < 1 by its Maclaurin series: 2/sqrt(pi) sum (-1)^k x^(2k+1) / (k! (2k+1)).
+inline __m256 erf_small_ps(__m256 x) {
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = set1(-1.f / 76204800.f);
+  p = _mm256_fmadd_ps(p, x2, set1(1.f / 6894720.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-1.f / 685440.f));
+  p = _mm256_fmadd_ps(p, x2, set1(1.f / 75600.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-1.f / 9360.f));
+  p = _mm256_fmadd_ps(p, x2, set1(1.f / 1320.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-1.f / 216.f));
+  p = _mm256_fmadd_ps(p, x2, set1(1.f / 42.f));
+  p = _mm256_fmadd_ps(p, x2, set1(-1.f / 10.f));
+  p = _mm256_fmadd_ps(p, x2, set1(1.f / 3.f));
+  p = _mm256_fnmadd_ps(p, x2, set1(1.f));
+  return _mm256_mul_ps(_mm256_mul_ps(p, x), set1(1.12837916709551257f));
+}
+
+// erfc(z) for z >= 0 (used for z >= 1), relative error < 1.2e-7 plus rounding, given z and
+// z^2 = z2_hi + z2_lo exactly. exp(-z^2 + P) is evaluated as exp(s) (1 + e) with s + e the exact
+// sum: near z = 4 the exponent is ~16, and rounding it to float alone would cost 1e-6 relative.
+inline __m256 erfc_pos_ps(__m256 z, __m256 z2_hi, __m256 z2_lo) {
+  z = _mm256_min_ps(z, set1(12.f));  // erfc(12) underflows; also keeps inf finite for t
+  const __m256 t = _mm256_div_ps(set1(1.f), _mm256_fmadd_ps(set1(0.5f), z, set1(1.f)));
+  __m256 p = set1(0.17087277f);
+  p = _mm256_fmadd_ps(p, t, set1(-0.82215223f));
+  p = _mm256_fmadd_ps(p, t, set1(1.48851587f));
+  p = _mm256_fmadd_ps(p, t, set1(-1.13520398f));
+  p = _mm256_fmadd_ps(p, t, set1(0.27886807f));
+  p = _mm256_fmadd_ps(p, t, set1(-0.18628806f));
+  p = _mm256_fmadd_ps(p, t, set1(0.09678418f));
+  p = _mm256_fmadd_ps(p, t, set1(0.37409196f));
+  p = _mm256_fmadd_ps(p, t, set1(1.00002368f));
+  p = _mm256_fmadd_ps(p, t, set1(-1.26551223f));
+  // TwoSum(-z2_hi, p): s + e == -z2_hi + p exactly.
+  const __m256 a = _mm256_sub_ps(_mm256_setzero_ps(), z2_hi);
+  const __m256 s = _mm256_add_ps(a, p);
+  const __m256 bb = _mm256_sub_ps(s, a);
+  const __m256 e = _mm256_add_ps(_mm256_sub_ps(a, _mm256_sub_ps(s, bb)), _mm256_sub_ps(p, bb));
+  const __m256 corr = _mm256_sub_ps(e, z2_lo);  // tiny: exp(corr) = 1 + corr
+  const __m256 ex = exp_ps(s);
+  return _mm256_mul_ps(t, _mm256_fmadd_ps(ex, corr, ex));
+}
+
+// x^2 = hi + lo exactly (FMA gives the rounding error of the product).
+inline void square_exact(__m256 x, __m256* hi, __m256* lo) {
+  *hi = _mm256_mul_ps(x, x);
+  *lo = _mm256_fmsub_ps(x, x, *hi);
+}
+
+inline __m256 erf_ps(__m256 x) {
+  const __m256 ax = absv(x);
+  __m256 hi, lo;
+  square_exact(_mm256_min_ps(ax, set1(12.f)), &hi, &lo);  // erfc(12) = 0 in float; keeps inf out
+  const __m256 big = _mm256_or_ps(_mm256_sub_ps(set1(1.f), erfc_pos_ps(ax, hi, lo)), signbits(x));
+  const __m256 r = _mm256_blendv_ps(big, erf_small_ps(x), _mm256_cmp_ps(ax, set1(1.f), _CMP_LT_OQ));
+  return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// 0.5 x (1 + erf(z)), z = x / sqrt 2; for z <= -0.5, 1 + erf(z) = erfc(-z) avoids the cancellation.
+// z^2 = x^2 / 2 is taken from x exactly (z itself is rounded, which far out would cost ~z^2 ulp).
+inline __m256 gelu_erf_ps(__m256 x) {
+  const __m256 z = _mm256_mul_ps(x, set1(0.70710678118654752f));
+  const __m256 az = absv(z);
+  __m256 hi, lo;
+  square_exact(_mm256_min_ps(absv(x), set1(17.f)), &hi, &lo);  // erfc(17 / sqrt 2) = 0 in float
+  const __m256 ec = erfc_pos_ps(az, _mm256_mul_ps(hi, set1(0.5f)), _mm256_mul_ps(lo, set1(0.5f)));
+  const __m256 tail = _mm256_blendv_ps(_mm256_sub_ps(set1(2.f), ec), ec, z);  // z < 0: erfc(|z|)
+  // The series for -0.5 < z < 1; erfc below (1 + erf(z) would cancel), 2 - erfc above.
+  const __m256 series = _mm256_and_ps(_mm256_cmp_ps(z, set1(-0.5f), _CMP_GT_OQ),
+                                      _mm256_cmp_ps(z, set1(1.f), _CMP_LT_OQ));
+  const __m256 w = _mm256_blendv_ps(tail, _mm256_add_ps(set1(1.f), erf_small_ps(z)), series);
+  const __m256 r = _mm256_mul_ps(_mm256_mul_ps(set1(0.5f), x), w);
+  return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// 0.5 x (1 + tanh(u)) = x sigmoid(2u).
+inline __m256 gelu_tanh_ps(__m256 x) {
+  const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  const __m256 u2 = _mm256_mul_ps(set1(2.f * 0.79788456080286536f),
+                                  _mm256_fmadd_ps(set1(0.044715f), x3, x));
+  return _mm256_mul_ps(x, sigmoid_ps(u2));
+}
+
+}  // namespace sliver::vmath_avx2

@@ -1,0 +1,100 @@
+// Shared body of the 4x16c4 AVX2 kernels (qu8s8_* and qs8s8_*); include only from *_avx2.cc.
+//
+// Tile: up to 4 rows x 16 columns in 8 ymm accumulators (2 per row). Per k group (4 k) the
+// kernel loads two B vectors (8 columns x 4 k each), broadcasts 4 bytes per row and runs
+// vpmaddubsw -> vpmaddwd(ones) -> vpaddd per (row, vector): 8 int32 lanes each sum 4 products.
+// The two vpmadd* of a group need the two integer-multiply pipes for a cycle, which sets the
+// ceiling (32 MACs/cycle); 4 rows keep 8 independent chains in flight and leave registers for
+// the sign-magnitude variant, which adds a broadcast mask and one vpxor per vpmaddubsw.
+//
+// A panel per k group: offset_u8 = 16 bytes (row i at 4i); sign_mag = 16 bytes |x| + 16 bytes
+// mask. B panel per k group: 64 bytes (column j at 4j). A 16-byte, B 32-byte aligned.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cassert>
+#include <cstdint>
+
+namespace sliver {
+namespace q8avx2 {
+
+constexpr int kMR = 4, kNR = 16, kKR = 4;
+
+template <bool kSignMag>
+struct RowStep;
+
+// u (offset u8) x w: the classic chain.
+template <>
+struct RowStep<false> {
+  static constexpr int kAStride = kMR * kKR;
+  static inline void run(const uint8_t* a, int row, __m256i b0, __m256i b1, __m256i ones,
+                         __m256i& c0, __m256i& c1) {
+    const __m256i va = _mm256_set1_epi32(*reinterpret_cast<const int32_t*>(a + 4 * row));
+    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(va, b0), ones));
+    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(va, b1), ones));
+  }
+};
+
+// |x| x (w ^ sign): pair sums in [-32768, 32512], never saturate.
+template <>
+struct RowStep<true> {
+  static constexpr int kAStride = 2 * kMR * kKR;
+  static inline void run(const uint8_t* a, int row, __m256i b0, __m256i b1, __m256i ones,
+                         __m256i& c0, __m256i& c1) {
+    const __m256i mag = _mm256_set1_epi32(*reinterpret_cast<const int32_t*>(a + 4 * row));
+    const __m256i sgn =
+        _mm256_set1_epi32(*reinterpret_cast<const int32_t*>(a + kMR * kKR + 4 * row));
+    const __m256i w0 = _mm256_xor_si256(b0, sgn), w1 = _mm256_xor_si256(b1, sgn);
+    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(mag, w0), ones));
+    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(mag, w1), ones));
+  }
+};
+
+template <int MR, bool kSignMag>
+inline void gemm_4x16c4(int64_t kgroups, const uint8_t* a, const int8_t* b, int32_t* acc) {
+  using Step = RowStep<kSignMag>;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+  __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int64_t g = 0; g < kgroups; ++g) {
+    const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32));
+    Step::run(a, 0, b0, b1, ones, c00, c01);
+    if constexpr (MR > 1) Step::run(a, 1, b0, b1, ones, c10, c11);
+    if constexpr (MR > 2) Step::run(a, 2, b0, b1, ones, c20, c21);
+    if constexpr (MR > 3) Step::run(a, 3, b0, b1, ones, c30, c31);
+    a += Step::kAStride;
+    b += kNR * kKR;
+  }
+  __m256i* out = reinterpret_cast<__m256i*>(acc);
+  _mm256_storeu_si256(out + 0, c00);
+  _mm256_storeu_si256(out + 1, c01);
+  if constexpr (MR > 1) _mm256_storeu_si256(out + 2, c10), _mm256_storeu_si256(out + 3, c11);
+  if constexpr (MR > 2) _mm256_storeu_si256(out + 4, c20), _mm256_storeu_si256(out + 5, c21);
+  if constexpr (MR > 3) _mm256_storeu_si256(out + 6, c30), _mm256_storeu_si256(out + 7, c31);
+}
+
+template <bool kSignMag>
+inline void gemm_4x16c4_dispatch(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
+                                 int32_t* acc) {
+  assert(mr >= 1 && mr <= kMR && kgroups >= 0);
+  assert((reinterpret_cast<uintptr_t>(a) & 15) == 0 && (reinterpret_cast<uintptr_t>(b) & 31) == 0);
+  switch (mr) {
+    case 1:
+      gemm_4x16c4<1, kSignMag>(kgroups, a, b, acc);
+      break;
+    case 2:
+      gemm_4x16c4<2, kSignMag>(kgroups, a, b, acc);
+      break;
+    case 3:
+      gemm_4x16c4<3, kSignMag>(kgroups, a, b, acc);
+      break;
+    default:
+      gemm_4x16c4<4, kSignMag>(kgroups, a, b, acc);
+      break;
+  }
+}
+
+}  // namespace q8avx2
+}  // namespace sliver

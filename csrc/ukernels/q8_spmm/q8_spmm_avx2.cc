@@ -1,0 +1,302 @@
+// q8_spmm_<NT>x<R>_avx2: exact INT8 sparse-weight micro-kernels (sparse.h), plus the int16 panel
+// packers and the per-row requantizing epilogue the sparse driver uses on AVX2.
+//
+// A pair of a row block's nonzeros (inputs k1, k2) costs: two panel rows loaded, interleaved by
+// vpunpck{l,h}wd into (x[k1], x[k2]) pairs per lane, and for each of the R rows one broadcast of
+// the weight pair (w'1, w'2) and one vpmaddwd + vpaddd per 8 lanes. vpmaddwd never saturates here
+// (|pair sum| <= 2 * 255 * 255), so the int32 sums are exact. The unpacks work within 128-bit
+// halves; the packer's lane order (0-3 8-11 4-7 12-15 per 16) makes the low unpack hold lanes
+// 0-7 and the high one 8-15, so no shuffle is needed at the end.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "sliver/sparse.h"
+
+namespace sliver {
+namespace {
+
+#define SLIVER_INLINE inline __attribute__((always_inline))
+#define SLIVER_ALWAYS __attribute__((always_inline))
+
+template <class F, int... I>
+SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, class F>
+SLIVER_INLINE void unroll(F&& f) {
+  unroll_seq(f, std::make_integer_sequence<int, N>{});
+}
+
+SLIVER_INLINE void store_lanes(int32_t* dst, __m256i v, int64_t n) {
+  if (n == 8) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
+  } else {
+    alignas(32) int32_t tmp[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v);
+    std::memcpy(dst, tmp, static_cast<size_t>(n) * sizeof(int32_t));
+  }
+}
+
+SLIVER_INLINE __m256i bcast_pair(const int16_t* w) {
+  int32_t v;
+  std::memcpy(&v, w, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+template <int NT, int R>
+void spmm_tile(const Q8SpmmArgs& p) {
+  static_assert(NT == 8 || NT % 16 == 0, "8 lanes, or whole 16-lane vectors");
+  constexpr int A = NT / 8;  // int32 accumulators per row
+  static_assert(R * A <= 12, "accumulators fit the register file");
+  const uint16_t* __restrict kidx = p.kidx;
+  const int16_t* __restrict w = p.w;
+  const int16_t* __restrict x = p.x;
+
+  for (int64_t b = 0; b < p.nblocks; ++b) {
+    const int64_t row0 = b * R;
+    __m256i acc[R][A];
+    unroll<R>([&](auto r) SLIVER_ALWAYS {
+      unroll<A>([&](auto a) SLIVER_ALWAYS {
+        acc[r][a] = p.acc_in ? _mm256_load_si256(reinterpret_cast<const __m256i*>(
+                                   p.acc_in + (row0 + r) * NT + 8 * a))
+                             : _mm256_setzero_si256();
+      });
+    });
+    const int64_t e1 = p.ptr[b + 1];
+    for (int64_t e = p.ptr[b]; e < e1; ++e) {
+      const int16_t* x1 = x + static_cast<int64_t>(kidx[2 * e]) * NT;
+      const int16_t* x2 = x + static_cast<int64_t>(kidx[2 * e + 1]) * NT;
+      __m256i pv[A];  // (x[k1], x[k2]) pairs, 8 lanes each, in lane order
+      if constexpr (NT == 8) {
+        const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(x1));
+        const __m128i c = _mm_load_si128(reinterpret_cast<const __m128i*>(x2));
+        pv[0] = _mm256_set_m128i(_mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(a, c));
+      } else {
+        unroll<A / 2>([&](auto v) SLIVER_ALWAYS {
+          const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(x1 + 16 * v));
+          const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(x2 + 16 * v));
+          pv[2 * v] = _mm256_unpacklo_epi16(a, c);
+          pv[2 * v + 1] = _mm256_unpackhi_epi16(a, c);
+        });
+      }
+      unroll<R>([&](auto r) SLIVER_ALWAYS {
+        const __m256i wp = bcast_pair(w + (e * R + r) * 2);
+        unroll<A>([&](auto a) SLIVER_ALWAYS {
+          acc[r][a] = _mm256_add_epi32(acc[r][a], _mm256_madd_epi16(pv[a], wp));
+        });
+      });
+    }
+    unroll<R>([&](auto r) SLIVER_ALWAYS {
+      if (row0 + r >= p.rows) return;
+      int32_t* yr = p.y + (row0 + r) * p.ldy;
+      unroll<A>([&](auto a) SLIVER_ALWAYS {
+        const int64_t n = std::min<int64_t>(8, p.nt - 8 * a);
+        if (n > 0) store_lanes(yr + 8 * a, acc[r][a], n);
+      });
+    });
+  }
+}
+
+// The vector form: one activation column (x[k] at x + k); R rows share each pair's activations.
+template <int R>
+void spmv_rows(const Q8SpmmArgs& p) {
+  const uint16_t* __restrict kidx = p.kidx;
+  const int16_t* __restrict w = p.w;
+  const int16_t* __restrict x = p.x;
+  for (int64_t b = 0; b < p.nblocks; ++b) {
+    int64_t e = p.ptr[b];
+    const int64_t e1 = p.ptr[b + 1];
+    alignas(32) int32_t sums[8];
+    if constexpr (R == 1) {
+      // Scalar, two sums against latency; uint32 wraps like the int32 lanes elsewhere.
+      uint32_t s0 = 0, s1 = 0;
+      for (; e + 2 <= e1; e += 2) {
+        s0 += static_cast<uint32_t>(w[2 * e] * x[kidx[2 * e]] + w[2 * e + 1] * x[kidx[2 * e + 1]]);
+        s1 += static_cast<uint32_t>(w[2 * e + 2] * x[kidx[2 * e + 2]] +
+                                    w[2 * e + 3] * x[kidx[2 * e + 3]]);
+      }
+      if (e < e1)
+        s0 += static_cast<uint32_t>(w[2 * e] * x[kidx[2 * e]] + w[2 * e + 1] * x[kidx[2 * e + 1]]);
+      sums[0] = static_cast<int32_t>(s0 + s1);
+    } else {
+      // R = 8: one ymm of 8 weight pairs per pair entry; R = 4: one xmm.
+      __m256i acc8 = _mm256_setzero_si256();
+      __m128i acc4 = _mm_setzero_si128();
+      for (; e < e1; ++e) {
+        const uint32_t pair = static_cast<uint16_t>(x[kidx[2 * e]]) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(x[kidx[2 * e + 1]])) << 16);
+        const int16_t* wr = w + e * 2 * R;
+        if constexpr (R == 8) {
+          acc8 = _mm256_add_epi32(acc8, _mm256_madd_epi16(
+              _mm256_set1_epi32(static_cast<int32_t>(pair)),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr))));
+        } else {
+          acc4 = _mm_add_epi32(acc4, _mm_madd_epi16(
+              _mm_set1_epi32(static_cast<int32_t>(pair)),
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr))));
+        }
+      }
+      const __m256i acc = R == 8 ? acc8 : _mm256_set_m128i(_mm_setzero_si128(), acc4);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums), acc);
+    }
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = b * R + r;
+      if (row >= p.rows) break;
+      const uint32_t base = p.acc_in ? static_cast<uint32_t>(p.acc_in[row]) : 0u;
+      p.y[row * p.ldy] = static_cast<int32_t>(base + static_cast<uint32_t>(sums[r]));
+    }
+  }
+}
+
+template <int NT, int R>
+void run(const Q8SpmmArgs& p) {
+  assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
+  assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & 15) == 0);
+  if constexpr (NT == 1) spmv_rows<R>(p);
+  else spmm_tile<NT, R>(p);
+}
+
+// ---- panels: int16 x - zero_point, lanes of every 16 in the order 0-3 8-11 4-7 12-15 ----
+
+int16_t centred(uint8_t v, bool is_signed, int32_t zp) {
+  return static_cast<int16_t>((is_signed ? int32_t{static_cast<int8_t>(v)} : int32_t{v}) - zp);
+}
+
+// One panel row from nt natural-order source bytes at stride `step`.
+SLIVER_INLINE void panel_row(int NT, int64_t nt, const uint8_t* s, int64_t step, bool is_signed,
+                             int32_t zp, __m256i vzp, int16_t* d) {
+  if (NT < 16) {
+    for (int64_t j = 0; j < NT; ++j) d[j] = j < nt ? centred(s[j * step], is_signed, zp) : 0;
+    return;
+  }
+  for (int64_t j0 = 0; j0 < NT; j0 += 16) {
+    alignas(16) uint8_t tmp[16];
+    const uint8_t* src = s + j0;
+    if (step != 1 || j0 + 16 > nt) {
+      // Padding lanes get the zero point's byte, so they centre to 0.
+      const uint8_t pad = static_cast<uint8_t>(zp);
+      for (int64_t j = 0; j < 16; ++j) tmp[j] = j0 + j < nt ? s[(j0 + j) * step] : pad;
+      src = tmp;
+    }
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+    const __m256i v = is_signed ? _mm256_cvtepi8_epi16(bytes) : _mm256_cvtepu8_epi16(bytes);
+    // Swapping the middle 64-bit quarters gives the lane order the kernels' unpacks undo.
+    _mm256_store_si256(reinterpret_cast<__m256i*>(d + j0),
+                       _mm256_permute4x64_epi64(_mm256_sub_epi16(v, vzp), 0xd8));
+  }
+}
+
+void pack_rows(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
+               int32_t zp, int16_t* dst) {
+  const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
+  for (int64_t k = 0; k < kc; ++k)
+    panel_row(NT, nt, src + k * ld, 1, is_signed, zp, vzp, dst + k * NT);
+}
+
+void pack_cols(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
+               int32_t zp, int16_t* dst) {
+  const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
+  for (int64_t k = 0; k < kc; ++k)
+    panel_row(NT, nt, src + k, ld, is_signed, zp, vzp, dst + k * NT);
+}
+
+// ---- per-row epilogue: the same float operation order as requant.h ----
+
+template <class V>
+SLIVER_INLINE V opaque(V v) {  // keeps -mfma from contracting a product into the next add
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+// kKind: 0 int32, 1 requant f64 (onnx_reference), 2 requant f32 (onnxruntime), 3 float32.
+template <int kKind>
+void epilogue_rows(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride, int64_t rows,
+                   int64_t nt, void* y, int64_t ldy) {
+  const __m256d zp_d = _mm256_set1_pd(p.y_zero_point), lo_d = _mm256_set1_pd(p.qmin),
+                hi_d = _mm256_set1_pd(p.qmax);
+  const __m256 lo_f = _mm256_set1_ps(static_cast<float>(p.qmin - p.y_zero_point));
+  const __m256 hi_f = _mm256_set1_ps(static_cast<float>(p.qmax - p.y_zero_point));
+  const __m256i zp_i = _mm256_set1_epi32(p.y_zero_point);
+  const bool u8 = p.y_type == DType::u8;
+  for (int64_t i = 0; i < rows; ++i) {
+    const __m256i bias = _mm256_set1_epi32(p.bias ? p.bias[i] : 0);
+    for (int64_t j = 0; j < nt; j += 8) {
+      const int64_t cnt = std::min<int64_t>(8, nt - j);
+      __m256i v;
+      if (cnt == 8) {
+        v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i * acc_stride + j));
+      } else {
+        alignas(32) int32_t tmp[8] = {};
+        std::memcpy(tmp, acc + i * acc_stride + j, static_cast<size_t>(cnt) * 4);
+        v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
+      }
+      v = _mm256_add_epi32(v, bias);
+      if constexpr (kKind == 0) {
+        store_lanes(static_cast<int32_t*>(y) + i * ldy + j, v, cnt);
+      } else if constexpr (kKind == 3) {
+        __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(p.scale[i])));
+        if (p.float_bias) f = _mm256_add_ps(f, _mm256_set1_ps(p.float_bias[i]));
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, f);
+        std::memcpy(static_cast<float*>(y) + i * ldy + j, tmp, static_cast<size_t>(cnt) * 4);
+      } else {
+        __m256i q;
+        if constexpr (kKind == 1) {
+          const __m256d m = _mm256_set1_pd(p.scale_f64[i]);
+          __m128i half[2];
+          for (int h = 0; h < 2; ++h) {
+            const __m128i vi = h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
+            __m256d d = opaque(_mm256_mul_pd(_mm256_cvtepi32_pd(vi), m));
+            d = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(d, zp_d), lo_d), hi_d);
+            half[h] = _mm256_cvttpd_epi32(
+                _mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+          }
+          q = _mm256_set_m128i(half[1], half[0]);
+        } else {
+          __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(p.scale[i])));
+          f = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          q = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp_i);
+        }
+        // q is inside [qmin, qmax], within the output type: the packs do not saturate.
+        const __m128i w16 =
+            _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        const __m128i bytes = u8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
+        alignas(16) uint8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+        std::memcpy(static_cast<uint8_t*>(y) + i * ldy + j, tmp, static_cast<size_t>(cnt));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void q8_spmm_epilogue_rows_avx2(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                                int64_t rows, int64_t nt, void* y, int64_t ldy) {
+  switch (p.output) {
+    case QGemmOutput::int32: return epilogue_rows<0>(p, acc, acc_stride, rows, nt, y, ldy);
+    case QGemmOutput::float32: return epilogue_rows<3>(p, acc, acc_stride, rows, nt, y, ldy);
+    case QGemmOutput::quantized:
+      if (p.rounding == RequantRounding::onnx_reference)
+        return epilogue_rows<1>(p, acc, acc_stride, rows, nt, y, ldy);
+      return epilogue_rows<2>(p, acc, acc_stride, rows, nt, y, ldy);
+  }
+}
+
+// Defines the .inc lines of this ISA (the isa token selects the macro).
+#define SLIVER_SPMM_DEFINE_avx2(name, nt, r) \
+  void name(const Q8SpmmArgs& p) { run<nt, r>(p); }
+#define SLIVER_SPMM_DEFINE_scalar(name, nt, r)
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
+#include "q8_spmm.inc"
+#undef SLIVER_Q8_SPMM_KERNEL
+
+const Q8SpmmHelpers kQ8SpmmHelpersAvx2 = {pack_rows, pack_cols, q8_spmm_epilogue_rows_avx2};
+
+}  // namespace sliver

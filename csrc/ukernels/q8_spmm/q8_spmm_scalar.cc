@@ -1,0 +1,99 @@
+// q8_spmm_<NT>x<R>_scalar: portable twins of the AVX2 INT8 sparse-weight kernels (same contract
+// and the same exact int32 sums, see sparse.h), the int16 panel packers and the per-row epilogue
+// (requant.h's reference requantize(), which the AVX2 epilogue must match bit for bit).
+#include <cstdint>
+
+#include "sliver/requant.h"
+#include "sliver/sparse.h"
+
+namespace sliver {
+namespace {
+
+// Panel position of lane j: tiles of 16 or more store every 16 lanes as 0-3 8-11 4-7 12-15.
+constexpr int64_t panel_pos(int NT, int64_t j) {
+  if (NT < 16) return j;
+  const int64_t g = (j >> 2) & 3;
+  return (j & ~int64_t{15}) | ((g == 1 ? 2 : g == 2 ? 1 : g) << 2) | (j & 3);
+}
+
+template <int NT, int R>
+void run(const Q8SpmmArgs& p) {
+  for (int64_t b = 0; b < p.nblocks; ++b) {
+    const int64_t row0 = b * R;
+    uint32_t acc[R][NT];  // wraps mod 2^32 like the int32 lanes
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NT; ++j)
+        acc[r][j] = p.acc_in ? static_cast<uint32_t>(p.acc_in[(row0 + r) * NT + j]) : 0u;
+    for (int64_t e = p.ptr[b]; e < p.ptr[b + 1]; ++e) {
+      const int16_t* x1 = p.x + static_cast<int64_t>(p.kidx[2 * e]) * NT;
+      const int16_t* x2 = p.x + static_cast<int64_t>(p.kidx[2 * e + 1]) * NT;
+      for (int r = 0; r < R; ++r) {
+        const int32_t w1 = p.w[(e * R + r) * 2], w2 = p.w[(e * R + r) * 2 + 1];
+        for (int j = 0; j < NT; ++j) {
+          const int64_t q = panel_pos(NT, j);
+          acc[r][j] += static_cast<uint32_t>(w1 * x1[q] + w2 * x2[q]);
+        }
+      }
+    }
+    for (int r = 0; r < R && row0 + r < p.rows; ++r)
+      for (int64_t j = 0; j < p.nt; ++j)
+        p.y[(row0 + r) * p.ldy + j] = static_cast<int32_t>(acc[r][j]);
+  }
+}
+
+int16_t centred(uint8_t v, bool is_signed, int32_t zp) {
+  return static_cast<int16_t>((is_signed ? int32_t{static_cast<int8_t>(v)} : int32_t{v}) - zp);
+}
+
+void pack_rows(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
+               int32_t zp, int16_t* dst) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = 0; j < NT; ++j)
+      dst[k * NT + panel_pos(NT, j)] = j < nt ? centred(src[k * ld + j], is_signed, zp) : 0;
+}
+
+void pack_cols(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
+               int32_t zp, int16_t* dst) {
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = 0; j < NT; ++j)
+      dst[k * NT + panel_pos(NT, j)] = j < nt ? centred(src[j * ld + k], is_signed, zp) : 0;
+}
+
+}  // namespace
+
+void q8_spmm_epilogue_rows_scalar(const Q8RowEpilogue& p, const int32_t* acc,
+                                  int64_t acc_stride, int64_t rows, int64_t nt, void* y,
+                                  int64_t ldy) {
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < nt; ++j) {
+      const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(acc[i * acc_stride + j]) +
+                                             static_cast<uint32_t>(p.bias ? p.bias[i] : 0));
+      switch (p.output) {
+        case QGemmOutput::int32:
+          static_cast<int32_t*>(y)[i * ldy + j] = v;
+          break;
+        case QGemmOutput::quantized: {
+          const int32_t q = requantize(v, p.scale[i], p.y_zero_point, p.qmin, p.qmax, p.rounding);
+          if (p.y_type == DType::u8) static_cast<uint8_t*>(y)[i * ldy + j] = static_cast<uint8_t>(q);
+          else static_cast<int8_t*>(y)[i * ldy + j] = static_cast<int8_t>(q);
+          break;
+        }
+        case QGemmOutput::float32:
+          static_cast<float*>(y)[i * ldy + j] =
+              dequantize_acc(v, p.scale[i], p.float_bias ? p.float_bias + i : nullptr);
+          break;
+      }
+    }
+  }
+}
+
+#define SLIVER_SPMM_DEFINE_scalar(name, nt, r) \
+  void name(const Q8SpmmArgs& p) { run<nt, r>(p); }
+#define SLIVER_SPMM_DEFINE_avx2(name, nt, r)
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
+#include "q8_spmm.inc"
+#undef SLIVER_Q8_SPMM_KERNEL
+
+const Q8SpmmHelpers kQ8SpmmHelpersScalar = {pack_rows, pack_cols, q8_spmm_epilogue_rows_scalar};
+
+}  // namespace sliver
