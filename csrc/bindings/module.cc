@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "convert.h"
+#include "sliver/cpu.h"
 #include "sliver/executor.h"
 #include "sliver/kernel.h"
 #include "sliver/thread_pool.h"
@@ -89,9 +90,11 @@ StaticShape to_static_shape(const py::handle& v) {
 
 }  // namespace
 
-
-
-
+namespace sliver {
+void register_gemm_testing(py::module_& m);
+void register_qgemm_testing(py::module_& m);
+void register_sparse_testing(py::module_& m);
+}  // namespace sliver
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "sliver native core: kernels and the step-list executor";
@@ -138,6 +141,27 @@ PYBIND11_MODULE(_C, m) {
       "Wraps a Python callable f(*inputs) -> sequence of outputs as a step kernel.");
 
   m.def("registered_kernels", &registered_kernels);
+
+  m.def(
+      "cpu_info",
+      []() {
+        py::dict d;
+        for (auto& [name, on] : cpu_feature_list(detected_cpu_features())) d[py::str(name)] = on;
+        py::dict used;
+        for (auto& [name, on] : cpu_feature_list(cpu_features())) used[py::str(name)] = on;
+        py::dict kernels;
+        for (auto& [family, name] : selected_kernels()) kernels[py::str(family)] = name;
+        d["dispatch"] = used;
+        d["kernels"] = kernels;
+        return d;
+      },
+      "CPU features detected, those dispatch uses (SLIVER_ISA may mask), and chosen kernels.");
+
+  // Direct access to kernels for the tests and benchmarks; not a public API.
+  py::module_ testing = m.def_submodule("testing", "kernel entry points for tests and benchmarks");
+  register_gemm_testing(testing);
+  register_qgemm_testing(testing);
+  register_sparse_testing(testing);
 
   py::class_<ThreadPool, std::shared_ptr<ThreadPool>>(m, "ThreadPool")
       .def(py::init<int>(), py::arg("num_threads"))
