@@ -19,9 +19,13 @@ def test_bundled_model_accuracy_matches_onnxruntime() -> None:
     logits = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     acc = float(np.mean(np.argmax(logits, 1) == y))
     assert acc >= MIN_ACCURACY
-    ref = onnxruntime.InferenceSession(cli.DEMO_MODEL, providers=["CPUExecutionProvider"])
+    # onnxruntime as written (no fusions) is the spec-like path; its fused integer path rounds
+    # differently and flips a few more predictions.
+    so = onnxruntime.SessionOptions()
+    so.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = onnxruntime.InferenceSession(cli.DEMO_MODEL, so, providers=["CPUExecutionProvider"])
     ref_logits = ref.run(None, {ref.get_inputs()[0].name: x})[0]
-    # Same predictions on (nearly) every image: the integer paths may differ by an LSB.
+    # Same predictions on (nearly) every image: ties may round differently by an LSB.
     agree = float(np.mean(np.argmax(ref_logits, 1) == np.argmax(logits, 1)))
     assert agree >= 0.99
 

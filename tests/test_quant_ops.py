@@ -376,7 +376,7 @@ def test_qlinear_binary(op: str, seed: int, monkeypatch: pytest.MonkeyPatch) -> 
     node = oh.make_node(op, ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
     feeds = {"a": a, "b": b}
     model = make_model([node], feeds, {"c": dt}, p)
-    check_both(model, feeds, run_ort(model, feeds), monkeypatch)
+    check_both(model, feeds, run_ort(model, feeds), monkeypatch, expect_native=True)
 
 
 def test_qlinear_add_all_code_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -399,7 +399,7 @@ def test_qlinear_add_all_code_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
             )
             feeds = {"a": np.ascontiguousarray(fa), "b": np.ascontiguousarray(fb)}
             model = make_model([node], feeds, {"c": np.uint8}, p)
-            check_both(model, feeds, run_ort(model, feeds), monkeypatch)
+            check_both(model, feeds, run_ort(model, feeds), monkeypatch, expect_native=True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -417,7 +417,7 @@ def test_qlinear_lookup_ops(op: str, seed: int, monkeypatch: pytest.MonkeyPatch)
     attrs = {"alpha": float(rng.uniform(0.01, 0.5))} if op == "QLinearLeakyRelu" else {}
     node = oh.make_node(op, ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, **attrs)
     model = make_model([node], {"x": x}, {"y": dt}, p)
-    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch)
+    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch, expect_native=True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -440,7 +440,7 @@ def test_qlinear_where(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     feeds = {"c": cond, "x": x, "y": y}
     model = make_model([node], feeds, {"z": dt}, p)
-    check_both(model, feeds, run_ort(model, feeds), monkeypatch)
+    check_both(model, feeds, run_ort(model, feeds), monkeypatch, expect_native=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ def test_qlinear_global_average_pool(seed: int, monkeypatch: pytest.MonkeyPatch)
         channels_last=int(channels_last),
     )
     model = make_model([node], {"x": x}, {"y": dt}, p)
-    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch)
+    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch, expect_native=True)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -506,7 +506,7 @@ def test_qlinear_average_pool(seed: int, monkeypatch: pytest.MonkeyPatch) -> Non
         "QLinearAveragePool", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, **attrs
     )
     model = make_model([node], {"x": x}, {"y": dt}, p)
-    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch)
+    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch, expect_native=False)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -529,7 +529,7 @@ def test_qlinear_concat(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
         names += [f"x{i}", f"s{i}", f"z{i}"]
     node = oh.make_node("QLinearConcat", names, ["y"], domain=MS, axis=axis)
     model = make_model([node], feeds, {"y": dt}, inits)
-    check_both(model, feeds, run_ort(model, feeds), monkeypatch)
+    check_both(model, feeds, run_ort(model, feeds), monkeypatch, expect_native=True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -552,7 +552,7 @@ def test_qlinear_softmax(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
         "QLinearSoftmax", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, axis=axis, opset=opset
     )
     model = make_model([node], {"x": x}, {"y": dt}, p)
-    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch)
+    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch, expect_native=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,7 +597,7 @@ def test_qgemm(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     attrs = {"transA": trans_a, "transB": trans_b, "alpha": float(rng.choice([1.0, 0.5]))}
     node = oh.make_node("QGemm", names, ["y"], domain=MS, **attrs)
     model = make_model([node], {"a": a}, {"y": np.uint8 if quantized else np.float32}, inits)
-    check_both(model, {"a": a}, run_ort(model, {"a": a}), monkeypatch)
+    check_both(model, {"a": a}, run_ort(model, {"a": a}), monkeypatch, expect_native=True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -628,7 +628,7 @@ def test_matmul_to_float(op: str, seed: int, monkeypatch: pytest.MonkeyPatch) ->
         names.append("bias")
     node = oh.make_node(op, names, ["y"], domain=MS)
     model = make_model([node], {"a": a}, {"y": np.float32}, inits)
-    check_both(model, {"a": a}, run_ort(model, {"a": a}), monkeypatch)
+    check_both(model, {"a": a}, run_ort(model, {"a": a}), monkeypatch, expect_native=True)
 
 
 # ---------------------------------------------------------------------------------------------

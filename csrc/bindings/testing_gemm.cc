@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -284,6 +285,47 @@ void register_gemm_testing(py::module_& m) {
       .def("run", &SgemmProblem::run, "Computes C (GIL released).")
       .def_property_readonly("c", &SgemmProblem::c)
       .def_property_readonly("flops", &SgemmProblem::flops);
+
+  m.def(
+      "thread_pool_check",
+      [](int num_threads, int64_t n, bool tasks, int64_t throw_at, bool nested) {
+        ThreadPool* pool = pool_for(num_threads);
+        std::unique_ptr<std::atomic<int64_t>[]> hits(new std::atomic<int64_t>[n > 0 ? n : 1]);
+        for (int64_t i = 0; i < n; ++i) hits[i] = 0;
+        std::mutex mu;
+        std::vector<std::pair<int64_t, int64_t>> ranges;
+        auto body = [&](int64_t i) {
+          if (i == throw_at) throw std::runtime_error("task " + std::to_string(i) + " failed");
+          if (nested) {  // must run inline, not deadlock
+            std::atomic<int64_t> inner{0};
+            pool->parallel_for(8, [&](int64_t b, int64_t e) { inner += e - b; });
+            if (inner != 8) throw std::logic_error("nested parallel_for lost work");
+          }
+          ++hits[i];
+        };
+        {
+          py::gil_scoped_release release;
+          if (tasks) {
+            pool->parallel_tasks(n, body);
+          } else {
+            pool->parallel_for(n, [&](int64_t b, int64_t e) {
+              {
+                std::lock_guard<std::mutex> lock(mu);
+                ranges.emplace_back(b, e);
+              }
+              for (int64_t i = b; i < e; ++i) body(i);
+            });
+          }
+        }
+        std::vector<int64_t> counts(n);
+        for (int64_t i = 0; i < n; ++i) counts[i] = hits[i];
+        std::sort(ranges.begin(), ranges.end());
+        return py::make_tuple(counts, ranges);
+      },
+      py::arg("num_threads"), py::arg("n"), py::kw_only(), py::arg("tasks") = false,
+      py::arg("throw_at") = -1, py::arg("nested") = false,
+      "Runs n counting tasks on a pool; returns (hits per index, parallel_for ranges). A task "
+      "whose index is throw_at throws.");
 
   m.def("ukernel_gflops", &ukernel_gflops, py::arg("kernel"), py::arg("kc") = 256,
         py::arg("calls") = 20000, py::arg("repeats") = 5,

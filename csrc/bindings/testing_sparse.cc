@@ -128,13 +128,14 @@ struct F32Call {
 };
 
 F32Packed pack_f32(const py::object& w_obj, const std::string& layout, int block_rows,
-                   int64_t kc) {
+                   int64_t kc, int64_t cols) {
   const bool left = parse_left(layout);
   F32Array w = F32Array::ensure(require_2d(w_obj, "w"));
   const WView v = view_of(w, left);
   SparsePackOptions opt;
   opt.block_rows = block_rows;
   opt.kc = kc;
+  opt.cols = cols;
   return {pack_sparse_f32(v.out, v.in, w.data(), v.s_out, v.s_in, opt), left};
 }
 
@@ -202,7 +203,7 @@ py::array f32_spmm_call(const F32Packed& pk, const py::object& x_obj, const py::
 class F32Problem {
  public:
   F32Problem(const py::object& w_obj, const py::object& x_obj, const std::string& layout,
-             bool sparse, int num_threads, int block_rows, int64_t kc, bool force_scalar,
+             bool sparse, int num_threads, int block_rows, int kr, int64_t kc, bool force_scalar,
              int tile)
       : left_(parse_left(layout)), sparse_(sparse), pool_(pool_for(num_threads)) {
     w_ = F32Array::ensure(require_2d(w_obj, "w"));
@@ -219,6 +220,8 @@ class F32Problem {
       SparsePackOptions po;
       po.block_rows = block_rows;
       po.kc = kc;
+      po.cols = cols_;
+      (void)kr;
       sw_ = pack_sparse_f32(out_, in_, w_.data(), v.s_out, v.s_in, po);
     } else if (left_) {
       pa_ = pack_a(out_, in_, w_.data(), in_, false);  // W [out, in] is the GEMM's A
@@ -272,7 +275,7 @@ struct Q8Packed {
 };
 
 Q8Packed pack_q8(const py::object& w_obj, const std::string& layout, const py::object& zp,
-                 int block_rows, int64_t kc) {
+                 int block_rows, int kr, int64_t kc, int64_t cols) {
   const bool left = parse_left(layout);
   py::array w = require_2d(w_obj, "w");
   const DType t = int8_type(w, "w");
@@ -281,7 +284,9 @@ Q8Packed pack_q8(const py::object& w_obj, const std::string& layout, const py::o
   const std::vector<int32_t> zps = zero_points(zp, v.out, &per_channel);
   SparsePackOptions opt;
   opt.block_rows = block_rows;
+  opt.kr = kr;
   opt.kc = kc;
+  opt.cols = cols;
   return {pack_sparse_q8(v.out, v.in, w.data(), t, v.s_out, v.s_in, zps.data(), per_channel, opt),
           left};
 }
@@ -377,7 +382,7 @@ py::array q8_spmm_call(const Q8Packed& pk, const py::object& x_obj, int32_t x_ze
 class Q8Problem {
  public:
   Q8Problem(const py::object& w_obj, const py::object& x_obj, const std::string& layout,
-            bool sparse, int num_threads, int block_rows, int64_t kc, bool force_scalar,
+            bool sparse, int num_threads, int block_rows, int kr, int64_t kc, bool force_scalar,
             int tile)
       : left_(parse_left(layout)), sparse_(sparse), pool_(pool_for(num_threads)) {
     w_ = require_2d(w_obj, "w");
@@ -408,7 +413,9 @@ class Q8Problem {
     if (sparse_) {
       SparsePackOptions po;
       po.block_rows = block_rows;
+      po.kr = kr;
       po.kc = kc;
+      po.cols = cols_;
       sw_ = pack_sparse_q8(out_, in_, w_.data(), wt, v.s_out, v.s_in, &zp, false, po);
       a_.a = x_.data();
       a_.lda = left_ ? cols_ : in_;
@@ -515,6 +522,7 @@ void register_sparse_testing(py::module_& m) {
   auto q8p = py::class_<Q8Packed>(m, "SparseQ8Weights", "INT8 weights packed for the sparse kernels.");
   packed_props(q8p);
   q8p.def_property_readonly("pairs", [](const Q8Packed& p) { return p.w->pairs; })
+      .def_property_readonly("kr", [](const Q8Packed& p) { return p.w->kr; })
       .def("is_faster", [](const Q8Packed& p, int64_t cols) { return sparse_is_faster_q8(*p.w, cols); },
            py::arg("cols"), "The cost model's verdict for `cols` activation columns.");
 
@@ -539,10 +547,11 @@ void register_sparse_testing(py::module_& m) {
       "Zero structure of a float32, uint8 or int8 weight.");
 
   m.def("sparse_pack_f32", &pack_f32, py::arg("w"), py::kw_only(), py::arg("layout") = "left",
-        py::arg("block_rows") = 0, py::arg("kc") = 0,
+        py::arg("block_rows") = 0, py::arg("kc") = 0, py::arg("cols") = 0,
         "Packs a float32 weight (layout 'left': [out, in]; 'right': [in, out]).");
   m.def("sparse_pack_q8", &pack_q8, py::arg("w"), py::kw_only(), py::arg("layout") = "left",
-        py::arg("zero_point") = py::none(), py::arg("block_rows") = 0, py::arg("kc") = 0,
+        py::arg("zero_point") = py::none(), py::arg("block_rows") = 0, py::arg("kr") = 0,
+        py::arg("kc") = 0, py::arg("cols") = 0,
         "Packs a uint8/int8 weight with a per-tensor (scalar) or per-channel zero point.");
 
   m.def("sparse_f32_spmm", &f32_spmm_call, py::arg("w"), py::arg("x"), py::kw_only(),
@@ -568,10 +577,11 @@ void register_sparse_testing(py::module_& m) {
         py::list out;
         for (const F32SpmmKernel* k : f32_spmm_kernels())
           out.append(py::dict(py::arg("name") = k->name, py::arg("nt") = k->nt,
-                              py::arg("r") = k->r, py::arg("isa") = k->isa));
+                              py::arg("r") = k->r, py::arg("kr") = 1, py::arg("isa") = k->isa));
         for (const Q8SpmmKernel* k : q8_spmm_kernels())
           out.append(py::dict(py::arg("name") = k->name, py::arg("nt") = k->nt,
-                              py::arg("r") = k->r, py::arg("isa") = k->isa));
+                              py::arg("r") = k->r, py::arg("kr") = k->kr,
+                              py::arg("isa") = k->isa));
         return out;
       },
       "Compiled sparse micro-kernels (f32_spmm.inc then q8_spmm.inc order).");
@@ -580,11 +590,12 @@ void register_sparse_testing(py::module_& m) {
         "Measured density at or below which the sparse kernels beat the dense ones.");
 
   py::class_<F32Problem>(m, "SparseF32Problem", "Fixed FP32 operands for timed runs.")
-      .def(py::init<const py::object&, const py::object&, const std::string&, bool, int, int,
+      .def(py::init<const py::object&, const py::object&, const std::string&, bool, int, int, int,
                     int64_t, bool, int>(),
            py::arg("w"), py::arg("x"), py::kw_only(), py::arg("layout") = "left",
            py::arg("sparse") = true, py::arg("num_threads") = 1, py::arg("block_rows") = 0,
-           py::arg("kc") = 0, py::arg("force_scalar") = false, py::arg("tile") = 0)
+           py::arg("kr") = 0, py::arg("kc") = 0, py::arg("force_scalar") = false,
+           py::arg("tile") = 0)
       .def("run", &F32Problem::run, "One product (GIL released).")
       .def("best_seconds", &best_seconds<F32Problem>, py::arg("repeats") = 5, py::arg("min_seconds") = 0.05,
            py::arg("cpu_time") = true,
@@ -593,11 +604,12 @@ void register_sparse_testing(py::module_& m) {
       .def_property_readonly("dense_macs", &F32Problem::dense_macs)
       .def_property_readonly("packed", &F32Problem::packed);
   py::class_<Q8Problem>(m, "SparseQ8Problem", "Fixed INT8 operands (u8 out) for timed runs.")
-      .def(py::init<const py::object&, const py::object&, const std::string&, bool, int, int,
+      .def(py::init<const py::object&, const py::object&, const std::string&, bool, int, int, int,
                     int64_t, bool, int>(),
            py::arg("w"), py::arg("x"), py::kw_only(), py::arg("layout") = "left",
            py::arg("sparse") = true, py::arg("num_threads") = 1, py::arg("block_rows") = 0,
-           py::arg("kc") = 0, py::arg("force_scalar") = false, py::arg("tile") = 0)
+           py::arg("kr") = 0, py::arg("kc") = 0, py::arg("force_scalar") = false,
+           py::arg("tile") = 0)
       .def("run", &Q8Problem::run, "One product (GIL released).")
       .def("best_seconds", &best_seconds<Q8Problem>, py::arg("repeats") = 5, py::arg("min_seconds") = 0.05,
            py::arg("cpu_time") = true,

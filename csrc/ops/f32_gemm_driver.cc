@@ -266,12 +266,12 @@ Grid choose_grid(const Problem& P, int threads) {
   return best;
 }
 
-// Whether KC rows of 16 floats of B, starting at b with row stride ld (floats), spread over the
-// L2 sets well enough to be reused from cache (a stride of 1024 floats puts them in a few sets).
-bool l2_friendly_stride(const float* b, int64_t ld) {
+// Whether `rows` rows of 16 floats of B, starting at b with row stride ld (floats), spread over
+// the L2 sets well enough to be reused from cache (a stride of 1024 floats puts them in a few).
+bool l2_friendly_stride(const float* b, int64_t ld, int64_t rows) {
   int per_set[kL2Sets] = {};
   const uintptr_t base = reinterpret_cast<uintptr_t>(b);
-  for (int64_t k = 0; k < kKC; ++k) {
+  for (int64_t k = 0; k < rows; ++k) {
     const uintptr_t first = (base + k * ld * sizeof(float)) / 64;
     const uintptr_t last = (base + (k * ld + kLineFloats) * sizeof(float) - 1) / 64;
     for (uintptr_t line = first; line <= last; ++line)
@@ -335,10 +335,13 @@ void f32_gemm(const F32GemmKernel& kern, int64_t M, int64_t N, int64_t K, const 
   if (K > 0 && !b.packed && !b.trans && N >= kern.nr) {
     if (M <= 2 * kern.mr)
       P.bmode = BMode::sweep;
-    else if (M <= kBlockedBMaxM && b.ld % kLineFloats == 0 && l2_friendly_stride(b.data, b.ld))
+    else if (M <= kBlockedBMaxM && b.ld % kLineFloats == 0 && l2_friendly_stride(b.data, b.ld, std::min(K, kKC)))
       P.bmode = BMode::blocked;
   }
   P.kc = P.bmode == BMode::sweep ? kSweepKC : kKC;
+  // Few rows and pre-packed B: no A block to keep in cache, so do not block K at all; each B
+  // panel is then one sequential read, and all of B one stream (GEMV-like, memory bound).
+  if (P.bmode == BMode::packed && M <= 2 * kern.mr) P.kc = std::max<int64_t>(K, 1);
   P.mc = std::max<int64_t>(kMCTarget / kern.mr, 1) * kern.mr;
   P.nc = std::max<int64_t>((P.bmode == BMode::sweep ? kSweepNC : kNCTarget) / kern.nr, 1) * kern.nr;
 

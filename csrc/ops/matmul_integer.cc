@@ -1,6 +1,11 @@
 // MatMulInteger and ConvInteger: exact int32 sums (a - a_zp)(b - b_zp) on the int8 GEMM, which
 // are the whole result (no float step), so every input is bit-exact with onnx.reference as long
 // as the true sums fit in int32 (the ops' own contract).
+//
+// Also com.microsoft MatMulIntegerToFloat and DynamicQuantizeMatMul (bit-exact with
+// onnxruntime): y = float(sum) * (a_scale * b_scale[n]) + bias[n], multiply then add. The
+// dynamic one first quantizes A to u8 with onnxruntime's per-tensor parameters.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -96,9 +101,96 @@ std::unique_ptr<Kernel> make_conv_integer(const KernelInit& init) {
   return std::make_unique<ConvIntegerKernel>(q::Q8Conv("ConvInteger", g, w, std::move(zp), {}));
 }
 
+// ---- MatMulIntegerToFloat / DynamicQuantizeMatMul ----
+
+// onnxruntime's dynamic u8 parameters: range widened to include 0, scale = range / 255 (1 for
+// an all-zero input), zp = round(clamp(0 - min / scale, 0, 255)).
+void dynamic_params(const float* x, int64_t n, float* scale, int32_t* zp) {
+  float lo = 0.f, hi = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  *scale = hi == lo ? 1.f : (hi - lo) / 255.f;
+  const float z = 0.f - lo / *scale;
+  *zp = static_cast<int32_t>(q::round_even_small(std::max(0.f, std::min(255.f, z))));
+}
+
+// Inputs (to float): A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias.
+// Inputs (dynamic):  A (float), B, b_scale, b_zero_point, bias.
+class MatMulToFloatKernel final : public Kernel {
+ public:
+  MatMulToFloatKernel(bool dynamic, q::PackedB8 b) : dynamic_(dynamic), b_(std::move(b)) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const char* op = dynamic_ ? "DynamicQuantizeMatMul" : "MatMulIntegerToFloat";
+    const Tensor& a_in = need(in, 0);
+    const int64_t N = b_.mats[0]->N;
+    const std::vector<float> b_scale = q::scale_values(need(in, dynamic_ ? 2 : 3), N, "b_scale");
+    const Tensor* bias = opt(in, dynamic_ ? 4 : 6);
+    if (bias && (bias->dtype != DType::f32 || bias->numel() != N))
+      fail(op, ": bias ", shape_str(bias->shape), " must be float32 [", N, "]");
+    Tensor a = a_in;
+    float a_scale = 0.f;
+    int32_t a_zp = 0;
+    if (dynamic_) {
+      if (a_in.dtype != DType::f32) fail(op, ": A must be float32");
+      dynamic_params(a_in.ptr<float>(), a_in.numel(), &a_scale, &a_zp);
+      a = Tensor::empty(DType::u8, a_in.shape);
+      const float* src = a_in.ptr<float>();
+      uint8_t* dst = a.ptr<uint8_t>();
+      parallel_for(ctx.pool, a.numel(), 1.0, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) dst[i] = q::quantize_one<uint8_t>(src[i], a_scale, a_zp);
+      });
+    } else {
+      a_scale = q::scalar_f32(need(in, 2), "a_scale");
+      a_zp = q::scalar_zp(opt(in, 4), "a_zero_point");
+    }
+    out[0] = Tensor::empty(DType::f32, q::matmul_shape(a.shape, b_.b_shape));
+    q::q8_matmul(ctx.pool, a, b_, a_zp, out[0], [&](QGemmArgs& g) {
+      g.output = QGemmOutput::float32;
+      g.a_scale = a_scale;
+      g.b_scale = b_scale.data();
+      g.b_scale_per_column = true;
+      g.float_bias = bias ? bias->ptr<float>() : nullptr;
+    });
+  }
+  std::string describe() const override {
+    return dynamic_ ? "native DynamicQuantizeMatMul (q8 gemm)" : "native MatMulIntegerToFloat (q8 gemm)";
+  }
+
+ private:
+  bool dynamic_;
+  q::PackedB8 b_;
+};
+
+std::unique_ptr<Kernel> make_to_float(const KernelInit& init, bool dynamic) {
+  const int zp_input = dynamic ? 3 : 5;
+  if (init.num_inputs() < (dynamic ? 3 : 4) || !init.is_const(1)) return nullptr;
+  if (!q::const_or_missing(init, zp_input)) return nullptr;
+  const Tensor& b = init.const_inputs[1];
+  if (!q::is_q8(b.dtype) || b.rank() != 2) return nullptr;
+  const int64_t N = b.shape[1];
+  const Tensor* bz = q::const_input(init, zp_input);
+  if (bz && (bz->dtype != b.dtype || (bz->numel() != 1 && bz->numel() != N))) return nullptr;
+  if (!dynamic && init.is_const(4) && init.const_inputs[4].numel() != 1) return nullptr;
+  std::vector<int32_t> zp = bz ? q::zp_values(bz, bz->numel(), "b_zero_point") : std::vector<int32_t>{0};
+  return std::make_unique<MatMulToFloatKernel>(dynamic, q::pack_b8(b, zp));
+}
+
+std::unique_ptr<Kernel> make_matmul_integer_to_float(const KernelInit& init) {
+  return make_to_float(init, false);
+}
+std::unique_ptr<Kernel> make_dynamic_quantize_matmul(const KernelInit& init) {
+  return make_to_float(init, true);
+}
+
 }  // namespace
 
 SLIVER_REGISTER_KERNEL("MatMulInteger", make_matmul_integer);
 SLIVER_REGISTER_KERNEL("ConvInteger", make_conv_integer);
+SLIVER_REGISTER_KERNEL("com.microsoft:MatMulIntegerToFloat", make_matmul_integer_to_float);
+SLIVER_REGISTER_KERNEL("com.microsoft:DynamicQuantizeMatMul", make_dynamic_quantize_matmul);
 
 }  // namespace sliver::ops

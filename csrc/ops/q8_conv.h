@@ -92,6 +92,22 @@ inline void conv_dim(const std::string& auto_pad, int64_t in, int64_t k, int64_t
   if (in + pb + pe < ext) *out = 0;
 }
 
+/// dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols, in cache-sized blocks (a
+/// plain double loop strides through memory on one side and thrashes for large planes).
+template <class T>
+void transpose_block(const T* src, int64_t rows, int64_t cols, int64_t src_ld, T* dst,
+                     int64_t dst_ld) {
+  constexpr int64_t kB = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += kB) {
+    const int64_t i1 = std::min(rows, i0 + kB);
+    for (int64_t j0 = 0; j0 < cols; j0 += kB) {
+      const int64_t j1 = std::min(cols, j0 + kB);
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t i = i0; i < i1; ++i) dst[j * dst_ld + i] = src[i * src_ld + j];
+    }
+  }
+}
+
 /// opaque() for doubles: the product must round before the zero point is added.
 inline double opaque_d(double v) {
 #if defined(__GNUC__) && (defined(__FMA__) || defined(__aarch64__))
@@ -222,23 +238,46 @@ class Q8Conv {
   }
 
   // Rows [p0, p1) of the receptive-field matrix of group gi from the NHWC image xh [H][W][C].
+  // With one group and no dilation, a window row (kw taps of all C channels) is one run of
+  // kw * C contiguous bytes in the NHWC image, so an interior window row is a single copy.
   void im2row(const uint8_t* xh, int64_t C, int64_t gi, int64_t p0, int64_t p1, const Geo& e,
               uint8_t pad, uint8_t* a) const {
-    const int64_t K = g_.k(), cg = g_.cg;
+    const int64_t K = g_.k(), cg = g_.cg, run = g_.kw * cg;
+    const bool runs = g_.group == 1 && g_.dw == 1;
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t oy = p / e.ow, ox = p % e.ow;
+      const int64_t ix0 = ox * g_.sw - e.pl;
       uint8_t* dst = a + (p - p0) * K;
-      for (int64_t ky = 0; ky < g_.kh; ++ky) {
+      for (int64_t ky = 0; ky < g_.kh; ++ky, dst += run) {
         const int64_t iy = oy * g_.sh - e.pt + ky * g_.dh;
-        for (int64_t kx = 0; kx < g_.kw; ++kx, dst += cg) {
-          const int64_t ix = ox * g_.sw - e.pl + kx * g_.dw;
-          if (iy < 0 || iy >= e.H || ix < 0 || ix >= e.W) {
-            std::memset(dst, pad, static_cast<size_t>(cg));
+        if (iy < 0 || iy >= e.H) {
+          std::memset(dst, pad, static_cast<size_t>(run));
+          continue;
+        }
+        const uint8_t* xrow = xh + iy * e.W * C + gi * cg;
+        if (runs && ix0 >= 0 && ix0 + g_.kw <= e.W) {
+          copy_bytes(dst, xrow + ix0 * C, run);
+          continue;
+        }
+        for (int64_t kx = 0; kx < g_.kw; ++kx) {
+          const int64_t ix = ix0 + kx * g_.dw;
+          uint8_t* d = dst + kx * cg;
+          if (ix < 0 || ix >= e.W) {
+            for (int64_t ch = 0; ch < cg; ++ch) d[ch] = pad;
           } else {
-            std::memcpy(dst, xh + (iy * e.W + ix) * C + gi * cg, static_cast<size_t>(cg));
+            copy_bytes(d, xrow + ix * C, cg);
           }
         }
       }
+    }
+  }
+
+  // Short runs are cheaper as an inline loop than a library call.
+  static void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
+    if (n >= 32) {
+      std::memcpy(dst, src, static_cast<size_t>(n));
+    } else {
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
     }
   }
 
@@ -261,8 +300,7 @@ class Q8Conv {
     for (int64_t n = 0; n < x.shape[0]; ++n) {
       const uint8_t* xn = px + n * C * hw;
       parallel_for(pool, hw, static_cast<double>(C), [&](int64_t b, int64_t end) {
-        for (int64_t p = b; p < end; ++p)
-          for (int64_t ch = 0; ch < C; ++ch) xh[p * C + ch] = xn[ch * hw + p];
+        transpose_block(xn + b, C, end - b, hw, xh.data() + b * C, C);  // [C][hw] -> [hw][C]
       });
       for (int64_t gi = 0; gi < g_.group; ++gi) {
         for (int64_t p0 = 0; p0 < pixels; p0 += tile) {
@@ -300,15 +338,11 @@ class Q8Conv {
           // [rows, ocg] -> y[n, gi*ocg + o, p0 + r]
           uint8_t* yg = py + ((n * g_.oc + gi * ocg) * pixels + p0) * ce;
           parallel_for(pool, ocg, static_cast<double>(rows), [&](int64_t b, int64_t end) {
-            for (int64_t o = b; o < end; ++o) {
-              uint8_t* dst = yg + o * pixels * ce;
-              if (ce == 1) {
-                for (int64_t r = 0; r < rows; ++r) dst[r] = c[r * ocg + o];
-              } else {
-                const int32_t* src = reinterpret_cast<const int32_t*>(c.data()) + o;
-                int32_t* d32 = reinterpret_cast<int32_t*>(dst);
-                for (int64_t r = 0; r < rows; ++r) d32[r] = src[r * ocg];
-              }
+            if (ce == 1) {
+              transpose_block(c.data() + b, rows, end - b, ocg, yg + b * pixels, pixels);
+            } else {
+              transpose_block(reinterpret_cast<const int32_t*>(c.data()) + b, rows, end - b, ocg,
+                              reinterpret_cast<int32_t*>(yg) + b * pixels, pixels);
             }
           });
         }

@@ -1,16 +1,18 @@
 // 8-bit GEMM driver: kernel choice, per-call corrections, cache blocking and threading.
 //
-// Loop nest, per task (a block of rows x a range of B panels):
-//   pack the A block (MC rows, all of K) into per-thread scratch, with its row sums
-//    for each B panel (NR columns x all of K: stays in L1/L2 while ...)
-//     for each MR-row A panel (... A panels stream from L2 through the micro-kernel)
-//       kernel -> int32 tile (registers -> 256 bytes of L1) -> epilogue writes C
-// K is not blocked: each tile accumulates all of K in registers, so the corrections and the
-// requantization run once, on finished sums. MC is chosen so the packed A block fits in L2.
+// Loop nest, per task (a block of up to MC rows x a range of B panels):
+//   for each block of B panels that fits in L2 (kBBlockBytes)
+//    for each MR-row A panel: packed on first use, kSubPanels at a time, while the raw rows of
+//     the next group are prefetched; it then stays in L1 for the whole block
+//     for each B panel of the block: kernel -> int32 tile (256 bytes of L1) -> epilogue -> C
+// K is not blocked: a tile accumulates all of K in registers, so the zero-point corrections and
+// the requantization run once, on finished sums, and nothing partial is ever stored. Splitting K
+// at 1024 (partial tiles in L1) measured 3-5% slower at K = 4096..8192 than streaming whole-K
+// panels (B 16*K bytes, A 4*K or 8*K) from L2: the hardware prefetcher keeps up.
 //
 // Threads: tasks are (row block, panel range) rectangles handed out dynamically; a task whose
-// row block is shared with another packs its own copy of it (O(MC*K), small next to the
-// O(MC*NC*K) product). Integer sums are exact, so the result is independent of the split.
+// row block is shared with another packs its own copy (O(MC*K), small next to the product).
+// Integer sums are exact, so the result is independent of the split.
 //
 // Kernel selection (isa_usable from dispatch.cc) is made here, per call option; it can move to
 // dispatch.cc's table once that grows a q8 entry.
@@ -33,6 +35,10 @@ constexpr int64_t kMR = 4, kNR = 16, kKR = 4;
 // Packed A block budget: half of Zen 3's 512 KiB L2, the rest for B panels and C.
 constexpr int64_t kABlockBytes = 256 << 10;
 constexpr int64_t kMaxMC = 512;
+// A panels packed together (then the next group's rows are prefetched).
+constexpr int64_t kSubPanels = 4;
+// How many A panels ahead the C lines are prefetched.
+constexpr int64_t kPrefetchCPanels = 2;
 // B panels visited per A panel: a block this big stays in L2 (see run_task).
 constexpr int64_t kBBlockBytes = 320 << 10;
 // Below this many multiply-adds a call runs on the calling thread only.
@@ -111,6 +117,7 @@ struct Problem {
   std::vector<uint8_t> use_fast;  // per panel
   bool need_u8 = false, need_sm = false;
   int64_t mc = 0;
+  int64_t kc_groups = 0;    // K block, in k groups
   int32_t beta_tensor = 0;  // folded into the row terms when B's zero point is per tensor
   size_t c_elem = 4;
 };
@@ -119,7 +126,7 @@ struct Problem {
 void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const QGemmArgs& A = *P.args;
   const PackedQ8B& B = *P.b;
-  const int64_t kp = B.kp, rows = m1 - m0, panels_m = ceil_div(rows, kMR);
+  const int64_t kp = B.kp, kgroups = kp / kKR, rows = m1 - m0, panels_m = ceil_div(rows, kMR);
   const size_t u8_bytes = P.need_u8 ? panels_m * kp * kMR : 0;
   const size_t sm_bytes = P.need_sm ? panels_m * kp * kMR * 2 : 0;
   const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
@@ -135,37 +142,63 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   int32_t* term_exact = term_fast + round(row_bytes) / sizeof(int32_t);
   int32_t* tile = term_exact + round(row_bytes) / sizeof(int32_t);
 
+  // A is packed kSubPanels panels at a time, just before its first use, while the raw rows of the
+  // next group are prefetched: the (usually cold) reads of A overlap the kernels.
   const uint8_t* a = static_cast<const uint8_t*>(A.a) + m0 * A.lda;
-  P.ks->pack_a(rows, B.K, kp, a, A.a_type, A.lda, a_u8, a_sm, rowsum, negsum);
-  // sum_k x*w = fast tile - 128 colsum (in col_term) = exact tile + negsum
-  for (int64_t i = 0; i < rows; ++i) {
-    const uint32_t beta_row = u32(P.beta_tensor) * u32(rowsum[i]);
-    term_fast[i] = static_cast<int32_t>(beta_row);
-    term_exact[i] = static_cast<int32_t>(beta_row + u32(negsum[i]));
-  }
+  auto prefetch_rows = [&](int64_t r0) {
+    const int64_t r1 = std::min(rows, r0 + kSubPanels * kMR);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t k = 0; k < B.K; k += 64) __builtin_prefetch(a + r * A.lda + k);
+  };
+  auto pack_sub = [&](int64_t ip) {  // panels [ip, ip + kSubPanels)
+    const int64_t r0 = ip * kMR, n = std::min(rows - r0, kSubPanels * kMR);
+    P.ks->pack_a(n, B.K, kp, a + r0 * A.lda, A.a_type, A.lda, a_u8 ? a_u8 + ip * kp * kMR : nullptr,
+                 a_sm ? a_sm + ip * kp * kMR * 2 : nullptr, rowsum + r0, negsum + r0);
+    // sum_k x*w = fast tile - 128 colsum (in col_term) = exact tile + negsum
+    for (int64_t i = r0; i < r0 + n; ++i) {
+      const uint32_t beta_row = u32(P.beta_tensor) * u32(rowsum[i]);
+      term_fast[i] = static_cast<int32_t>(beta_row);
+      term_exact[i] = static_cast<int32_t>(beta_row + u32(negsum[i]));
+    }
+    prefetch_rows(r0 + n);
+  };
 
-  const int64_t kgroups = kp / kKR;
   uint8_t* c = static_cast<uint8_t*>(A.c);
   auto tile_at = [&](int64_t p, int64_t ip) {
     const bool fast = P.use_fast[p] != 0;
     const Q8GemmKernel& kern = fast ? *P.ks->fast : *P.ks->exact;
-    const uint8_t* apack = fast ? a_u8 : a_sm;
-    const int64_t a_stride = kp * kMR * (fast ? 1 : 2);
+    const uint8_t* apanel = (fast ? a_u8 : a_sm) + ip * kp * kMR * (fast ? 1 : 2);
     const int32_t* term = fast ? term_fast : term_exact;
     const int64_t n0 = p * kNR, nc = std::min(kNR, B.N - n0);
     const int64_t i0 = ip * kMR, mr = std::min(kMR, rows - i0);
-    kern.fn(mr, kgroups, apack + ip * a_stride, B.panel(p), tile);
-    P.epilogue(P.ep, tile, kNR, mr, nc, n0, term + i0, rowsum + i0,
-               c + ((m0 + i0) * A.ldc + n0) * P.c_elem, A.ldc);
+    uint8_t* ct = c + ((m0 + i0) * A.ldc + n0) * P.c_elem;
+    kern.fn(mr, kgroups, apanel, B.panel(p), tile);
+    P.epilogue(P.ep, tile, kNR, mr, nc, n0, term + i0, rowsum + i0, ct, A.ldc);
   };
+
   // B panels in blocks that stay in L2; each A panel (L1) meets a whole block, so C is written
-  // in runs of block-width rows, not one 64-byte line per row (power-of-two ldc would otherwise
-  // pile those lines into a few cache sets).
+  // in runs of block-width rows rather than one line per row (a power-of-two ldc would pile
+  // those lines into a few cache sets).
   const int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
+  // Asks for the C lines an A panel a few panels ahead will write (its rows x this block's
+  // columns): that many kernel calls hide the misses the epilogue's stores would wait for.
+  auto prefetch_c = [&](int64_t ip, int64_t pb, int64_t pe) {
+    if (ip >= panels_m) return;
+    const int64_t n0 = pb * kNR, bytes = (std::min(B.N, pe * kNR) - n0) * P.c_elem;
+    for (int64_t i = ip * kMR; i < std::min(rows, ip * kMR + kMR); ++i) {
+      const uint8_t* row = c + ((m0 + i) * A.ldc + n0) * P.c_elem;
+      for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 1);
+      __builtin_prefetch(row + bytes - 1, 1);
+    }
+  };
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = std::min(p1, pb + block);
-    for (int64_t ip = 0; ip < panels_m; ++ip)
+    for (int64_t ip = 0; ip < kPrefetchCPanels; ++ip) prefetch_c(ip, pb, pe);
+    for (int64_t ip = 0; ip < panels_m; ++ip) {
+      if (pb == p0 && ip % kSubPanels == 0) pack_sub(ip);
+      prefetch_c(ip + kPrefetchCPanels, pb, pe);
       for (int64_t p = pb; p < pe; ++p) tile_at(p, ip);
+    }
   }
 }
 

@@ -76,7 +76,6 @@ class ResizeKernel final : public Kernel {
       return len == 1.0 || out == 1 ? 0.0 : xo * (in - 1) / (len - 1);
     }
     if (coord_ == "pytorch_half_pixel") return out > 1 ? (xo + 0.5) / s - 0.5 : 0.0;
-    if (coord_ == "tf_half_pixel_for_nearest") return (xo + 0.5) / s;
     if (coord_ == "half_pixel_symmetric") {
       const double adj = out / (in * s), center = in / 2.0;
       return center * (1 - adj) + (xo + 0.5) / s - 0.5;
@@ -153,8 +152,12 @@ std::unique_ptr<Kernel> make_resize(const KernelInit& init) {
   std::string coord = a.get_string("coordinate_transformation_mode", "half_pixel");
   const std::string nearest = a.get_string("nearest_mode", "round_prefer_floor");
   if (init.opset < 11) coord = "asymmetric";  // Resize-10 has no such attribute
+  // Resize-10 nearest floors when enlarging and ceils when shrinking (onnxruntime's rule),
+  // which no nearest_mode expresses: ops/compat.py runs it.
+  if (init.opset < 11 && mode == "nearest") return nullptr;
+  // tf_half_pixel_for_nearest (Resize-11 only) and tf_crop_and_resize fall back.
   static const char* kCoords[] = {"half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
-                                  "tf_half_pixel_for_nearest", "half_pixel_symmetric"};
+                                  "half_pixel_symmetric"};
   if (std::find(std::begin(kCoords), std::end(kCoords), coord) == std::end(kCoords)) return nullptr;
   if (nearest != "round_prefer_floor" && nearest != "round_prefer_ceil" && nearest != "floor" &&
       nearest != "ceil")

@@ -54,7 +54,7 @@ const F32SpmmKernel kF32Kernels[] = {
 #undef SLIVER_F32_SPMM_KERNEL
 };
 const Q8SpmmKernel kQ8Kernels[] = {
-#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) {#name, nt, r, #isa, name},
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, kr, isa) {#name, nt, r, kr, #isa, name},
 #include "../ukernels/q8_spmm/q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
 };
@@ -64,11 +64,14 @@ bool isa_ok(const char* isa, bool force_scalar) {
   return s == "scalar" || (!force_scalar && isa_usable(s));
 }
 
+int kernel_kr(const F32SpmmKernel&) { return 1; }
+int kernel_kr(const Q8SpmmKernel& k) { return k.kr; }
+
 template <class K, size_t N>
-const K& find_kernel(const K (&table)[N], int nt, int r, bool force_scalar) {
+const K& find_kernel(const K (&table)[N], int nt, int r, int kr, bool force_scalar) {
   for (const K& k : table)
-    if (k.nt == nt && k.r == r && isa_ok(k.isa, force_scalar)) return k;
-  fail("sparse: no kernel for tile ", nt, " and block ", r);
+    if (k.nt == nt && k.r == r && kernel_kr(k) == kr && isa_ok(k.isa, force_scalar)) return k;
+  fail("sparse: no kernel for tile ", nt, ", block ", r, ", pairing ", kr);
 }
 
 bool use_avx2(bool force_scalar) {
@@ -282,7 +285,7 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile);
   for (const Tile& t : tiles)
-    if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, opt.force_scalar);
+    if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;
   run_tasks(tiles, w.blocks(), macs, pool,
             [&](const Tile& t, int64_t b0, int64_t b1) { f32_task(P, t, b0, b1); });
@@ -311,11 +314,12 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const int R = W.block, NT = t.NT;
   const int64_t K = W.in, kc = W.kc, chunks = W.chunks(), nb = W.blocks();
   const Q8SpmmKernel& kern = *P.kern[NT];
-  int16_t* panel = t_scratch.get<int16_t>(0, K * NT);
+  int16_t* panel = t_scratch.get<int16_t>(0, (K + 1) * NT);  // + kr = 2's partner of odd K
   const uint8_t* x = static_cast<const uint8_t*>(A.a);
   const bool is_signed = A.a_type == DType::i8;
-  if (P.left) P.helpers->pack_rows(NT, K, t.nt, x + t.c0, A.lda, is_signed, A.a_zero_point, panel);
-  else P.helpers->pack_cols(NT, K, t.nt, x + t.c0 * A.lda, A.lda, is_signed, A.a_zero_point, panel);
+  const int32_t zx = A.a_zero_point;
+  if (P.left) P.helpers->pack_rows(NT, W.kr, K, t.nt, x + t.c0, A.lda, is_signed, zx, panel);
+  else P.helpers->pack_cols(NT, W.kr, K, t.nt, x + t.c0 * A.lda, A.lda, is_signed, zx, panel);
   const int64_t G = group_blocks(R, NT, sizeof(int32_t));
   int32_t* tmp = t_scratch.get<int32_t>(1, G * R * NT);
   uint8_t* y = static_cast<uint8_t*>(A.c);
@@ -402,7 +406,8 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile);
   for (const Tile& t : tiles)
-    if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, opt.force_scalar);
+    if (!P.kern[t.NT])
+      P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
 
   // Per-channel scales: the requant multiplier (float, as the reference computes it) or the
   // dequantization scale; padded to whole vectors for the column epilogue.

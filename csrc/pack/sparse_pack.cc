@@ -13,11 +13,15 @@
 // unstructured pruning stays at R = 1 (at 80% zeros a random 4-block is nonzero with
 // probability 0.59, so R = 4 would store 2.95x the weights).
 //
-// Choosing kc (the K chunk). Each chunk's panel slice must stay in L1 (32 KiB on Zen 3) while a
-// group of output rows sweeps it, but every chunk also costs each row a load and a store of its
-// partial sums. A row's entries per chunk should dwarf that: kc is K when the whole panel fits
-// in about 16 KiB at the widest tile, else the smallest multiple of 64 that gives rows about
-// kEntriesPerChunk entries per chunk, capped so a chunk's slice still fits L1.
+// Choosing kc (the K chunk). A chunk's panel slice should stay in L1 while the rows sweep it,
+// but every chunk also costs each row block a load and a store of its partial sums, a loop exit
+// (a mispredicted branch) and a pass over its pointers. Measured on Zen 3 (bench_sparse.py
+// shapes, kc from 128 to K), the best chunks give each row block about kWeightsPerChunk stored
+// weights -- far more than "the slice fits L1" alone would allow, because a row reads only its
+// own nonzeros' panel rows: FP32 about 80 (kc ~ 256 at 20% density, ~800 at 10%), INT8 about
+// 200 (its panel rows are half as wide and a pair is cheaper per weight). K is not chunked when
+// the whole panel fits 16 KiB, or when the caller says the product is a GEMV (one column: the
+// activations are a vector in L1 anyway).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -33,18 +37,21 @@ namespace {
 constexpr size_t kAlign = 64;
 constexpr int kBlockRows[] = {1, 2, 4, 8};  // SparsityInfo's index -> R (or C)
 
-// Cost per stored weight of an R-row entry, relative to R = 1 (see the header comment).
+// Cost per stored weight of an entry of R rows (INT8: pairing kr), relative to R = 1, kr = 1
+// (see the header comment). INT8 kr = 2 stores aligned input pairs whose panel rows come
+// pre-interleaved: one load per pair instead of two loads and an unpack.
 struct EntryCost {
-  int r;
-  double f32, q8;
+  int r, kr;
+  double cost;
 };
-constexpr EntryCost kEntryCost[] = {{1, 1.0, 1.0}, {4, 0.62, 0.45}, {8, 0.60, 0.42}};
+constexpr EntryCost kF32EntryCost[] = {{1, 1, 1.0}, {4, 1, 0.70}, {8, 1, 0.80}};
+constexpr EntryCost kQ8EntryCost[] = {{1, 1, 1.0}, {1, 2, 0.80}, {4, 1, 0.75}, {8, 1, 0.95}};
 
 // Panel bytes per K row at the widest tile: FP32 32 lanes x 4 bytes, INT8 32 lanes x 2 bytes.
 constexpr int64_t kPanelRowBytesF32 = 32 * 4, kPanelRowBytesQ8 = 32 * 2;
 constexpr int64_t kWholePanelBytes = 16 << 10;  // below this K is not chunked
-constexpr int64_t kMaxChunkBytes = 24 << 10;    // a chunk's slice, with room left in L1
-constexpr double kEntriesPerChunk = 48;
+constexpr double kWeightsPerChunkF32 = 80, kWeightsPerChunkQ8 = 200;
+constexpr int64_t kMinChunk = 128;
 
 template <class T>
 std::shared_ptr<T> aligned_array(size_t n) {
@@ -75,6 +82,17 @@ struct Q8View {
   }
   int32_t centred(int64_t m, int64_t k) const { return raw(m, k) - zp[per_channel ? m : 0]; }
   bool nz(int64_t m, int64_t k) const { return centred(m, k) != 0; }
+};
+
+// A view whose "inputs" are aligned input pairs: (m, j) is nonzero when (m, 2j) or (m, 2j + 1)
+// is.
+template <class View>
+struct Pair2View {
+  const View& v;
+  int64_t in;
+  bool nz(int64_t m, int64_t j) const {
+    return v.nz(m, 2 * j) || (2 * j + 1 < in && v.nz(m, 2 * j + 1));
+  }
 };
 
 template <class View>
@@ -125,7 +143,7 @@ SparsityInfo analyze(int64_t out, int64_t in, const View& v) {
     }
   }
   for (uint8_t u : col_used) s.empty_cols += u ? 0 : 1;
-  s.density = out * in ? static_cast<double>(s.nnz) / (static_cast<double>(out) * in) : 0.0;
+  s.density = out * in != 0 ? static_cast<double>(s.nnz) / (static_cast<double>(out) * in) : 0.0;
   for (int i = 0; i < 4; ++i) {
     if (filled_r[i] == s.nnz) s.block_rows = kBlockRows[i];
     if (filled_c[i] == s.nnz) s.block_cols = kBlockRows[i];
@@ -135,37 +153,50 @@ SparsityInfo analyze(int64_t out, int64_t in, const View& v) {
 
 int info_index(int r) { return r == 1 ? 0 : r == 2 ? 1 : r == 4 ? 2 : 3; }
 
-int choose_block(const SparsityInfo& s, bool int8, int forced) {
-  if (forced) {
-    SLIVER_CHECK(forced == 1 || forced == 4 || forced == 8, "sparse: block_rows must be 1, 4 or 8, got ",
-                 forced);
-    return forced;
-  }
-  int best = 1;
+// Weights an (R, kr) packing stores: R per nonzero Rx1 block, or 2 per nonzero aligned pair.
+double stored_weights(const SparsityInfo& s, int r, int kr) {
+  return kr == 2 ? 2.0 * static_cast<double>(s.blocks_1xc[1])
+                 : static_cast<double>(s.blocks_rx1[info_index(r)]) * r;
+}
+
+// The cheapest (R, kr) of `table`, among those the options allow.
+template <size_t N>
+EntryCost choose_layout(const SparsityInfo& s, const EntryCost (&table)[N],
+                        const SparsePackOptions& opt) {
+  SLIVER_CHECK(opt.block_rows == 0 || opt.block_rows == 1 || opt.block_rows == 4 ||
+                   opt.block_rows == 8,
+               "sparse: block_rows must be 1, 4 or 8, got ", opt.block_rows);
+  SLIVER_CHECK(opt.kr == 0 || opt.kr == 1 || opt.kr == 2, "sparse: kr must be 1 or 2, got ",
+               opt.kr);
+  EntryCost best{0, 0, 0};
   double best_cost = 1e300;
-  for (const EntryCost& c : kEntryCost) {
-    const double cost = static_cast<double>(s.blocks_rx1[info_index(c.r)]) * c.r * (int8 ? c.q8 : c.f32);
+  for (const EntryCost& c : table) {
+    if ((opt.block_rows && c.r != opt.block_rows) || (opt.kr && c.kr != opt.kr)) continue;
+    const double cost = stored_weights(s, c.r, c.kr) * c.cost;
     if (cost < best_cost) {
       best_cost = cost;
-      best = c.r;
+      best = c;
     }
   }
+  if (best.r == 0) fail("sparse: no layout with block_rows=", opt.block_rows, " kr=", opt.kr);
   return best;
 }
 
-int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, int64_t forced) {
-  if (forced) {
-    SLIVER_CHECK(forced >= 1 && forced <= 65536, "sparse: kc must be in [1, 65536], got ", forced);
-    return forced;
-  }
+int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, const SparsePackOptions& opt,
+                  bool even) {
   const int64_t in = std::max<int64_t>(s.in, 1);
-  if (in * row_bytes <= kWholePanelBytes && in <= 65536) return in;
-  // Entries a row block gets per K row: R-blocks per (block row x k).
-  const double per_k = static_cast<double>(s.blocks_rx1[info_index(R)]) /
+  if (opt.kc) {
+    SLIVER_CHECK(opt.kc >= 1 && opt.kc <= 65536, "sparse: kc must be in [1, 65536], got ", opt.kc);
+    return even && opt.kc < in ? (opt.kc + 1) / 2 * 2 : opt.kc;
+  }
+  // A single column (GEMV) reads its activations straight from L1: chunks would only cost.
+  if ((opt.cols == 1 || in * row_bytes <= kWholePanelBytes) && in <= 65536) return in;
+  // Stored weights a row block gets per K row.
+  const double per_k = static_cast<double>(s.blocks_rx1[info_index(R)]) * R /
                        std::max<double>(1.0, static_cast<double>((s.out + R - 1) / R) * in);
-  const int64_t cap = std::max<int64_t>(64, kMaxChunkBytes / row_bytes / 64 * 64);
-  int64_t kc = static_cast<int64_t>(std::ceil(kEntriesPerChunk / std::max(per_k, 1e-6) / 64)) * 64;
-  kc = std::clamp<int64_t>(kc, 64, cap);
+  const double target = row_bytes == kPanelRowBytesQ8 ? kWeightsPerChunkQ8 : kWeightsPerChunkF32;
+  int64_t kc = static_cast<int64_t>(std::ceil(target / std::max(per_k, 1e-6) / 64)) * 64;
+  kc = std::max(kc, kMinChunk);
   return kc >= in ? std::min<int64_t>(in, 65536) : kc;
 }
 
@@ -227,8 +258,9 @@ std::shared_ptr<SparseF32Weights> pack_sparse_f32(int64_t out, int64_t in, const
   pk->out = out;
   pk->in = in;
   pk->nnz = pk->info.nnz;
-  const int R = pk->block = choose_block(pk->info, false, opt.block_rows);
-  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, opt.kc);
+  SLIVER_CHECK(opt.kr <= 1, "sparse: kr applies to INT8 weights only");
+  const int R = pk->block = choose_layout(pk->info, kF32EntryCost, opt).r;
+  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, opt, false);
   pk->entries = pk->info.blocks_rx1[info_index(R)];
   const int64_t chunks = pk->chunks();
   if (pk->entries > INT32_MAX) fail("sparse: too many nonzeros (", pk->entries, ")");
@@ -268,47 +300,66 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   pk->nnz = pk->info.nnz;
   pk->zero_point.resize(static_cast<size_t>(out));
   for (int64_t m = 0; m < out; ++m) pk->zero_point[m] = zero_point[per_channel ? m : 0];
-  const int R = pk->block = choose_block(pk->info, true, opt.block_rows);
-  pk->kc = choose_kc(pk->info, R, kPanelRowBytesQ8, opt.kc);
+  const EntryCost layout = choose_layout(pk->info, kQ8EntryCost, opt);
+  const int R = pk->block = layout.r;
+  const int kr = pk->kr = layout.kr;
+  pk->kc = choose_kc(pk->info, R, kPanelRowBytesQ8, opt, kr == 2);
   const int64_t chunks = pk->chunks();
-  // Pairs per (chunk, block) group: ceil(entries / 2); count them in a first walk.
-  int64_t pairs = 0, run = 0;
-  walk(
-      v, out, in, R, pk->kc, chunks, [&](int64_t, int64_t, int64_t) { ++run; },
-      [&] {
-        pairs += (run + 1) / 2;
-        run = 0;
-      });
-  if (pairs > INT32_MAX) fail("sparse: too many nonzeros (", pairs, ")");
-  pk->pairs = pairs;
+  auto weight = [&](int64_t b, int r, int64_t k) -> int16_t {
+    return b * R + r < out && k < in ? static_cast<int16_t>(v.centred(b * R + r, k)) : int16_t{0};
+  };
   pk->ptr.reserve(static_cast<size_t>(chunks * pk->blocks() + 1));
   pk->ptr.push_back(0);
-  pk->kidx.reserve(static_cast<size_t>(2 * pairs));
-  pk->w = aligned_array<int16_t>(static_cast<size_t>(pairs * 2 * R));
-  int16_t* dst = pk->w.get();
+  std::vector<int16_t> w16;
   int64_t p = 0;
-  bool open = false;  // the current pair has its first input only
-  auto weight = [&](int64_t b, int r, int64_t k) -> int16_t {
-    return b * R + r < out ? static_cast<int16_t>(v.centred(b * R + r, k)) : int16_t{0};
-  };
-  walk(
-      v, out, in, R, pk->kc, chunks,
-      [&](int64_t b, int64_t kl, int64_t k) {
-        pk->kidx.push_back(static_cast<uint16_t>(kl));
-        for (int r = 0; r < R; ++r) dst[(p * R + r) * 2 + (open ? 1 : 0)] = weight(b, r, k);
-        if (open) ++p;
-        open = !open;
-      },
-      [&] {
-        if (open) {  // odd count: pair the last input with itself, second weight 0
-          pk->kidx.push_back(pk->kidx.back());
-          for (int r = 0; r < R; ++r) dst[(p * R + r) * 2 + 1] = 0;
+  if (kr == 2) {
+    // Aligned pairs (k, k + 1): an entry wherever either is nonzero (chunks start at even k).
+    const Pair2View<Q8View> v2{v, in};
+    walk(
+        v2, out, (in + 1) / 2, R, pk->kc / 2 + (pk->kc % 2), chunks,
+        [&](int64_t b, int64_t jl, int64_t j) {
+          const int64_t k = 2 * j;
+          pk->kidx.push_back(static_cast<uint16_t>(2 * jl));
+          pk->kidx.push_back(static_cast<uint16_t>(2 * jl + 1));
+          for (int r = 0; r < R; ++r) {
+            w16.push_back(weight(b, r, k));
+            w16.push_back(weight(b, r, k + 1));
+          }
           ++p;
-          open = false;
-        }
-        pk->ptr.push_back(static_cast<int32_t>(p));
-      });
-  if (p != pairs) fail("sparse: internal pair count mismatch");
+        },
+        [&] { pk->ptr.push_back(static_cast<int32_t>(p)); });
+  } else {
+    // A group's inputs in order, taken two at a time; an odd last one pairs with itself and
+    // weight 0.
+    std::vector<std::pair<int64_t, int64_t>> group;  // (k within the chunk, k)
+    int64_t block = 0;
+    walk(
+        v, out, in, R, pk->kc, chunks,
+        [&](int64_t b, int64_t kl, int64_t k) {
+          group.emplace_back(kl, k);
+          block = b;
+        },
+        [&] {
+          for (size_t i = 0; i < group.size(); i += 2) {
+            const bool odd = i + 1 == group.size();
+            const auto [kl1, k1] = group[i];
+            const auto [kl2, k2] = odd ? group[i] : group[i + 1];
+            pk->kidx.push_back(static_cast<uint16_t>(kl1));
+            pk->kidx.push_back(static_cast<uint16_t>(kl2));
+            for (int r = 0; r < R; ++r) {
+              w16.push_back(weight(block, r, k1));
+              w16.push_back(odd ? int16_t{0} : weight(block, r, k2));
+            }
+            ++p;
+          }
+          group.clear();
+          pk->ptr.push_back(static_cast<int32_t>(p));
+        });
+  }
+  if (p > INT32_MAX) fail("sparse: too many nonzeros (", p, ")");
+  pk->pairs = p;
+  pk->w = aligned_array<int16_t>(w16.size());
+  std::copy(w16.begin(), w16.end(), pk->w.get());
   return pk;
 }
 

@@ -89,8 +89,8 @@ struct F32GemmUkernelArgs {
   int64_t ldc;
   float c_scale;       // 0: C is write-only; else acc += c_scale * C (1 between K blocks)
   const Epilogue* ep;  // nullptr: store the plain sums (not the last K block)
-  const float* bias;      // ep->bias advanced to the first tile's first row or column
-  const float* residual;  // ep->residual advanced to the first tile's (0, 0)
+  const float* bias;      // ep->bias advanced to the first tile's first row or column (read iff ep)
+  const float* residual;  // ep->residual advanced to the first tile's (0, 0) (read iff ep)
 };
 using F32GemmUkernelFn = void (*)(const F32GemmUkernelArgs& args);
 

@@ -76,7 +76,9 @@ SparsityInfo analyze_sparsity_q8(int64_t out, int64_t in, const void* w, DType w
 
 struct SparsePackOptions {
   int block_rows = 0;  // 0: choose by cost (from 1, 4, 8); else force this R (1, 4 or 8)
+  int kr = 0;          // INT8 pairing: 0 choose by cost; 1 or 2 force (2 needs R = 1)
   int64_t kc = 0;      // 0: choose from the density; else this K chunk (<= 65536)
+  int64_t cols = 0;    // expected activation columns if known (1: a GEMV, K is not chunked)
 };
 
 /// Nonzero entries of a weight, grouped by (K chunk, block of R output rows). Entries of chunk c
@@ -99,13 +101,19 @@ struct SparseF32Weights {
   int64_t bytes() const;
 };
 
-/// INT8 variant: entries come in pairs of inputs (k1, k2) (a row's nonzeros taken two at a
-/// time; an odd one is paired with itself and weight 0). Pair e: kidx[2e], kidx[2e + 1], and R
-/// int16 weight pairs (w'1, w'2) = w - zero_point at w + 2 R e (rows in block order).
+/// INT8 variant: entries come in pairs of inputs (k1, k2). Pair e: kidx[2e], kidx[2e + 1], and
+/// R int16 weight pairs (w'1, w'2) = w - zero_point at w + 2 R e (rows in block order). Two
+/// pairings (kr):
+///  kr = 1: a row block's nonzero inputs taken two at a time in order (an odd last one is paired
+///          with itself and weight 0); the kernels interleave the two panel rows at run time.
+///  kr = 2: aligned pairs (k, k + 1), k even, wherever either is nonzero; the panel is stored
+///          pre-interleaved, so a pair is one load. What 1x2 / 1x4 (consecutive input) pruning
+///          wants; unstructured weights would store almost twice the pairs.
 struct SparseQ8Weights {
   int64_t out = 0, in = 0;
   int block = 1;
-  int64_t kc = 0;
+  int kr = 1;
+  int64_t kc = 0;  // even when kr = 2 (unless one chunk covers K)
   int64_t nnz = 0, pairs = 0;
   DType w_type = DType::i8;
   SparsityInfo info;
@@ -201,8 +209,10 @@ struct F32SpmmArgs {
 using F32SpmmFn = void (*)(const F32SpmmArgs& p);
 
 /// INT8: pairs instead of entries (ptr counts pairs); x is the int16 centred panel; writes the
-/// int32 sums (no epilogue). For NT >= 16 the panel lanes of every 16 are stored in the order
-/// 0-3, 8-11, 4-7, 12-15 (what vpunpck{l,h}wd + vpmaddwd turn back into 0-15); NT <= 8 natural.
+/// int32 sums (no epilogue). Panel layouts: kr = 1: row k at x + k * NT; for NT >= 16 the lanes
+/// of every 16 are stored in the order 0-3, 8-11, 4-7, 12-15 (what vpunpck{l,h}wd + vpmaddwd
+/// turn back into 0-15), NT <= 8 natural. kr = 2: rows k, k + 1 (k even) interleaved at
+/// x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order.
 struct Q8SpmmArgs {
   int64_t nblocks = 0, rows = 0, nt = 0;
   const int32_t* ptr = nullptr;
@@ -222,8 +232,8 @@ struct F32SpmmKernel {
   F32SpmmFn fn;
 };
 struct Q8SpmmKernel {
-  const char* name;  // q8_spmm_<NT>x<R>_<isa>
-  int nt, r;
+  const char* name;  // q8_spmm_<NT>x<R>[c2]_<isa>
+  int nt, r, kr;
   const char* isa;
   Q8SpmmFn fn;
 };
@@ -231,7 +241,7 @@ struct Q8SpmmKernel {
 #define SLIVER_F32_SPMM_KERNEL(name, nt, r, isa) void name(const F32SpmmArgs& p);
 #include "../../ukernels/f32_spmm/f32_spmm.inc"
 #undef SLIVER_F32_SPMM_KERNEL
-#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) void name(const Q8SpmmArgs& p);
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, kr, isa) void name(const Q8SpmmArgs& p);
 #include "../../ukernels/q8_spmm/q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
 
@@ -253,12 +263,12 @@ struct F32SpmmHelpers {
 
 struct Q8RowEpilogue;
 
-/// INT8: panel = x - zero_point as int16 (src u8, or i8 when is_signed), lanes permuted as
-/// Q8SpmmArgs says; the padding lanes are 0.
+/// INT8: panel = x - zero_point as int16 (src u8, or i8 when is_signed) in the layout of
+/// Q8SpmmArgs for `kr`; padding lanes (and, for kr = 2 and odd kc, the last row's partner) are 0.
 struct Q8SpmmHelpers {
-  void (*pack_rows)(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+  void (*pack_rows)(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
                     bool is_signed, int32_t zero_point, int16_t* dst);
-  void (*pack_cols)(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+  void (*pack_cols)(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
                     bool is_signed, int32_t zero_point, int16_t* dst);
   void (*epilogue_rows)(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride,
                         int64_t rows, int64_t nt, void* y, int64_t ldy);

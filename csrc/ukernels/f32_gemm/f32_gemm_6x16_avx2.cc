@@ -138,77 +138,26 @@ void apply_act_tile(Act act, float alpha, float beta, __m256 (&t)[R][V]) {
 
 // ---- the tile kernel ----
 
-// Accumulator sets that split K so that at least 8 FMA chains are in flight (2 pipes x 4 cycles
-// latency), capped by the 12 registers available for accumulators.
+// Hiding the 4-cycle FMA latency on 2 pipes takes >= 8 independent accumulator chains; 12
+// registers can hold accumulators. Tiles of >= 3 rows split K over S accumulator sets when they
+// have fewer than 8 chains; tiles of 1 or 2 rows instead work on P panels side by side, which
+// also keeps P streams of B in flight (a single stream cannot saturate DRAM). The order of the
+// additions in a tile thus depends only on its rows and on whether nr <= 8, never on how many
+// panels a call covers: results do not depend on how the driver splits N.
+constexpr int panel_group(int rows) { return rows == 1 ? 4 : rows == 2 ? 2 : 1; }
 constexpr int k_splits(int rows, int vecs) {
-  return rows * vecs >= 8 ? 1 : (rows * vecs * ((8 + rows * vecs - 1) / (rows * vecs)) <= 12
-                                     ? (8 + rows * vecs - 1) / (rows * vecs)
-                                     : 12 / (rows * vecs));
+  if (rows <= 2) return 1;
+  const int chains = rows * vecs;
+  const int s = (8 + chains - 1) / chains;
+  return chains * s <= 12 ? s : 12 / chains;
 }
 
-// Tiles [q0, q0 + count) of the row of p.panels tiles, each R x (8V) with `nr` valid columns.
-template <int R, int V, bool kAPacked, bool kBPacked>
-void tiles(const F32GemmUkernelArgs& p, int64_t q0, int64_t count, int64_t nr) {
-  for (int64_t q = q0; q < q0 + count; ++q) {
-  constexpr int S = k_splits(R, V);
-  const int64_t kc = p.kc;
-  const float* __restrict a = p.a;
-  const float* __restrict b = p.b + q * p.b_panel_stride;
-  const int64_t as = p.a_row_stride, bs = kBPacked ? kNR : p.b_k_stride;
+// Finishes tile q of the call: C scaling, epilogue, store (masked past nr columns).
+template <int R, int V>
+void epilogue(const F32GemmUkernelArgs& p, int64_t q, int64_t nr, __m256 (&t)[R][V]) {
   float* c = p.c + q * kNR;
   const int64_t ldc = p.ldc;
   const Epilogue* ep = p.ep;
-  const float* bias = p.bias ? p.bias + (ep->bias_per_row ? 0 : q * kNR) : nullptr;
-  const float* res = p.residual ? p.residual + q * kNR : nullptr;
-
-  unroll<R>([&](auto i) SLIVER_ALWAYS {  // C is touched only at the end: fetch it meanwhile
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 8 * V - 1), _MM_HINT_T0);
-  });
-
-  __m256 acc[S][R][V];
-  unroll<S>([&](auto s) SLIVER_ALWAYS {
-    unroll<R>([&](auto i) SLIVER_ALWAYS {
-      unroll<V>([&](auto v) SLIVER_ALWAYS { acc[s][i][v] = _mm256_setzero_ps(); });
-    });
-  });
-
-  // One rank-1 update: V loads of B, R broadcasts of A, R*V FMAs into accumulator set s.
-  auto step = [&](auto s, int64_t k) SLIVER_ALWAYS {
-    __m256 bv[V];
-    unroll<V>([&](auto v) SLIVER_ALWAYS {
-      bv[v] = kBPacked ? _mm256_load_ps(b + k * bs + 8 * v) : _mm256_loadu_ps(b + k * bs + 8 * v);
-    });
-    unroll<R>([&](auto i) SLIVER_ALWAYS {
-      const __m256 av = _mm256_broadcast_ss(kAPacked ? a + k * kMR + i : a + i * as + k);
-      unroll<V>([&](auto v) SLIVER_ALWAYS {
-        acc[s][i][v] = _mm256_fmadd_ps(av, bv[v], acc[s][i][v]);
-      });
-    });
-  };
-  int64_t k = 0;
-  constexpr int U = S == 1 ? 4 : 1;  // unrolled k steps per iteration (tuned)
-  for (; k + S * U <= kc; k += S * U)
-    unroll<U>([&](auto u) SLIVER_ALWAYS {
-      unroll<S>([&](auto s) SLIVER_ALWAYS { step(s, k + u * S + s); });
-    });
-  for (; k + S <= kc; k += S) unroll<S>([&](auto s) SLIVER_ALWAYS { step(s, k + s); });
-  for (; k < kc; ++k) step(std::integral_constant<int, 0>{}, k);
-  unroll<S - 1>([&](auto s1) SLIVER_ALWAYS {
-    unroll<R>([&](auto i) SLIVER_ALWAYS {
-      unroll<V>([&](auto v) SLIVER_ALWAYS {
-        acc[0][i][v] = _mm256_add_ps(acc[0][i][v], acc[s1 + 1][i][v]);
-      });
-    });
-  });
-  // The epilogue works on a copy: passing acc itself by reference to the (out-of-line) activation
-  // code would make it addressable and keep the K loop storing it every iteration.
-  __m256 t[R][V];
-  unroll<R>([&](auto i) SLIVER_ALWAYS {
-    unroll<V>([&](auto v) SLIVER_ALWAYS { t[i][v] = acc[0][i][v]; });
-  });
-
-  // Column masks for a partial tile; a full one uses plain loads and stores.
   const bool full = nr == 8 * V;
   __m256i mask[V];
   unroll<V>([&](auto v) SLIVER_ALWAYS {
@@ -224,56 +173,150 @@ void tiles(const F32GemmUkernelArgs& p, int64_t q0, int64_t count, int64_t nr) {
 
   if (p.c_scale != 0.f) {
     const __m256 cs = _mm256_set1_ps(p.c_scale);
-    each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_fmadd_ps(cs, load(c + i * ldc, v), t[i][v]); });
+    each([&](int i, int v) SLIVER_ALWAYS {
+      t[i][v] = _mm256_fmadd_ps(cs, load(c + i * ldc, v), t[i][v]);
+    });
   }
   if (ep) {
-    if (bias) {
-      if (ep->bias_per_row) {
-        each([&](int i, int v) SLIVER_ALWAYS {
-          t[i][v] = _mm256_add_ps(t[i][v], _mm256_broadcast_ss(bias + i));
-        });
-      } else {
-        __m256 bj[V];
-        unroll<V>([&](auto v) SLIVER_ALWAYS { bj[v] = load(bias, v); });
-        each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], bj[v]); });
-      }
+    if (p.bias && ep->bias_per_row) {
+      each([&](int i, int v) SLIVER_ALWAYS {
+        t[i][v] = _mm256_add_ps(t[i][v], _mm256_broadcast_ss(p.bias + i));
+      });
+    } else if (p.bias) {
+      __m256 bj[V];
+      unroll<V>([&](auto v) SLIVER_ALWAYS { bj[v] = load(p.bias + q * kNR, v); });
+      each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], bj[v]); });
     }
     apply_act_tile(ep->act, ep->alpha, ep->beta, t);
-    if (res) {
+    if (p.residual) {
+      const float* res = p.residual + q * kNR;
       const int64_t ldr = ep->ld_residual;
-      each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], load(res + i * ldr, v)); });
+      each([&](int i, int v) SLIVER_ALWAYS {
+        t[i][v] = _mm256_add_ps(t[i][v], load(res + i * ldr, v));
+      });
     }
     apply_act_tile(ep->post_act, ep->post_alpha, ep->post_beta, t);
   }
-
   if (full) {
     each([&](int i, int v) SLIVER_ALWAYS { _mm256_storeu_ps(c + i * ldc + 8 * v, t[i][v]); });
   } else {
-    each([&](int i, int v) SLIVER_ALWAYS { _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], t[i][v]); });
-  }
+    each([&](int i, int v) SLIVER_ALWAYS {
+      _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], t[i][v]);
+    });
   }
 }
 
-using TilesFn = void (*)(const F32GemmUkernelArgs&, int64_t, int64_t, int64_t);
+// Computes tiles q0 .. q0+P-1 of the call (R rows, 8V columns each, the last one with nr valid).
+template <int R, int V, int P, bool kAPacked, bool kBPacked>
+void tile_group(const F32GemmUkernelArgs& p, int64_t q0, int64_t nr) {
+  constexpr int S = k_splits(R, V);
+  static_assert(S * P * R * V <= 12, "accumulators must fit in registers");
+  const int64_t kc = p.kc;
+  const float* __restrict a = p.a;
+  const float* __restrict b = p.b + q0 * p.b_panel_stride;
+  const int64_t as = p.a_row_stride, bs = kBPacked ? kNR : p.b_k_stride, bps = p.b_panel_stride;
+  float* c = p.c + q0 * kNR;
+  const int64_t ldc = p.ldc;
 
-template <bool kAPacked, bool kBPacked, int V, int... Rs>
-TilesFn row_table(int r, std::integer_sequence<int, Rs...>) {
-  static constexpr TilesFn fns[] = {tiles<Rs + 1, V, kAPacked, kBPacked>...};
-  return fns[r - 1];
+  unroll<P>([&](auto q) SLIVER_ALWAYS {  // C is touched only at the end: fetch it meanwhile
+    unroll<R>([&](auto i) SLIVER_ALWAYS {
+      _mm_prefetch(reinterpret_cast<const char*>(c + q * kNR + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + q * kNR + i * ldc + 8 * V - 1), _MM_HINT_T0);
+    });
+  });
+
+  __m256 acc[S][P][R][V];
+  auto each_acc = [&](auto f) SLIVER_ALWAYS {
+    unroll<P>([&](auto q) SLIVER_ALWAYS {
+      unroll<R>([&](auto i) SLIVER_ALWAYS {
+        unroll<V>([&](auto v) SLIVER_ALWAYS { f(q, i, v); });
+      });
+    });
+  };
+  unroll<S>([&](auto s) SLIVER_ALWAYS {
+    each_acc([&](auto q, auto i, auto v) SLIVER_ALWAYS { acc[s][q][i][v] = _mm256_setzero_ps(); });
+  });
+
+  // One rank-1 update per panel: V loads of B, R broadcasts of A, R*V FMAs into set s. The
+  // order keeps live registers at 12 accumulators + 3: B vectors first for one panel (6 rows),
+  // A broadcasts first for several panels (1-2 rows).
+  auto step = [&](auto s, int64_t k) SLIVER_ALWAYS {
+    if constexpr (P == 1) {
+      __m256 bv[V];
+      unroll<V>([&](auto v) SLIVER_ALWAYS {
+        const float* src = b + k * bs + 8 * v;
+        bv[v] = kBPacked ? _mm256_load_ps(src) : _mm256_loadu_ps(src);
+      });
+      unroll<R>([&](auto i) SLIVER_ALWAYS {
+        const __m256 av = _mm256_broadcast_ss(kAPacked ? a + k * kMR + i : a + i * as + k);
+        unroll<V>([&](auto v) SLIVER_ALWAYS {
+          acc[s][0][i][v] = _mm256_fmadd_ps(av, bv[v], acc[s][0][i][v]);
+        });
+      });
+    } else {
+      __m256 av[R];
+      unroll<R>([&](auto i) SLIVER_ALWAYS {
+        av[i] = _mm256_broadcast_ss(kAPacked ? a + k * kMR + i : a + i * as + k);
+      });
+      unroll<P>([&](auto q) SLIVER_ALWAYS {
+        unroll<V>([&](auto v) SLIVER_ALWAYS {
+          const float* src = b + q * bps + k * bs + 8 * v;
+          const __m256 bv = kBPacked ? _mm256_load_ps(src) : _mm256_loadu_ps(src);
+          unroll<R>([&](auto i) SLIVER_ALWAYS {
+            acc[s][q][i][v] = _mm256_fmadd_ps(av[i], bv, acc[s][q][i][v]);
+          });
+        });
+      });
+    }
+  };
+  int64_t k = 0;
+  constexpr int U = S == 1 ? KUNROLL : 1;  // unrolled k steps per iteration
+  for (; k + S * U <= kc; k += S * U)
+    unroll<U>([&](auto u) SLIVER_ALWAYS {
+      unroll<S>([&](auto s) SLIVER_ALWAYS { step(s, k + u * S + s); });
+    });
+  for (; k + S <= kc; k += S) unroll<S>([&](auto s) SLIVER_ALWAYS { step(s, k + s); });
+  for (; k < kc; ++k) step(std::integral_constant<int, 0>{}, k);
+  unroll<S - 1>([&](auto s1) SLIVER_ALWAYS {
+    each_acc([&](auto q, auto i, auto v) SLIVER_ALWAYS {
+      acc[0][q][i][v] = _mm256_add_ps(acc[0][q][i][v], acc[s1 + 1][q][i][v]);
+    });
+  });
+
+  unroll<P>([&](auto q) SLIVER_ALWAYS {
+    // The epilogue works on a copy: passing acc itself by reference to the (out-of-line)
+    // activation code would make it addressable and keep the K loop storing it every iteration.
+    __m256 t[R][V];
+    unroll<R>([&](auto i) SLIVER_ALWAYS {
+      unroll<V>([&](auto v) SLIVER_ALWAYS { t[i][v] = acc[0][q][i][v]; });
+    });
+    epilogue<R, V>(p, q0 + q, q + 1 == P ? nr : 8 * V, t);
+  });
 }
 
-template <bool kAPacked, bool kBPacked>
-void run(const F32GemmUkernelArgs& p) {
-  using Rows = std::make_integer_sequence<int, kMR>;
-  const int r = static_cast<int>(p.mr);
+// All tiles of one call for R rows: full panels in groups of panel_group(R), then the partial
+// last one (one vector per row when nr <= 8).
+template <int R, bool kAPacked, bool kBPacked>
+void row_of_tiles(const F32GemmUkernelArgs& p) {
+  constexpr int G = panel_group(R);
   const int64_t full = p.panels - (p.nr < kNR ? 1 : 0);
-  if (full > 0) row_table<kAPacked, kBPacked, 2>(r, Rows{})(p, 0, full, kNR);
-  if (p.nr < kNR) {
-    // Last tile partial: one vector per row suffices when nr <= 8.
-    auto fn = p.nr <= 8 ? row_table<kAPacked, kBPacked, 1>(r, Rows{})
-                        : row_table<kAPacked, kBPacked, 2>(r, Rows{});
-    fn(p, p.panels - 1, 1, p.nr);
+  int64_t q = 0;
+  for (; q + G <= full; q += G) tile_group<R, 2, G, kAPacked, kBPacked>(p, q, kNR);
+  if constexpr (G > 1) {
+    for (; q < full; ++q) tile_group<R, 2, 1, kAPacked, kBPacked>(p, q, kNR);
   }
+  if (p.nr <= 8)
+    tile_group<R, 1, 1, kAPacked, kBPacked>(p, p.panels - 1, p.nr);
+  else if (p.nr < kNR)
+    tile_group<R, 2, 1, kAPacked, kBPacked>(p, p.panels - 1, p.nr);
+}
+
+using RowFn = void (*)(const F32GemmUkernelArgs&);
+
+template <bool kAPacked, bool kBPacked, int... Rs>
+RowFn row_fn(int64_t r, std::integer_sequence<int, Rs...>) {
+  static constexpr RowFn fns[] = {row_of_tiles<Rs + 1, kAPacked, kBPacked>...};
+  return fns[r - 1];
 }
 
 }  // namespace
@@ -285,11 +328,12 @@ void f32_gemm_6x16_avx2(const F32GemmUkernelArgs& p) {
   // Packed panels (stride NR, 32-byte aligned) get aligned loads.
   const bool b_packed = p.b_k_stride == kNR && (reinterpret_cast<uintptr_t>(p.b) & 31) == 0 &&
                         (p.panels == 1 || p.b_panel_stride % 8 == 0);
-  if (p.a_row_stride == 0) {
-    b_packed ? run<true, true>(p) : run<true, false>(p);
-  } else {
-    b_packed ? run<false, true>(p) : run<false, false>(p);
-  }
+  using Rows = std::make_integer_sequence<int, kMR>;
+  RowFn fn = p.a_row_stride == 0
+                 ? (b_packed ? row_fn<true, true>(p.mr, Rows{}) : row_fn<true, false>(p.mr, Rows{}))
+                 : (b_packed ? row_fn<false, true>(p.mr, Rows{})
+                             : row_fn<false, false>(p.mr, Rows{}));
+  fn(p);
 }
 
 }  // namespace sliver

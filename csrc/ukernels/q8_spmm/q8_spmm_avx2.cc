@@ -48,7 +48,7 @@ SLIVER_INLINE __m256i bcast_pair(const int16_t* w) {
   return _mm256_set1_epi32(v);
 }
 
-template <int NT, int R>
+template <int NT, int R, int KR>
 void spmm_tile(const Q8SpmmArgs& p) {
   static_assert(NT == 8 || NT % 16 == 0, "8 lanes, or whole 16-lane vectors");
   constexpr int A = NT / 8;  // int32 accumulators per row
@@ -70,13 +70,19 @@ void spmm_tile(const Q8SpmmArgs& p) {
     const int64_t e1 = p.ptr[b + 1];
     for (int64_t e = p.ptr[b]; e < e1; ++e) {
       const int16_t* x1 = x + static_cast<int64_t>(kidx[2 * e]) * NT;
-      const int16_t* x2 = x + static_cast<int64_t>(kidx[2 * e + 1]) * NT;
       __m256i pv[A];  // (x[k1], x[k2]) pairs, 8 lanes each, in lane order
-      if constexpr (NT == 8) {
+      if constexpr (KR == 2) {
+        // Pre-interleaved: rows k1, k1 + 1 already sit as pairs at x + k1 * NT.
+        unroll<A>([&](auto a) SLIVER_ALWAYS {
+          pv[a] = _mm256_load_si256(reinterpret_cast<const __m256i*>(x1 + 16 * a));
+        });
+      } else if constexpr (NT == 8) {
+        const int16_t* x2 = x + static_cast<int64_t>(kidx[2 * e + 1]) * NT;
         const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(x1));
         const __m128i c = _mm_load_si128(reinterpret_cast<const __m128i*>(x2));
         pv[0] = _mm256_set_m128i(_mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(a, c));
       } else {
+        const int16_t* x2 = x + static_cast<int64_t>(kidx[2 * e + 1]) * NT;
         unroll<A / 2>([&](auto v) SLIVER_ALWAYS {
           const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(x1 + 16 * v));
           const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(x2 + 16 * v));
@@ -153,23 +159,25 @@ void spmv_rows(const Q8SpmmArgs& p) {
   }
 }
 
-template <int NT, int R>
+template <int NT, int R, int KR>
 void run(const Q8SpmmArgs& p) {
   assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
-  assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & 15) == 0);
+  assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & (KR == 2 ? 31 : 15)) == 0);
+  // The vector form reads x[k1], x[k2] directly: with KR = 2 the panel is x itself and
+  // k2 = k1 + 1, so one kernel serves both pairings.
   if constexpr (NT == 1) spmv_rows<R>(p);
-  else spmm_tile<NT, R>(p);
+  else spmm_tile<NT, R, KR>(p);
 }
 
-// ---- panels: int16 x - zero_point, lanes of every 16 in the order 0-3 8-11 4-7 12-15 ----
+// ---- panels: int16 x - zero_point (layouts in sparse.h) ----
 
 int16_t centred(uint8_t v, bool is_signed, int32_t zp) {
   return static_cast<int16_t>((is_signed ? int32_t{static_cast<int8_t>(v)} : int32_t{v}) - zp);
 }
 
-// One panel row from nt natural-order source bytes at stride `step`.
-SLIVER_INLINE void panel_row(int NT, int64_t nt, const uint8_t* s, int64_t step, bool is_signed,
-                             int32_t zp, __m256i vzp, int16_t* d) {
+// One row of NT lanes in natural order from nt source bytes at stride `step`; zeros past nt.
+SLIVER_INLINE void natural_row(int NT, int64_t nt, const uint8_t* s, int64_t step, bool is_signed,
+                               int32_t zp, __m256i vzp, int16_t* d) {
   if (NT < 16) {
     for (int64_t j = 0; j < NT; ++j) d[j] = j < nt ? centred(s[j * step], is_signed, zp) : 0;
     return;
@@ -185,24 +193,50 @@ SLIVER_INLINE void panel_row(int NT, int64_t nt, const uint8_t* s, int64_t step,
     }
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
     const __m256i v = is_signed ? _mm256_cvtepi8_epi16(bytes) : _mm256_cvtepu8_epi16(bytes);
-    // Swapping the middle 64-bit quarters gives the lane order the kernels' unpacks undo.
-    _mm256_store_si256(reinterpret_cast<__m256i*>(d + j0),
-                       _mm256_permute4x64_epi64(_mm256_sub_epi16(v, vzp), 0xd8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + j0), _mm256_sub_epi16(v, vzp));
   }
 }
 
-void pack_rows(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
-               int32_t zp, int16_t* dst) {
+// Source row k of the tile starts at src + k * k_step; its lanes are `lane_step` apart.
+void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
+          int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
   const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
-  for (int64_t k = 0; k < kc; ++k)
-    panel_row(NT, nt, src + k * ld, 1, is_signed, zp, vzp, dst + k * NT);
+  if (kr == 1 || NT == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      int16_t* d = dst + k * NT;
+      natural_row(NT, nt, src + k * k_step, lane_step, is_signed, zp, vzp, d);
+      // Swapping the middle 64-bit quarters gives the lane order the kernels' unpacks undo.
+      for (int j0 = 0; NT >= 16 && j0 < NT; j0 += 16) {
+        __m256i* v = reinterpret_cast<__m256i*>(d + j0);
+        _mm256_store_si256(v, _mm256_permute4x64_epi64(_mm256_load_si256(v), 0xd8));
+      }
+    }
+    if (kr == 2 && kc % 2) dst[kc] = 0;  // the vector form's partner of the last row
+    return;
+  }
+  alignas(32) int16_t r0[32], r1[32];
+  for (int64_t k = 0; k < kc; k += 2) {
+    natural_row(NT, nt, src + k * k_step, lane_step, is_signed, zp, vzp, r0);
+    if (k + 1 < kc) natural_row(NT, nt, src + (k + 1) * k_step, lane_step, is_signed, zp, vzp, r1);
+    else std::memset(r1, 0, sizeof(r1));
+    int16_t* d = dst + k * NT;
+    for (int j0 = 0; j0 < NT; j0 += 8) {
+      const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(r0 + j0));
+      const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(r1 + j0));
+      _mm_store_si128(reinterpret_cast<__m128i*>(d + 2 * j0), _mm_unpacklo_epi16(a, b));
+      _mm_store_si128(reinterpret_cast<__m128i*>(d + 2 * j0 + 8), _mm_unpackhi_epi16(a, b));
+    }
+  }
 }
 
-void pack_cols(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
-               int32_t zp, int16_t* dst) {
-  const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
-  for (int64_t k = 0; k < kc; ++k)
-    panel_row(NT, nt, src + k, ld, is_signed, zp, vzp, dst + k * NT);
+void pack_rows(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+               bool is_signed, int32_t zp, int16_t* dst) {
+  pack(NT, kr, kc, nt, src, ld, 1, is_signed, zp, dst);
+}
+
+void pack_cols(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+               bool is_signed, int32_t zp, int16_t* dst) {
+  pack(NT, kr, kc, nt, src, 1, ld, is_signed, zp, dst);
 }
 
 // ---- per-row epilogue: the same float operation order as requant.h ----
@@ -290,10 +324,10 @@ void q8_spmm_epilogue_rows_avx2(const Q8RowEpilogue& p, const int32_t* acc, int6
 }
 
 // Defines the .inc lines of this ISA (the isa token selects the macro).
-#define SLIVER_SPMM_DEFINE_avx2(name, nt, r) \
-  void name(const Q8SpmmArgs& p) { run<nt, r>(p); }
-#define SLIVER_SPMM_DEFINE_scalar(name, nt, r)
-#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
+#define SLIVER_SPMM_DEFINE_avx2(name, nt, r, kr) \
+  void name(const Q8SpmmArgs& p) { run<nt, r, kr>(p); }
+#define SLIVER_SPMM_DEFINE_scalar(name, nt, r, kr)
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, kr, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r, kr)
 #include "q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
 

@@ -16,7 +16,14 @@ constexpr int64_t panel_pos(int NT, int64_t j) {
   return (j & ~int64_t{15}) | ((g == 1 ? 2 : g == 2 ? 1 : g) << 2) | (j & 3);
 }
 
-template <int NT, int R>
+// Element (k, lane j) of a panel in the layout for KR (sparse.h).
+template <int NT, int KR>
+int32_t panel_at(const int16_t* x, int64_t k, int64_t j) {
+  if (KR == 2 && NT > 1) return x[(k & ~int64_t{1}) * NT + 2 * j + (k & 1)];
+  return x[k * NT + panel_pos(NT, j)];
+}
+
+template <int NT, int R, int KR>
 void run(const Q8SpmmArgs& p) {
   for (int64_t b = 0; b < p.nblocks; ++b) {
     const int64_t row0 = b * R;
@@ -25,14 +32,12 @@ void run(const Q8SpmmArgs& p) {
       for (int j = 0; j < NT; ++j)
         acc[r][j] = p.acc_in ? static_cast<uint32_t>(p.acc_in[(row0 + r) * NT + j]) : 0u;
     for (int64_t e = p.ptr[b]; e < p.ptr[b + 1]; ++e) {
-      const int16_t* x1 = p.x + static_cast<int64_t>(p.kidx[2 * e]) * NT;
-      const int16_t* x2 = p.x + static_cast<int64_t>(p.kidx[2 * e + 1]) * NT;
+      const int64_t k1 = p.kidx[2 * e], k2 = p.kidx[2 * e + 1];
       for (int r = 0; r < R; ++r) {
         const int32_t w1 = p.w[(e * R + r) * 2], w2 = p.w[(e * R + r) * 2 + 1];
-        for (int j = 0; j < NT; ++j) {
-          const int64_t q = panel_pos(NT, j);
-          acc[r][j] += static_cast<uint32_t>(w1 * x1[q] + w2 * x2[q]);
-        }
+        for (int j = 0; j < NT; ++j)
+          acc[r][j] += static_cast<uint32_t>(w1 * panel_at<NT, KR>(p.x, k1, j) +
+                                             w2 * panel_at<NT, KR>(p.x, k2, j));
       }
     }
     for (int r = 0; r < R && row0 + r < p.rows; ++r)
@@ -45,18 +50,28 @@ int16_t centred(uint8_t v, bool is_signed, int32_t zp) {
   return static_cast<int16_t>((is_signed ? int32_t{static_cast<int8_t>(v)} : int32_t{v}) - zp);
 }
 
-void pack_rows(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
-               int32_t zp, int16_t* dst) {
-  for (int64_t k = 0; k < kc; ++k)
-    for (int64_t j = 0; j < NT; ++j)
-      dst[k * NT + panel_pos(NT, j)] = j < nt ? centred(src[k * ld + j], is_signed, zp) : 0;
+// Source element (k, j) at src[k * k_step + j * lane_step].
+void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
+          int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
+  const int64_t rows = kr == 2 ? (kc + 1) / 2 * 2 : kc;  // kr = 2: the odd row's partner is 0
+  for (int64_t k = 0; k < rows; ++k) {
+    for (int64_t j = 0; j < NT; ++j) {
+      const int16_t v =
+          j < nt && k < kc ? centred(src[k * k_step + j * lane_step], is_signed, zp) : 0;
+      if (kr == 2 && NT > 1) dst[(k & ~int64_t{1}) * NT + 2 * j + (k & 1)] = v;
+      else dst[k * NT + panel_pos(NT, j)] = v;
+    }
+  }
 }
 
-void pack_cols(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld, bool is_signed,
-               int32_t zp, int16_t* dst) {
-  for (int64_t k = 0; k < kc; ++k)
-    for (int64_t j = 0; j < NT; ++j)
-      dst[k * NT + panel_pos(NT, j)] = j < nt ? centred(src[j * ld + k], is_signed, zp) : 0;
+void pack_rows(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+               bool is_signed, int32_t zp, int16_t* dst) {
+  pack(NT, kr, kc, nt, src, ld, 1, is_signed, zp, dst);
+}
+
+void pack_cols(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
+               bool is_signed, int32_t zp, int16_t* dst) {
+  pack(NT, kr, kc, nt, src, 1, ld, is_signed, zp, dst);
 }
 
 }  // namespace
@@ -87,10 +102,10 @@ void q8_spmm_epilogue_rows_scalar(const Q8RowEpilogue& p, const int32_t* acc,
   }
 }
 
-#define SLIVER_SPMM_DEFINE_scalar(name, nt, r) \
-  void name(const Q8SpmmArgs& p) { run<nt, r>(p); }
-#define SLIVER_SPMM_DEFINE_avx2(name, nt, r)
-#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
+#define SLIVER_SPMM_DEFINE_scalar(name, nt, r, kr) \
+  void name(const Q8SpmmArgs& p) { run<nt, r, kr>(p); }
+#define SLIVER_SPMM_DEFINE_avx2(name, nt, r, kr)
+#define SLIVER_Q8_SPMM_KERNEL(name, nt, r, kr, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r, kr)
 #include "q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
 

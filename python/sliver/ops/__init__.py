@@ -10,6 +10,7 @@ chosen, so ``sliver inspect`` and profiles show every Python node.
 from . import compat, control_flow  # noqa: F401  (they register PYTHON_OPS)
 from . import contrib  # noqa: F401  (registers the com.microsoft Python ops)
 from . import fused  # noqa: F401  (registers sliver's fused ops: FusedConv/Gemm/MatMul)
+from . import qfused  # noqa: F401  (registers sliver's 8-bit fused ops: QLinearConv/MatMul/Lookup)
 from .registry import build_kernel, python_impl_available
 
 __all__ = ["build_kernel", "python_impl_available"]

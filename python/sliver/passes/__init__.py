@@ -19,8 +19,17 @@ from . import (
     fold_channel_affine,
     fold_constants,
     fold_shapes,
+    fuse_dynamic_quant,
     fuse_epilogue,
     matmul_add_to_gemm,
+    qdq_binary,
+    qdq_commute,
+    qdq_concat,
+    qdq_drop_pair,
+    qdq_global_pool,
+    qdq_lookup,
+    qdq_nhwc,
+    qdq_to_integer,
     remove_dead,
     remove_identity,
 )
@@ -30,6 +39,7 @@ Pass = Callable[[Graph], bool]
 
 BASIC = GraphOptimizationLevel.ORT_ENABLE_BASIC
 EXTENDED = GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+LAYOUT = GraphOptimizationLevel.ORT_ENABLE_LAYOUT
 
 PIPELINE: list[tuple[GraphOptimizationLevel, str, Pass]] = [
     (BASIC, "remove_identity", remove_identity.run),
@@ -39,7 +49,17 @@ PIPELINE: list[tuple[GraphOptimizationLevel, str, Pass]] = [
     (BASIC, "fold_batchnorm", fold_batchnorm.run),
     (BASIC, "fold_channel_affine", fold_channel_affine.run),
     (BASIC, "matmul_add_to_gemm", matmul_add_to_gemm.run),
+    # Quantized graphs onto integer kernels (onnxruntime fuses QDQ at its extended level too).
+    (EXTENDED, "fuse_dynamic_quant", fuse_dynamic_quant.run),
+    (EXTENDED, "qdq_to_integer", qdq_to_integer.run),
+    (EXTENDED, "qdq_commute", qdq_commute.run),
+    (EXTENDED, "qdq_concat", qdq_concat.run),
+    (EXTENDED, "qdq_binary", qdq_binary.run),
+    (EXTENDED, "qdq_global_pool", qdq_global_pool.run),
+    (EXTENDED, "qdq_lookup", qdq_lookup.run),
+    (EXTENDED, "qdq_drop_pair", qdq_drop_pair.run),
     (EXTENDED, "fuse_epilogue", fuse_epilogue.run),
+    (LAYOUT, "qdq_nhwc", qdq_nhwc.run),
 ]
 
 MAX_ROUNDS = 10

@@ -1,0 +1,122 @@
+"""sliver's 8-bit fused ops, in numpy: the reference the native kernels (csrc/ops/qdq_fused.cc)
+are tested against, and the fallback where they decline.
+
+``sliver:QLinearConv``: ONNX QLinearConv (same inputs and attributes) plus
+``activation_min``/``activation_max`` (int codes, default: the output type's range): the
+requantized result is clamped to them, which is how a Relu/Clip between the float Conv and
+its Q survives the rewrite (qdq_to_integer); ``channels_last`` (default 0): 1 when X and Y
+are NHWC (the layout pass qdq_nhwc).
+
+``com.microsoft:NhwcMaxPool``: MaxPool on an NHWC image (onnxruntime's contrib op).
+
+``sliver:QLinearMatMul``: inputs ``a, a_scale, a_zero_point, b, b_scale, b_zero_point,
+y_scale, y_zero_point[, bias]`` as ONNX QLinearMatMul plus an optional int32 ``bias`` [N]
+added to the integer sums; attributes ``transB`` (B given as [N, K], 2-D B only) and
+``activation_min``/``activation_max``. b may be per column (scale/zero point of N values).
+
+Both requantize in onnx.reference's order (requant.h, ``onnx_reference``):
+``m = float32(float32(a_scale * b_scale[n]) / y_scale)``, ``d = float64(acc) * m + zy``,
+clamp to the output range, round half to even.
+
+``sliver:QLinearLookup(x, table)``: ``table[byte(x)]``, table a constant of 256 codes of the
+output type indexed by the input code's byte (a uint8 code is its byte; int8 code c has byte
+c & 255).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..ir import Graph, Node
+from . import reference
+from .contrib import _qlinear_conv, _qrange
+from .registry import register_python_op
+
+Op = Callable[..., tuple]
+
+
+def _clamp_attrs(node: Node, dtype: np.dtype) -> tuple[int, int]:
+    lo, hi = _qrange(dtype)
+    return int(node.attrs.get("activation_min", lo)), int(node.attrs.get("activation_max", hi))
+
+
+OWN_ATTRS = ("activation_min", "activation_max", "channels_last")
+
+
+@register_python_op("sliver:QLinearConv")
+def qlinear_conv(node: Node, graph: Graph) -> Op:
+    """QLinearConv (on NCHW views of channels-last tensors), then the activation clamp."""
+    attrs = {k: v for k, v in node.attrs.items() if k not in OWN_ATTRS}
+    conv = _qlinear_conv(Node("QLinearConv", "", node.name, node.inputs, node.outputs, attrs), graph)
+    channels_last = bool(node.attrs.get("channels_last", 0))
+
+    def run(x, *args: np.ndarray) -> tuple:  # noqa: ANN001
+        if channels_last:
+            x = np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1))
+        (y,) = conv(x, *args)
+        lo, hi = _clamp_attrs(node, y.dtype)
+        y = np.clip(y, lo, hi).astype(y.dtype)
+        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)) if channels_last else y,)
+
+    return run
+
+
+@register_python_op("com.microsoft:NhwcMaxPool")
+def nhwc_max_pool(node: Node, graph: Graph) -> Op:
+    """MaxPool (onnx reference) on the NCHW view of a channels-last image."""
+    pool = reference.make(Node("MaxPool", "", node.name, node.inputs, node.outputs[:1], dict(node.attrs), 12), graph)
+
+    def run(x):  # noqa: ANN001, ANN202
+        (y,) = pool(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))[:1]
+        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)
+
+    return run
+
+
+def requantize(acc: np.ndarray, multiplier: np.ndarray, zp: int, lo: int, hi: int,
+               dtype: np.dtype) -> np.ndarray:
+    """int32 sums -> codes: float64(acc) * float64(multiplier) + zp, clamp, round half even."""
+    d = acc.astype(np.float64) * multiplier.astype(np.float64)
+    d = d + np.float64(zp)
+    return np.rint(np.clip(d, lo, hi)).astype(dtype)
+
+
+@register_python_op("sliver:QLinearMatMul")
+def qlinear_matmul(node: Node, graph: Graph) -> Op:
+    """(a - za) @ (b - zb) + bias in int32, requantized and clamped."""
+    trans_b = bool(node.attrs.get("transB", 0))
+
+    def run(a, sa, za, b, sb, zb, sy, zy, bias=None):  # noqa: ANN001, ANN202
+        a, b = np.asarray(a), np.asarray(b)
+        if trans_b:
+            b = b.T
+        zb_v = np.asarray(zb).astype(np.int64).reshape(-1)
+        b64 = b.astype(np.int64) - (zb_v if zb_v.size > 1 else zb_v.reshape(()))
+        acc = np.matmul(a.astype(np.int64) - np.int64(np.asarray(za).reshape(-1)[0]), b64)
+        if bias is not None:
+            acc = acc + np.asarray(bias, np.int64).reshape(-1)
+        acc = acc.astype(np.int32)  # wraps like the int32 arithmetic it stands for
+        sb_v = np.asarray(sb, np.float32).reshape(-1)
+        ab = (np.float32(np.asarray(sa).reshape(-1)[0]) * sb_v).astype(np.float32)
+        mult = (ab / np.float32(np.asarray(sy).reshape(-1)[0])).astype(np.float32)
+        mult = mult if mult.size > 1 else mult.reshape(())
+        dtype = np.asarray(zy).dtype
+        lo, hi = _clamp_attrs(node, dtype)
+        return (requantize(acc, mult, int(np.asarray(zy).reshape(-1)[0]), lo, hi, dtype),)
+
+    return run
+
+
+@register_python_op("sliver:QLinearLookup")
+def qlinear_lookup(node: Node, graph: Graph) -> Op:
+    """table[byte(x)]."""
+
+    def run(x, table):  # noqa: ANN001, ANN202
+        x, table = np.asarray(x), np.asarray(table).reshape(-1)
+        if table.size != 256:
+            raise ValueError(f"QLinearLookup: table has {table.size} entries, expected 256")
+        return (table[x.view(np.uint8)],)
+
+    return run
