@@ -12,7 +12,8 @@ requantized u8 output, the INT8 conv/matmul path), sparse the f32/q8 spmm on the
 weights. Single-threaded runs are timed in thread CPU time (a shared machine's other processes
 do not inflate it), multi-threaded ones in wall time; each figure is the best of --reps batches,
 dense and sparse alternating. Patterns: unstructured (random), 4x1 / 8x1 (blocks of consecutive
-output channels), 1x4 (consecutive inputs, what tools/model_zoo.py's block pruning makes).
+output channels), 1x4 (consecutive inputs, what tools/model_zoo.py's block pruning makes). The
+layout column is the packing the cost model chose: Rx1 blocks, c2 = INT8 aligned input pairs.
 The crossover is the density where the speedup interpolates to 1 (sparse_driver.cc's table).
 """
 
@@ -31,6 +32,7 @@ SHAPES = {
     "bert_ffn1": ("right", 3072, 768, 128),  # BERT-base FFN up, sequence 128
     "bert_ffn2": ("right", 768, 3072, 128),  # BERT-base FFN down
     "mlp": ("right", 1024, 1024, 32),  # MLP layer, batch 32
+    "mlp_b8": ("right", 1024, 1024, 8),  # the same, batch 8
     "gemv": ("right", 3072, 768, 1),  # batch-1 decode: M = 1
 }
 DEFAULT_SHAPES = ["conv3x3", "conv1x1", "bert_ffn1", "mlp", "gemv"]
@@ -93,8 +95,8 @@ def make_problem(shape: str, dtype: str, density: float | None, pattern: str, th
 
 
 def measure(shape: str, dtype: str, densities: list[float], pattern: str, threads: int,
-            reps: int) -> tuple[float, list[tuple[float, float, int]]]:
-    """Dense GFLOPS and, per density, (sparse effective GFLOPS, speedup, block height)."""
+            reps: int) -> tuple[float, list[tuple[float, float, str]]]:
+    """Dense GFLOPS and, per density, (sparse effective GFLOPS, speedup, packed layout)."""
     dense = make_problem(shape, dtype, None, pattern, threads)
     cpu = threads == 1
     sparse = [make_problem(shape, dtype, d, pattern, threads) for d in densities]
@@ -105,15 +107,17 @@ def measure(shape: str, dtype: str, densities: list[float], pattern: str, thread
         for _ in range(reps):  # alternate so a busy spell hurts both
             best_s = min(best_s, s.best_seconds(1, 0.05, cpu))
             best_d = min(best_d, dense.best_seconds(1, 0.02, cpu))
-        rows.append((s.dense_macs * 2 / best_s / 1e9, best_s, s.packed.block))
+        pk = s.packed
+        layout = f"{pk.block}x1" + ("c2" if getattr(pk, "kr", 1) == 2 else "")
+        rows.append((s.dense_macs * 2 / best_s / 1e9, best_s, layout))
     dense_gflops = dense.dense_macs * 2 / best_d / 1e9
     return dense_gflops, [(g, dense_gflops and g / dense_gflops, b) for g, _, b in rows]
 
 
 def crossover(densities: list[float], speedups: list[float]) -> float | None:
     """Density where the speedup crosses 1 (linear in log speedup), or None if it does not."""
-    pts = sorted(zip(densities, speedups))
-    for (d0, s0), (d1, s1) in zip(pts, pts[1:]):
+    pts = sorted(zip(densities, speedups, strict=True))
+    for (d0, s0), (d1, s1) in zip(pts[:-1], pts[1:], strict=True):
         if s0 >= 1 > s1:
             l0, l1 = np.log(s0), np.log(s1)
             return d0 + (d1 - d0) * l0 / (l0 - l1)
@@ -123,7 +127,9 @@ def crossover(densities: list[float], speedups: list[float]) -> float | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dtype", nargs="+", default=["f32", "q8"], choices=["f32", "q8"])
     ap.add_argument("--shape", nargs="+", default=DEFAULT_SHAPES, choices=sorted(SHAPES))
     ap.add_argument("--pattern", nargs="+", default=["unstructured", "4x1"],
@@ -135,14 +141,14 @@ def main() -> None:
     args = ap.parse_args()
     densities = DENSITIES if args.crossover else args.density
     print(f"CPU: {cpu_name()}, threads {args.threads}, best of {args.reps}")
-    print(f"{'shape':10s} {'dtype':5s} {'pattern':12s} {'zeros':>6s} {'R':>2s} "
+    print(f"{'shape':10s} {'dtype':5s} {'pattern':12s} {'zeros':>6s} {'layout':>6s} "
           f"{'dense':>8s} {'sparse':>8s} {'speedup':>8s}")
     for dtype in args.dtype:
         for shape in args.shape:
             for pattern in args.pattern:
                 dense, rows = measure(shape, dtype, densities, pattern, args.threads, args.reps)
-                for d, (g, s, b) in zip(densities, rows):
-                    print(f"{shape:10s} {dtype:5s} {pattern:12s} {1 - d:6.0%} {b:2d} "
+                for d, (g, s, b) in zip(densities, rows, strict=True):
+                    print(f"{shape:10s} {dtype:5s} {pattern:12s} {1 - d:6.0%} {b:>6s} "
                           f"{dense:8.1f} {g:8.1f} {s:7.2f}x", flush=True)
                 if args.crossover:
                     c = crossover(densities, [s for _, s, _ in rows])

@@ -22,18 +22,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import sliver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-import sliver
-
 RTOL = 1e-4
 ATOL = 1e-5
-# Largest relative error of the vector math against float64 (measured maxima are 1.6e-7 to
-# 2e-7; the bound leaves room for other compilers' constant rounding).
-MATH_MAX_REL_ERROR = 5e-7
+# Largest relative error of the vector math against float64 (measured on AVX2: exp, sigmoid,
+# tanh, erf and log 1.6e-7 to 1.8e-7, gelu 4.1e-7 from the erfc fit; the C library's are lower).
+MATH_MAX_REL_ERROR = 6e-7
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
@@ -65,9 +64,13 @@ def make_model(
         if const:
             inits.append(onnx.numpy_helper.from_array(value, name))
         else:
-            graph_inputs.append(helper.make_tensor_value_info(name, NP_TO_ONNX[value.dtype], value.shape))
+            graph_inputs.append(
+                helper.make_tensor_value_info(name, NP_TO_ONNX[value.dtype], value.shape)
+            )
     outs = [f"y{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, [n for n, _, _ in inputs], outs, domain=domain or None, **(attrs or {}))
+    node = helper.make_node(
+        op, [n for n, _, _ in inputs], outs, domain=domain or None, **(attrs or {})
+    )
     graph = helper.make_graph(
         [node], "g", graph_inputs, [onnx.ValueInfoProto(name=o) for o in outs], inits
     )
@@ -95,9 +98,9 @@ def run_sliver(model: onnx.ModelProto, feeds: dict, native: bool = True) -> list
 def run_ort(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(
-        None, feeds
-    )
+    return ort.InferenceSession(
+        model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+    ).run(None, feeds)
 
 
 def assert_close(got, want, rtol: float, atol: float, who: str) -> None:
@@ -211,14 +214,16 @@ def test_scalar_kernels_in_subprocess() -> None:
         for op in sorted(t.MATH_OPS):
             xi = np.abs(x) + np.float32(1e-38) if op == "Log" else x
             (y,) = t.run_sliver(t.make_model(op, [("x", xi, False)], opset=20), {{"x": xi}})
-            assert t._max_rel_error(op, y, xi) < 1e-6, op
+            assert t._max_rel_error(op, y, xi) < t.MATH_MAX_REL_ERROR, op
         t.test_conv_dwconv_paths()
         t.test_binary_broadcast_cases()
         print("scalar ok", __import__("sliver").cpu_info())
         """
     )
     env = dict(os.environ, SLIVER_ISA="scalar")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "scalar ok" in r.stdout
 
@@ -264,32 +269,34 @@ def test_clip_by_opset(seed, n) -> None:
     x = rand(rng, [n])
     check("Clip", [("x", x, False)], {"min": -0.5, "max": 1.5}, opset=10)
     lo, hi = np.float32(-1.0), np.float32(0.25)
-    check("Clip", [("x", x, False), ("lo", np.array(lo), False), ("hi", np.array(hi), False)], opset=13)
+    check(
+        "Clip",
+        [("x", x, False), ("lo", np.array(lo), False), ("hi", np.array(hi), False)],
+        opset=13,
+    )
     check("Clip", [("x", x, False), ("", None, False), ("hi", np.array(hi), False)], opset=13)
     xi = rng.integers(-50, 50, n).astype(np.int64)
-    check("Clip", [("x", xi, False), ("lo", np.array(-7), True), ("hi", np.array(9), True)], opset=13)
+    check(
+        "Clip", [("x", xi, False), ("lo", np.array(-7), True), ("hi", np.array(9), True)], opset=13
+    )
 
 
-def broadcast_pair(draw_shape):
+@st.composite
+def broadcast_pair(draw):
     """Two shapes that broadcast: drop leading dims and set random dims to 1 in each."""
-
-    @st.composite
-    def pair(draw):
-        base = draw(st.lists(st.integers(1, 6), min_size=0, max_size=4))
-        a, b = list(base), list(base)
-        for s in (a, b):
-            for i in range(len(s)):
-                if draw(st.booleans()) and draw(st.booleans()):
-                    s[i] = 1
-        a = a[draw(st.integers(0, len(a))) :] if draw(st.booleans()) else a
-        b = b[draw(st.integers(0, len(b))) :] if draw(st.booleans()) else b
-        return a, b
-
-    return pair()
+    base = draw(st.lists(st.integers(1, 6), min_size=0, max_size=4))
+    a, b = list(base), list(base)
+    for s in (a, b):
+        for i in range(len(s)):
+            if draw(st.booleans()) and draw(st.booleans()):
+                s[i] = 1
+    a = a[draw(st.integers(0, len(a))) :] if draw(st.booleans()) else a
+    b = b[draw(st.integers(0, len(b))) :] if draw(st.booleans()) else b
+    return a, b
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"])
-@given(seed=seeds, shapes=broadcast_pair(None))
+@given(seed=seeds, shapes=broadcast_pair())
 @SETTINGS
 def test_binary_float(op, seed, shapes) -> None:
     rng = np.random.default_rng(seed)
@@ -313,12 +320,14 @@ def test_binary_broadcast_cases() -> None:
             a, b = rand(rng, sa, 0.5, 2), rand(rng, sb, 0.5, 2)
             model = make_model(op, [("a", a, False), ("b", b, False)])
             (got,) = run_sliver(model, {"a": a, "b": b})
-            want = {"Add": np.add, "Sub": np.subtract, "Div": np.divide, "Max": np.maximum}[op](a, b)
+            want = {"Add": np.add, "Sub": np.subtract, "Div": np.divide, "Max": np.maximum}[op](
+                a, b
+            )
             np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Max", "Min"])
-@given(seed=seeds, shapes=broadcast_pair(None), dtype=st.sampled_from([np.int64, np.int32]))
+@given(seed=seeds, shapes=broadcast_pair(), dtype=st.sampled_from([np.int64, np.int32]))
 @settings(max_examples=10, deadline=None, derandomize=True)
 def test_binary_int(op, seed, shapes, dtype) -> None:
     rng = np.random.default_rng(seed)
@@ -338,14 +347,18 @@ def test_int_division_by_zero_is_an_error() -> None:
 @settings(max_examples=8, deadline=None, derandomize=True)
 def test_variadic(op, seed) -> None:
     rng = np.random.default_rng(seed)
-    ins = [("a", rand(rng, [3, 1, 5]), False), ("b", rand(rng, [4, 1]), False), ("c", rand(rng, [5]), False)]
+    ins = [
+        ("a", rand(rng, [3, 1, 5]), False),
+        ("b", rand(rng, [4, 1]), False),
+        ("c", rand(rng, [5]), False),
+    ]
     check(op, ins, use_ref=op != "Mean")  # onnx's Mean accumulates in place into input 0's shape
     check(op, [("a", rand(rng, [3, 4, 5]), False), *ins[1:]])
     check(op, ins[:1])
 
 
 @pytest.mark.parametrize("op", ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
-@given(seed=seeds, shapes=broadcast_pair(None), dtype=st.sampled_from([np.float32, np.int64, np.int32]))
+@given(seed=seeds, shapes=broadcast_pair(), dtype=st.sampled_from([np.float32, np.int64, np.int32]))
 @settings(max_examples=8, deadline=None, derandomize=True)
 def test_compare(op, seed, shapes, dtype) -> None:
     rng = np.random.default_rng(seed)
@@ -354,7 +367,7 @@ def test_compare(op, seed, shapes, dtype) -> None:
     check(op, [("a", a, False), ("b", b, False)])
 
 
-@given(seed=seeds, shapes=broadcast_pair(None), dtype=st.sampled_from([np.float32, np.int64, np.bool_]))
+@given(seed=seeds, shapes=broadcast_pair(), dtype=st.sampled_from([np.float32, np.int64, np.bool_]))
 @settings(max_examples=15, deadline=None, derandomize=True)
 def test_where(seed, shapes, dtype) -> None:
     rng = np.random.default_rng(seed)
@@ -407,7 +420,14 @@ def test_conv(seed, case) -> None:
 def test_conv_dwconv_paths() -> None:
     """The depthwise kernel's paths: 3x3 direct (no pad), padded, stride 2, 5x5, dilation."""
     rng = np.random.default_rng(1)
-    for k, s, p, d in [(3, 1, 0, 1), (3, 1, 1, 1), (3, 2, 1, 1), (5, 1, 2, 1), (3, 1, 2, 2), (5, 2, 2, 1)]:
+    for k, s, p, d in [
+        (3, 1, 0, 1),
+        (3, 1, 1, 1),
+        (3, 2, 1, 1),
+        (5, 1, 2, 1),
+        (3, 1, 2, 2),
+        (5, 2, 2, 1),
+    ]:
         x = rand(rng, [2, 8, 19, 37])
         w = rand(rng, [8, 1, k, k])
         b = rand(rng, [8])
@@ -418,16 +438,29 @@ def test_conv_dwconv_paths() -> None:
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@given(seed=seeds, k=st.integers(1, 3), s=st.integers(1, 3), d=st.integers(1, 2),
-       p=st.integers(0, 2), op=st.integers(0, 1), group=st.sampled_from([1, 2]),
-       nsp=st.sampled_from([1, 2]), out_shape=st.booleans())
+@given(
+    seed=seeds,
+    k=st.integers(1, 3),
+    s=st.integers(1, 3),
+    d=st.integers(1, 2),
+    p=st.integers(0, 2),
+    op=st.integers(0, 1),
+    group=st.sampled_from([1, 2]),
+    nsp=st.sampled_from([1, 2]),
+    out_shape=st.booleans(),
+)
 @settings(max_examples=40, deadline=None, derandomize=True)
 def test_conv_transpose(seed, k, s, d, p, op, group, nsp, out_shape) -> None:
     rng = np.random.default_rng(seed)
     op = min(op, s - 1, d - 1) if s > 1 else 0  # output_padding must be < stride or dilation
     x = rand(rng, [2, 2 * group, *([5] * nsp)])
     w = rand(rng, [2 * group, 3, *([k] * nsp)])
-    attrs = {"strides": [s] * nsp, "dilations": [d] * nsp, "group": group, "output_padding": [op] * nsp}
+    attrs = {
+        "strides": [s] * nsp,
+        "dilations": [d] * nsp,
+        "group": group,
+        "output_padding": [op] * nsp,
+    }
     if out_shape:
         attrs["output_shape"] = [s * 4 + (k - 1) * d + 1 + op - p] * nsp
         attrs["auto_pad"] = "SAME_UPPER"
@@ -438,10 +471,18 @@ def test_conv_transpose(seed, k, s, d, p, op, group, nsp, out_shape) -> None:
     check("ConvTranspose", ins, attrs, atol=1e-4, use_ref=group == 1)
 
 
-@given(seed=seeds, m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(0, 40),
-       ta=st.integers(0, 1), tb=st.integers(0, 1), alpha=st.sampled_from([1.0, 0.5]),
-       beta=st.sampled_from([1.0, 0.0, 2.0]), c=st.sampled_from(["none", "n", "1n", "m1", "mn", "1"]),
-       const_b=st.booleans())
+@given(
+    seed=seeds,
+    m=st.integers(1, 40),
+    n=st.integers(1, 40),
+    k=st.integers(0, 40),
+    ta=st.integers(0, 1),
+    tb=st.integers(0, 1),
+    alpha=st.sampled_from([1.0, 0.5]),
+    beta=st.sampled_from([1.0, 0.0, 2.0]),
+    c=st.sampled_from(["none", "n", "1n", "m1", "mn", "1"]),
+    const_b=st.booleans(),
+)
 @settings(max_examples=60, deadline=None, derandomize=True)
 def test_gemm(seed, m, n, k, ta, tb, alpha, beta, c, const_b) -> None:
     rng = np.random.default_rng(seed)
@@ -472,7 +513,11 @@ def matmul_shapes(draw):
 @settings(max_examples=60, deadline=None, derandomize=True)
 def test_matmul(seed, shapes, const_b) -> None:
     rng = np.random.default_rng(seed)
-    check("MatMul", [("a", rand(rng, shapes[0]), False), ("b", rand(rng, shapes[1]), const_b)], atol=1e-4)
+    check(
+        "MatMul",
+        [("a", rand(rng, shapes[0]), False), ("b", rand(rng, shapes[1]), const_b)],
+        atol=1e-4,
+    )
 
 
 def test_matmul_large_batched_parallel_paths() -> None:
@@ -503,7 +548,10 @@ def act_nodes(name: str, params: list[float], x: str, y: str, tag: str) -> tuple
         return [helper.make_node("Identity", [x], [y])], []
     if name == "Clip":
         lo, hi = f"{tag}_lo", f"{tag}_hi"
-        inits = [onnx.numpy_helper.from_array(np.array(v, np.float32), n) for v, n in zip(params, (lo, hi), strict=True)]
+        inits = [
+            onnx.numpy_helper.from_array(np.array(v, np.float32), n)
+            for v, n in zip(params, (lo, hi), strict=True)
+        ]
         return [helper.make_node("Clip", [x, lo, hi], [y])], inits
     attrs = {}
     if name == "LeakyRelu":
@@ -541,29 +589,49 @@ def unfused_model(op: str, ins, attrs, act, post, residual: bool) -> onnx.ModelP
 
 @pytest.mark.parametrize("op", ["Conv", "Gemm", "MatMul"])
 @pytest.mark.parametrize("act", ACTS, ids=[a[0] or "none" for a in ACTS])
-@given(seed=seeds, residual=st.booleans(), post=st.sampled_from([("", []), ("Relu", []), ("Clip", [0.0, 6.0])]))
+@given(
+    seed=seeds,
+    residual=st.booleans(),
+    post=st.sampled_from([("", []), ("Relu", []), ("Clip", [0.0, 6.0])]),
+)
 @settings(max_examples=4, deadline=None, derandomize=True)
 def test_fused(op, act, seed, residual, post) -> None:
     rng = np.random.default_rng(seed)
     if op == "Conv":
         group = int(rng.integers(1, 3)) if seed % 3 else 6  # 6: depthwise
         x = rand(rng, [2, 6, 9, 11])
-        ins = [("x", x, False), ("w", rand(rng, [6, 6 // group, 3, 3]), True), ("b", rand(rng, [6]), True)]
+        ins = [
+            ("x", x, False),
+            ("w", rand(rng, [6, 6 // group, 3, 3]), True),
+            ("b", rand(rng, [6]), True),
+        ]
         attrs = {"pads": [1, 1, 1, 1], "group": group}
         yshape = [2, 6, 9, 11]
     elif op == "Gemm":
-        ins = [("x", rand(rng, [7, 20]), False), ("w", rand(rng, [13, 20]), True), ("b", rand(rng, [13]), True)]
+        ins = [
+            ("x", rand(rng, [7, 20]), False),
+            ("w", rand(rng, [13, 20]), True),
+            ("b", rand(rng, [13]), True),
+        ]
         attrs = {"transB": 1}
         yshape = [7, 13]
     else:
-        ins = [("x", rand(rng, [2, 7, 20]), False), ("w", rand(rng, [20, 13]), True), ("bias", rand(rng, [13]), True)]
+        ins = [
+            ("x", rand(rng, [2, 7, 20]), False),
+            ("w", rand(rng, [20, 13]), True),
+            ("bias", rand(rng, [13]), True),
+        ]
         attrs = {}
         yshape = [2, 7, 13]
     if residual:
         ins.append(("r", rand(rng, yshape), False))
-    fattrs = dict(attrs, activation=act[0], activation_params=act[1])
+    fattrs = dict(attrs, activation=act[0])
+    if act[1]:
+        fattrs["activation_params"] = act[1]
     if residual:
-        fattrs.update(post_activation=post[0], post_activation_params=post[1])
+        fattrs["post_activation"] = post[0]
+        if post[1]:
+            fattrs["post_activation_params"] = post[1]
     fused = make_model(f"Fused{op}", ins, fattrs, domain="sliver")
     feeds = feeds_of(ins)
     got = run_sliver(fused, feeds)
@@ -593,7 +661,9 @@ def pool_case(draw):
     s = [draw(st.integers(1, 3)) for _ in range(nsp)]
     pads = [draw(st.integers(0, ki - 1)) for ki in k] * 2
     size = [draw(st.integers(ki, 9)) for ki in k]
-    auto_pad = draw(st.sampled_from(["NOTSET", "NOTSET", "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"]))
+    auto_pad = draw(
+        st.sampled_from(["NOTSET", "NOTSET", "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"])
+    )
     if auto_pad.startswith("SAME"):  # onnxruntime fails when a stride exceeds the window
         s = [min(si, ki) for si, ki in zip(s, k, strict=True)]
     attrs = {"kernel_shape": k, "strides": s, "auto_pad": auto_pad}
@@ -638,13 +708,23 @@ def test_global_pool(op, seed, shape) -> None:
 def test_batchnorm(seed, shape, const) -> None:
     rng = np.random.default_rng(seed)
     c = shape[1]
-    ins = [("x", rand(rng, shape), False), ("s", rand(rng, [c]), const), ("b", rand(rng, [c]), const),
-           ("m", rand(rng, [c]), const), ("v", rand(rng, [c], 0.1, 2), const)]
+    ins = [
+        ("x", rand(rng, shape), False),
+        ("s", rand(rng, [c]), const),
+        ("b", rand(rng, [c]), const),
+        ("m", rand(rng, [c]), const),
+        ("v", rand(rng, [c], 0.1, 2), const),
+    ]
     check("BatchNormalization", ins, {"epsilon": 1e-3}, opset=15)
 
 
-@given(seed=seeds, shape=st.lists(st.integers(1, 10), min_size=1, max_size=4), axis=st.integers(-4, 3),
-       bias=st.booleans(), n_out=st.integers(1, 3))
+@given(
+    seed=seeds,
+    shape=st.lists(st.integers(1, 10), min_size=1, max_size=4),
+    axis=st.integers(-4, 3),
+    bias=st.booleans(),
+    n_out=st.integers(1, 3),
+)
 @settings(max_examples=30, deadline=None, derandomize=True)
 def test_layernorm(seed, shape, axis, bias, n_out) -> None:
     if not -len(shape) <= axis < len(shape):
@@ -654,7 +734,14 @@ def test_layernorm(seed, shape, axis, bias, n_out) -> None:
     ins = [("x", rand(rng, shape), False), ("s", rand(rng, norm), True)]
     if bias:
         ins.append(("b", rand(rng, norm), True))
-    check("LayerNormalization", ins, {"axis": axis, "epsilon": 1e-4}, opset=17, n_outputs=n_out, atol=1e-4)
+    check(
+        "LayerNormalization",
+        ins,
+        {"axis": axis, "epsilon": 1e-4},
+        opset=17,
+        n_outputs=n_out,
+        atol=1e-4,
+    )
 
 
 @given(seed=seeds, shape=st.lists(st.integers(1, 8), min_size=3, max_size=4))
@@ -667,8 +754,12 @@ def test_instancenorm(seed, shape) -> None:
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
-@given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), axis=st.integers(-4, 3),
-       opset=st.sampled_from([11, 13]))
+@given(
+    seed=seeds,
+    shape=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+    axis=st.integers(-4, 3),
+    opset=st.sampled_from([11, 13]),
+)
 @settings(max_examples=30, deadline=None, derandomize=True)
 def test_softmax(op, seed, shape, axis, opset) -> None:
     if not -len(shape) <= axis < len(shape):
@@ -678,15 +769,36 @@ def test_softmax(op, seed, shape, axis, opset) -> None:
     check(op, [("x", x, False)], {"axis": axis}, opset=opset, use_ref=opset >= 13)
 
 
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
-                                "ReduceSumSquare", "ReduceL1", "ReduceL2"])
-@given(seed=seeds, shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data(),
-       keepdims=st.integers(0, 1), opset=st.sampled_from([11, 13, 18]))
+@pytest.mark.parametrize(
+    "op",
+    [
+        "ReduceSum",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceSumSquare",
+        "ReduceL1",
+        "ReduceL2",
+    ],
+)
+@given(
+    seed=seeds,
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    data=st.data(),
+    keepdims=st.integers(0, 1),
+    opset=st.sampled_from([11, 13, 18]),
+)
 @settings(max_examples=15, deadline=None, derandomize=True)
 def test_reduce(op, seed, shape, data, keepdims, opset) -> None:
     rng = np.random.default_rng(seed)
     axes = sorted(set(data.draw(st.lists(st.integers(-len(shape), len(shape) - 1), max_size=3))))
-    axes = [a for a in axes if (a + len(shape)) % len(shape) not in [(b + len(shape)) % len(shape) for b in axes if b < a]]
+    axes = [
+        a
+        for a in axes
+        if (a + len(shape)) % len(shape)
+        not in [(b + len(shape)) % len(shape) for b in axes if b < a]
+    ]
     x = rand(rng, shape, 0.5, 1.5)
     axes_input = opset >= 18 or (op == "ReduceSum" and opset >= 13)
     attrs = {"keepdims": keepdims}
@@ -728,11 +840,20 @@ def test_reshape_flatten_squeeze(seed, shape, data) -> None:
 
 def test_reshape_allowzero() -> None:
     x = np.zeros([0, 3], np.float32)
-    check("Reshape", [("x", x, False), ("s", np.array([3, 0], np.int64), True)], {"allowzero": 1}, opset=14)
+    check(
+        "Reshape",
+        [("x", x, False), ("s", np.array([3, 0], np.int64), True)],
+        {"allowzero": 1},
+        opset=14,
+    )
 
 
-@given(seed=seeds, shape=st.lists(st.integers(1, 6), min_size=1, max_size=5), data=st.data(),
-       dtype=st.sampled_from([np.float32, np.int64, np.uint8, np.bool_]))
+@given(
+    seed=seeds,
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=5),
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.int64, np.uint8, np.bool_]),
+)
 @settings(max_examples=30, deadline=None, derandomize=True)
 def test_transpose_concat_gather_split(seed, shape, data, dtype) -> None:
     rng = np.random.default_rng(seed)
@@ -744,15 +865,33 @@ def test_transpose_concat_gather_split(seed, shape, data, dtype) -> None:
     other[axis] = data.draw(st.integers(0, 3))
     y = rng.integers(0, 100, other).astype(dtype)
     check("Concat", [("x", x, False), ("y", y, False), ("z", x, False)], {"axis": axis})
-    idx = rng.integers(-shape[axis], shape[axis], data.draw(st.lists(st.integers(1, 3), max_size=2)))
-    check("Gather", [("x", x, False), ("i", idx.astype(np.int64), data.draw(st.booleans()))], {"axis": axis})
+    idx = rng.integers(
+        -shape[axis], shape[axis], data.draw(st.lists(st.integers(1, 3), max_size=2))
+    )
+    check(
+        "Gather",
+        [("x", x, False), ("i", idx.astype(np.int64), data.draw(st.booleans()))],
+        {"axis": axis},
+    )
     parts = data.draw(st.integers(1, 3))
     if shape[axis] % parts == 0:
         check("Split", [("x", x, False)], {"axis": axis}, opset=11, n_outputs=parts)
     split = [shape[axis] // 2, shape[axis] - shape[axis] // 2]
-    check("Split", [("x", x, False), ("s", np.array(split, np.int64), True)], {"axis": axis}, opset=13, n_outputs=2)
+    check(
+        "Split",
+        [("x", x, False), ("s", np.array(split, np.int64), True)],
+        {"axis": axis},
+        opset=13,
+        n_outputs=2,
+    )
     if parts <= shape[axis]:
-        check("Split", [("x", x, False)], {"axis": axis, "num_outputs": parts}, opset=18, n_outputs=parts)
+        check(
+            "Split",
+            [("x", x, False)],
+            {"axis": axis, "num_outputs": parts},
+            opset=18,
+            n_outputs=parts,
+        )
 
 
 @given(seed=seeds, shape=st.lists(st.integers(1, 7), min_size=1, max_size=4), data=st.data())
@@ -765,18 +904,34 @@ def test_slice(seed, shape, data) -> None:
     starts = [data.draw(big) for _ in axes]
     ends = [data.draw(big) for _ in axes]
     steps = [data.draw(st.sampled_from([1, 2, 3, -1, -2])) for _ in axes]
-    ins = [("x", x, False), ("s", np.array(starts, np.int64), False), ("e", np.array(ends, np.int64), True),
-           ("a", np.array([a - len(shape) if data.draw(st.booleans()) else a for a in axes], np.int64), True),
-           ("t", np.array(steps, np.int64), True)]
+    ins = [
+        ("x", x, False),
+        ("s", np.array(starts, np.int64), False),
+        ("e", np.array(ends, np.int64), True),
+        (
+            "a",
+            np.array([a - len(shape) if data.draw(st.booleans()) else a for a in axes], np.int64),
+            True,
+        ),
+        ("t", np.array(steps, np.int64), True),
+    ]
     # onnx's reference slices like numpy, which differs from the spec's clamping of starts
     # outside [-dim, dim] with negative steps.
     in_range = all(-shape[a] <= v <= shape[a] for a, v in zip(axes, starts, strict=True))
     check("Slice", ins, use_ref=in_range)
-    check("Slice", [("x", x, False)], {"starts": [max(s, -9) for s in starts], "ends": ends, "axes": list(axes)},
-          opset=9)
+    check(
+        "Slice",
+        [("x", x, False)],
+        {"starts": [max(s, -9) for s in starts], "ends": ends, "axes": list(axes)},
+        opset=9,
+    )
 
 
-@given(seed=seeds, shapes=broadcast_pair(None), reps=st.lists(st.integers(0, 3), min_size=4, max_size=4))
+@given(
+    seed=seeds,
+    shapes=broadcast_pair(),
+    reps=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+)
 @settings(max_examples=30, deadline=None, derandomize=True)
 def test_expand_tile(seed, shapes, reps) -> None:
     rng = np.random.default_rng(seed)
@@ -785,8 +940,12 @@ def test_expand_tile(seed, shapes, reps) -> None:
     check("Tile", [("x", x, False), ("r", np.array(reps[: x.ndim], np.int64), True)])
 
 
-@given(seed=seeds, shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data(),
-       mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]))
+@given(
+    seed=seeds,
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    data=st.data(),
+    mode=st.sampled_from(["constant", "reflect", "edge", "wrap"]),
+)
 @settings(max_examples=40, deadline=None, derandomize=True)
 def test_pad(seed, shape, data, mode) -> None:
     x = rand(np.random.default_rng(seed), shape)
@@ -805,37 +964,66 @@ def test_pad(seed, shape, data, mode) -> None:
     check("Pad", ins, {"mode": mode}, opset=19 if mode == "wrap" else 18, use_ref=min(pads) >= 0)
     if mode != "wrap" and min(pads) >= 0:
         check("Pad", [("x", x, False)], {"mode": mode, "pads": pads, "value": 2.0}, opset=10)
-    axes_ins = [("x", x, False), ("p", np.array([1, 2], np.int64), True),
-                ("v", np.array(0.5, np.float32), True), ("ax", np.array([-1], np.int64), True)]
+    axes_ins = [
+        ("x", x, False),
+        ("p", np.array([1, 2], np.int64), True),
+        ("v", np.array(0.5, np.float32), True),
+        ("ax", np.array([-1], np.int64), True),
+    ]
     check("Pad", axes_ins, {"mode": "constant"}, opset=18)
 
 
-@given(seed=seeds, h=st.integers(1, 7), w=st.integers(1, 7), data=st.data(),
-       mode=st.sampled_from(["nearest", "linear"]),
-       coord=st.sampled_from(["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"]),
-       nearest=st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]))
+@given(
+    seed=seeds,
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    data=st.data(),
+    mode=st.sampled_from(["nearest", "linear"]),
+    coord=st.sampled_from(["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"]),
+    nearest=st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]),
+)
 @settings(max_examples=50, deadline=None, derandomize=True)
 def test_resize(seed, h, w, data, mode, coord, nearest) -> None:
     x = rand(np.random.default_rng(seed), [1, 2, h, w])
     attrs = {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest}
     use_ort = True
     if data.draw(st.booleans()):
-        scales = [1.0, 1.0, data.draw(st.sampled_from([0.5, 0.75, 1.0, 1.5, 2.0, 3.0])),
-                  data.draw(st.sampled_from([0.6, 1.0, 1.7, 2.0, 2.5]))]
+        scales = [
+            1.0,
+            1.0,
+            data.draw(st.sampled_from([0.5, 0.75, 1.0, 1.5, 2.0, 3.0])),
+            data.draw(st.sampled_from([0.6, 1.0, 1.7, 2.0, 2.5])),
+        ]
         ins = [("x", x, False), ("", None, False), ("sc", np.array(scales, np.float32), True)]
         # align_corners with scales: onnx (and its node tests) divide by in*scale - 1,
         # onnxruntime by the floored output size - 1; sliver follows onnx.
         use_ort = coord != "align_corners"
     else:
         sizes = [1, 2, data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))]
-        ins = [("x", x, False), ("", None, False), ("", None, False), ("sz", np.array(sizes, np.int64), True)]
+        ins = [
+            ("x", x, False),
+            ("", None, False),
+            ("", None, False),
+            ("sz", np.array(sizes, np.int64), True),
+        ]
     check("Resize", ins, attrs, opset=19, atol=1e-5, use_ort=use_ort)
 
 
-@given(seed=seeds, shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
-       to=st.sampled_from([TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.UINT8,
-                           TensorProto.BOOL, TensorProto.DOUBLE]),
-       src=st.sampled_from([np.float32, np.int64, np.int32, np.uint8, np.bool_, np.float64]))
+@given(
+    seed=seeds,
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
+    to=st.sampled_from(
+        [
+            TensorProto.FLOAT,
+            TensorProto.INT64,
+            TensorProto.INT32,
+            TensorProto.UINT8,
+            TensorProto.BOOL,
+            TensorProto.DOUBLE,
+        ]
+    ),
+    src=st.sampled_from([np.float32, np.int64, np.int32, np.uint8, np.bool_, np.float64]),
+)
 @settings(max_examples=30, deadline=None, derandomize=True)
 def test_cast_shape_identity(seed, shape, to, src) -> None:
     x = (np.random.default_rng(seed).uniform(0, 100, shape)).astype(src)
@@ -852,6 +1040,16 @@ def test_constant_of_shape_and_range() -> None:
     check("ConstantOfShape", [("s", np.array([2, 3], np.int64), False)])
     model_attrs = {"value": onnx.numpy_helper.from_array(np.array([7], np.int64))}
     check("ConstantOfShape", [("s", np.array([4], np.int64), False)], model_attrs)
-    for dtype, (a, b, d) in [(np.int64, (2, 17, 3)), (np.int32, (10, -3, -4)), (np.float32, (0.5, 3.0, 0.25))]:
-        check("Range", [("a", np.array(a, dtype), False), ("b", np.array(b, dtype), False),
-                        ("d", np.array(d, dtype), False)])
+    for dtype, (a, b, d) in [
+        (np.int64, (2, 17, 3)),
+        (np.int32, (10, -3, -4)),
+        (np.float32, (0.5, 3.0, 0.25)),
+    ]:
+        check(
+            "Range",
+            [
+                ("a", np.array(a, dtype), False),
+                ("b", np.array(b, dtype), False),
+                ("d", np.array(d, dtype), False),
+            ],
+        )

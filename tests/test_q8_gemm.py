@@ -532,7 +532,10 @@ def test_large_k(k):
     rng = np.random.default_rng(k)
     m, n = 37, 45
     a = rng.integers(0, 256, (m, k)).astype(np.uint8)
-    for b in (rng.integers(-128, 128, (k, n)).astype(np.int8), values(rng, (k, n), np.int8, "7bit")):
+    for b in (
+        rng.integers(-128, 128, (k, n)).astype(np.int8),
+        values(rng, (k, n), np.int8, "7bit"),
+    ):
         zb = rng.integers(-128, 128, n).astype(np.int32)
         packed = pack(b, zb, True)
         ref = ref_int32(a, 77, b, zb)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import sliver._C as _C
 
 T = getattr(_C, "testing", None)
@@ -37,7 +36,9 @@ KERNEL_SHAPES = [(r, nt) for r, nt in [(1, 32), (1, 16), (1, 8), (1, 1), (4, 16)
 Q8_KERNEL_SHAPES = [(r, nt, kr) for r, nt in KERNEL_SHAPES for kr in (1, 2) if kr == 1 or r == 1]
 
 
-def sparse_mask(rng: np.random.Generator, out: int, inp: int, zeros: float, pattern: str) -> np.ndarray:
+def sparse_mask(
+    rng: np.random.Generator, out: int, inp: int, zeros: float, pattern: str
+) -> np.ndarray:
     """A [out, inp] bool mask of nonzeros with about `zeros` of the weights pruned.
 
     pattern: "unstructured", "4x1" / "8x1" (blocks of consecutive outputs), "1x4" (consecutive
@@ -95,7 +96,8 @@ def split_guard(buf: np.ndarray, rows: int, cols: int, byte_guard: bool = False)
 
 
 def f32_case(rng, out, inp, cols, zeros, pattern, layout):
-    w = rng.standard_normal((out, inp)).astype(np.float32) * sparse_mask(rng, out, inp, zeros, pattern)
+    w = rng.standard_normal((out, inp)).astype(np.float32)
+    w *= sparse_mask(rng, out, inp, zeros, pattern)
     if layout == "left":
         x = rng.standard_normal((inp, cols)).astype(np.float32)
         ref = w.astype(np.float64) @ x
@@ -226,10 +228,9 @@ def test_detection_counts_and_blocks():
 
 def test_layout_choice_follows_structure():
     rng = np.random.default_rng(12)
-    w8 = rng.standard_normal((64, 128)).astype(np.float32) * sparse_mask(rng, 64, 128, 0.8, "8x1")
-    assert T.sparse_pack_f32(w8).block == 8
-    wu = rng.standard_normal((64, 128)).astype(np.float32) * sparse_mask(rng, 64, 128, 0.8, "unstructured")
-    assert T.sparse_pack_f32(wu).block == 1
+    w = rng.standard_normal((64, 128)).astype(np.float32)
+    assert T.sparse_pack_f32(w * sparse_mask(rng, 64, 128, 0.8, "8x1")).block == 8
+    assert T.sparse_pack_f32(w * sparse_mask(rng, 64, 128, 0.8, "unstructured")).block == 1
     q = rng.integers(1, 100, (64, 128)).astype(np.int8)
     for pattern, block, kr in [("unstructured", 1, 1), ("1x4", 1, 2), ("8x1", 8, 1)]:
         pk = T.sparse_pack_q8(q * sparse_mask(rng, 64, 128, 0.8, pattern), zero_point=0)
@@ -346,7 +347,7 @@ def test_q8_requantized_exact(layout, rounding, y_type, relu):
 
 def test_q8_requant_ties_round_to_even():
     # multiplier 0.5: every odd sum is a .5 tie.
-    out, inp, cols = 3, 1, 16
+    out, cols = 3, 16
     w = np.array([[1], [1], [1]], np.int8)
     x = np.arange(cols, dtype=np.uint8)[None, :]
     pk = T.sparse_pack_q8(w, zero_point=0)

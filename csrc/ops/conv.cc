@@ -23,35 +23,51 @@ struct Geom2 {
   int64_t out_plane() const { return h.out * w.out; }
 };
 
-// Rows (ci, i, j) of the im2col matrix for one image and group, rows [r0, r1); x points at the
-// group's first input channel, col has ld = OH*OW.
-void im2col_rows(const Geom2& g, const float* x, float* col, int64_t r0, int64_t r1) {
+// dst[t] = src[t * s + off] for t < n where that index lies in [0, len), else 0: one row of a
+// padded, strided view of an input row (im2col rows, depthwise phases).
+inline void gather_row(float* dst, int64_t n, const float* src, int64_t len, int64_t off, int64_t s) {
+  const int64_t lo = off >= 0 ? 0 : std::min(n, (-off + s - 1) / s);
+  const int64_t hi = std::max(lo, std::min(n, off >= len ? 0 : (len - 1 - off) / s + 1));
+  std::fill(dst, dst + lo, 0.f);
+  if (s == 1) {
+    std::copy(src + off + lo, src + off + hi, dst + lo);
+  } else {
+    for (int64_t t = lo; t < hi; ++t) dst[t] = src[t * s + off];
+  }
+  std::fill(dst + hi, dst + n, 0.f);
+}
+
+// The im2col matrix of one image and group, restricted to output pixels [p0, p1): row
+// r = (ci, i, j) holds, for each pixel, the input value under window tap (i, j) of channel ci (0 in
+// the padding). Rows [r0, r1) are written to col (row stride p1 - p0); x points at the group's
+// first input channel.
+void im2col(const Geom2& g, const float* x, float* col, int64_t r0, int64_t r1, int64_t p0,
+            int64_t p1) {
   const AxisGeom &H = g.h, &W = g.w;
-  const int64_t ohw = g.out_plane();
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t j = r % W.k, i = (r / W.k) % H.k, ci = r / (W.k * H.k);
     const float* xc = x + ci * g.in_plane();
-    float* dst = col + r * ohw;
-    // Output columns whose input column lies inside the image: [ow_lo, ow_hi).
-    const int64_t off = j * W.d - W.pad_begin;  // iw = ow * s + off
-    const int64_t ow_lo = off >= 0 ? 0 : std::min(W.out, (-off + W.s - 1) / W.s);
-    const int64_t ow_hi = std::max(ow_lo, std::min(W.out, off >= W.in ? 0 : (W.in - 1 - off) / W.s + 1));
-    for (int64_t oh = 0; oh < H.out; ++oh, dst += W.out) {
+    float* dst = col + r * (p1 - p0);
+    for (int64_t oh = p0 / W.out; oh * W.out < p1; ++oh) {
+      const int64_t a = std::max(p0, oh * W.out), b = std::min(p1, (oh + 1) * W.out);
       const int64_t ih = oh * H.s - H.pad_begin + i * H.d;
+      float* d = dst + (a - p0);
       if (ih < 0 || ih >= H.in) {
-        std::fill(dst, dst + W.out, 0.f);
+        std::fill(d, d + (b - a), 0.f);
         continue;
       }
-      const float* src = xc + ih * W.in + off;
-      std::fill(dst, dst + ow_lo, 0.f);
-      if (W.s == 1) {
-        std::copy(src + ow_lo, src + ow_hi, dst + ow_lo);
-      } else {
-        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow] = src[ow * W.s];
-      }
-      std::fill(dst + ow_hi, dst + W.out, 0.f);
+      const int64_t ow0 = a - oh * W.out;  // iw = ow * s + j * d - pad
+      gather_row(d, b - a, xc + ih * W.in, W.in, ow0 * W.s + j * W.d - W.pad_begin, W.s);
     }
   }
+}
+
+// Output pixels per im2col block: the block (K x cols floats) should stay in L2 while the GEMM
+// packs and consumes it, right after im2col wrote it.
+int64_t block_cols(int64_t k, int64_t pixels) {
+  constexpr int64_t kBlockFloats = 48 * 1024;
+  const int64_t cols = std::max<int64_t>(128, kBlockFloats / std::max<int64_t>(k, 1) / 16 * 16);
+  return std::min(cols, pixels);
 }
 
 class ConvKernel final : public Kernel {
@@ -147,20 +163,14 @@ class ConvKernel final : public Kernel {
     const int64_t mg = g.m / g.group, k = cg_ * kh_ * kw_, ohw = g.out_plane();
     const bool direct = pointwise() && g.h.pad_begin == 0 && g.w.pad_begin == 0 &&
                         g.h.out == g.h.in && g.w.out == g.w.in;
-    float* col = direct ? nullptr : thread_scratch(0, static_cast<size_t>(k * ohw));
+    const int64_t nb = block_cols(k, ohw), blocks = (ohw + nb - 1) / nb;
+    const int threads = pool ? pool->num_threads() : 1;
+    // Enough blocks: each thread runs im2col + GEMM on its own blocks (no synchronisation inside);
+    // otherwise one block at a time with the threads inside im2col and the GEMM.
+    const bool by_block = threads > 1 && blocks >= 2 * threads;
     for (int64_t n = 0; n < g.n; ++n) {
       for (int64_t gi = 0; gi < g.group; ++gi) {
         const float* xg = x + (n * g.c + gi * cg_) * g.in_plane();
-        GemmOperandB b;
-        b.ld = ohw;
-        if (direct) {
-          b.data = xg;
-        } else {
-          parallel_for(pool, k, static_cast<double>(ohw), [&](int64_t r0, int64_t r1) {
-            im2col_rows(g, xg, col, r0, r1);
-          });
-          b.data = col;
-        }
         GemmOperandA a;
         if (!packed_.empty()) {
           a.packed = packed_[gi].get();
@@ -172,7 +182,33 @@ class ConvKernel final : public Kernel {
         if (e.bias) e.bias += gi * mg;
         const int64_t yoff = (n * g.m + gi * mg) * ohw;
         if (e.residual) e.residual += yoff;
-        f32_gemm(mg, ohw, k, a, b, y + yoff, ohw, e, pool);
+        if (direct) {
+          GemmOperandB b;
+          b.data = xg;
+          b.ld = ohw;
+          f32_gemm(mg, ohw, k, a, b, y + yoff, ohw, e, pool);
+          continue;
+        }
+        // Pixels [p0, p1): im2col into this thread's scratch, then the GEMM on that block.
+        auto block = [&](int64_t p0, int64_t p1, ThreadPool* inner) {
+          float* col = thread_scratch(0, static_cast<size_t>(k * (p1 - p0)));
+          parallel_for(inner, k, static_cast<double>(p1 - p0), [&](int64_t r0, int64_t r1) {
+            im2col(g, xg, col, r0, r1, p0, p1);
+          });
+          GemmOperandB b;
+          b.data = col;
+          b.ld = p1 - p0;
+          Epilogue eb = e;
+          if (eb.residual) eb.residual += p0;
+          f32_gemm(mg, p1 - p0, k, a, b, y + yoff + p0, ohw, eb, inner);
+        };
+        if (by_block) {
+          pool->parallel_tasks(blocks, [&](int64_t i) {
+            block(i * nb, std::min(ohw, (i + 1) * nb), nullptr);
+          });
+        } else {
+          for (int64_t p0 = 0; p0 < ohw; p0 += nb) block(p0, std::min(ohw, p0 + nb), pool);
+        }
       }
     }
   }
@@ -206,11 +242,7 @@ class ConvKernel final : public Kernel {
                 std::fill(dst, dst + phase_w, 0.f);
                 continue;
               }
-              const float* xr = xp + ih * W.in;
-              for (int64_t jj = 0; jj < phase_w; ++jj) {
-                const int64_t iw = jj * W.s + q - W.pad_begin;
-                dst[jj] = iw >= 0 && iw < W.in ? xr[iw] : 0.f;
-              }
+              gather_row(dst, phase_w, xp + ih * W.in, W.in, q - W.pad_begin, W.s);
             }
           }
           src = buf;
@@ -271,7 +303,8 @@ std::unique_ptr<Kernel> make_conv(const KernelInit& init) {
   if (group < 1 || wshape[0] % group != 0 || wshape[0] == 0) return nullptr;
   Epilogue ep;
   if (kFused && !fused_epilogue(init.attrs, &ep)) return nullptr;
-  return std::make_unique<ConvKernel>(std::move(w), group, wshape, init, ep, kFused ? 3 : -1);
+  return std::make_unique<ConvKernel>(std::move(w), group, wshape, init, ep,
+                                      kFused && init.has_input(3) ? 3 : -1);
 }
 SLIVER_REGISTER_KERNEL("Conv", make_conv<false>);
 SLIVER_REGISTER_KERNEL("sliver:FusedConv", make_conv<true>);

@@ -41,7 +41,10 @@ constexpr int64_t kKC = 256;
 constexpr int64_t kMCTarget = 144;
 constexpr int64_t kNCTarget = 3072;
 // B sweep mode: K block and N block (one kernel call covers up to NC / NR tiles).
-constexpr int64_t kSweepKC = 8;
+#ifndef SWKC
+#define SWKC 8
+#endif
+constexpr int64_t kSweepKC = SWKC;
 constexpr int64_t kSweepNC = 4096;
 // B blocked in-place mode: largest M, and the L2 geometry that decides whether KC rows of B at
 // its row stride can stay cached (at most kMaxLinesPerSet lines of a B panel per L2 set).
@@ -94,6 +97,7 @@ struct Problem {
   int64_t kc, mc, nc;  // KC, and MC, NC rounded to the tile
   bool direct_a;       // row-major A read in place
   BMode bmode;
+  bool row_calls;      // M <= 2 MR: one kernel call per row of tiles
 };
 
 // Computes C[m0:m1, n0:n1]; m0 and n0 are multiples of MR and NR.
@@ -188,28 +192,34 @@ void run_rect(const Problem& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
                               std::min(MR, mc - ir - rows));
         };
 
-        if (P.bmode == BMode::sweep) {
-          // Short K blocks over in-place B rows: one call sweeps all full tiles of a row of C,
-          // then the partial last tile (if any) from its packed copy.
-          const int64_t full = nc / NR;
+        if (P.row_calls) {
+          // Few rows: one call per row of tiles covering the whole block, so that the kernel can
+          // run several B panels side by side (more FMA chains, more memory streams).
+          if (b_pack && first_ic && kc > 0) {
+            const float* src =
+                P.b.trans ? P.b.data + jc * P.b.ld + pc : P.b.data + pc * P.b.ld + jc;
+            detail::pack_panels(NR, nc, kc, src, P.b.ld, !P.b.trans, b_pack, b_panel_stride);
+          }
+          const bool in_place = P.bmode == BMode::sweep;
+          const int64_t calls_panels = in_place ? nc / NR : ceil_div(nc, NR);
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min(MR, mc - ir);
             if (a_pack && kc > 0) pack_a_panel(ir);
             const float* a_panel = ablk + (ir / MR) * a_panel_stride;
-            if (full > 0) {
-              args.panels = full;
-              args.nr = NR;
+            if (calls_panels > 0) {
+              args.panels = calls_panels;
+              args.nr = in_place ? NR : nc - (calls_panels - 1) * NR;
               args.b = bblk;
-              args.b_k_stride = P.b.ld;
-              args.b_panel_stride = NR;
+              args.b_k_stride = in_place ? P.b.ld : NR;
+              args.b_panel_stride = b_panel_stride;
               call(ic + ir, mr, a_panel, jc);
             }
-            if (b_tail) {
+            if (b_tail) {  // in place: the partial last panel comes from its packed copy
               args.panels = 1;
-              args.nr = nc - full * NR;
+              args.nr = nc - calls_panels * NR;
               args.b = b_tail;
               args.b_k_stride = NR;
-              call(ic + ir, mr, a_panel, jc + full * NR);
+              call(ic + ir, mr, a_panel, jc + calls_panels * NR);
             }
           }
           continue;
@@ -338,6 +348,7 @@ void f32_gemm(const F32GemmKernel& kern, int64_t M, int64_t N, int64_t K, const 
     else if (M <= kBlockedBMaxM && b.ld % kLineFloats == 0 && l2_friendly_stride(b.data, b.ld, std::min(K, kKC)))
       P.bmode = BMode::blocked;
   }
+  P.row_calls = M <= 2 * kern.mr;
   P.kc = P.bmode == BMode::sweep ? kSweepKC : kKC;
   // Few rows and pre-packed B: no A block to keep in cache, so do not block K at all; each B
   // panel is then one sequential read, and all of B one stream (GEMV-like, memory bound).

@@ -147,7 +147,7 @@ std::unique_ptr<Kernel> make_gemm(const KernelInit& init) {
     if (init.has_input(i) && init.input_dtypes[i] != DType::f32) return nullptr;
   Epilogue ep;
   if (kFused && !fused_epilogue(init.attrs, &ep)) return nullptr;
-  return std::make_unique<GemmKernel>(init, ep, kFused ? 3 : -1);
+  return std::make_unique<GemmKernel>(init, ep, kFused && init.has_input(3) ? 3 : -1);
 }
 SLIVER_REGISTER_KERNEL("Gemm", make_gemm<false>);
 SLIVER_REGISTER_KERNEL("sliver:FusedGemm", make_gemm<true>);
@@ -163,7 +163,7 @@ class MatMulKernel final : public Kernel {
       b_shape_ = b.shape;
       const int64_t k = b.rank() == 1 ? b.shape[0] : b.shape[b.rank() - 2];
       const int64_t n = b.rank() == 1 ? 1 : b.shape.back();
-      const int64_t batches = k * n ? b.numel() / (k * n) : 0;
+      const int64_t batches = k * n != 0 ? b.numel() / (k * n) : 0;
       for (int64_t i = 0; i < batches; ++i)
         packed_b_.push_back(pack_b(k, n, b.ptr<float>() + i * k * n, n, false));
     }
@@ -277,7 +277,8 @@ std::unique_ptr<Kernel> make_matmul(const KernelInit& init) {
     if (init.has_input(i) && init.input_dtypes[i] != DType::f32) return nullptr;
   Epilogue ep;
   if (kFused && !fused_epilogue(init.attrs, &ep)) return nullptr;
-  return std::make_unique<MatMulKernel>(init, ep, kFused ? 2 : -1, kFused ? 3 : -1);
+  return std::make_unique<MatMulKernel>(init, ep, kFused ? 2 : -1,
+                                        kFused && init.has_input(3) ? 3 : -1);
 }
 SLIVER_REGISTER_KERNEL("MatMul", make_matmul<false>);
 SLIVER_REGISTER_KERNEL("sliver:FusedMatMul", make_matmul<true>);

@@ -45,8 +45,12 @@ class PoolKernel final : public Kernel {
     const int64_t taps = g[0].k * g[1].k * g[2].k;
     const float* px = x.ptr<float>();
     float* py = y.ptr<float>();
+    const bool flat = g[0].out == 1 && g[0].k == 1 && g[0].in == 1;  // 1-D or 2-D
     parallel_for(ctx.pool, planes, static_cast<double>(out_plane * taps), [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) plane(g, px + p * in_plane, py + p * out_plane);
+      for (int64_t p = b; p < e; ++p) {
+        if (flat) plane2d(g[1], g[2], px + p * in_plane, py + p * out_plane);
+        else plane(g, px + p * in_plane, py + p * out_plane);
+      }
     });
     out[0] = std::move(y);
   }
@@ -65,6 +69,54 @@ class PoolKernel final : public Kernel {
           clip_taps(start[2], g[2].k, g[2].d, g[2].in, &lo[2], &hi[2]);
           *y++ = window(g, x, start, lo, hi);
         }
+      }
+    }
+  }
+
+  // 2-D planes: output columns whose window lies inside the row ("interior") are computed tap by
+  // tap over the whole run (a max or add per tap, vectorisable); only the few border columns go
+  // through window().
+  void plane2d(const AxisGeom& H, const AxisGeom& W, const float* x, float* y) const {
+    const AxisGeom g[3] = {AxisGeom{1, 1, 1, 1, 1, 0, 0}, H, W};
+    // Interior columns: ow * s - pad >= 0 and ow * s - pad + (k - 1) * d < in.
+    const int64_t ow_lo = std::min(W.out, (W.pad_begin + W.s - 1) / W.s);
+    const int64_t last = W.in - 1 - (W.k - 1) * W.d + W.pad_begin;  // largest ow * s allowed
+    const int64_t ow_hi = last < 0 ? ow_lo : std::max(ow_lo, std::min(W.out, last / W.s + 1));
+    int64_t lo[3] = {0, 0, 0}, hi[3] = {1, 1, 1}, start[3] = {0, 0, 0};
+    for (int64_t oh = 0; oh < H.out; ++oh, y += W.out) {
+      start[1] = oh * H.s - H.pad_begin;
+      clip_taps(start[1], H.k, H.d, H.in, &lo[1], &hi[1]);
+      auto border = [&](int64_t ow) {
+        start[2] = ow * W.s - W.pad_begin;
+        clip_taps(start[2], W.k, W.d, W.in, &lo[2], &hi[2]);
+        y[ow] = window(g, x, start, lo, hi);
+      };
+      for (int64_t ow = 0; ow < ow_lo; ++ow) border(ow);
+      for (int64_t ow = ow_hi; ow < W.out; ++ow) border(ow);
+      if (ow_hi <= ow_lo) continue;
+      float* acc = y + ow_lo;
+      const int64_t n = ow_hi - ow_lo, sw = W.s;
+      std::fill(acc, acc + n, max_ ? -std::numeric_limits<float>::infinity() : 0.f);
+      for (int64_t i = lo[1]; i < hi[1]; ++i) {
+        const float* row = x + (start[1] + i * H.d) * W.in + ow_lo * sw - W.pad_begin;
+        for (int64_t j = 0; j < W.k; ++j) {
+          const float* src = row + j * W.d;
+          if (max_) {
+            for (int64_t t = 0; t < n; ++t) acc[t] = src[t * sw] > acc[t] ? src[t * sw] : acc[t];
+          } else {
+            for (int64_t t = 0; t < n; ++t) acc[t] += src[t * sw];
+          }
+        }
+      }
+      if (!max_) {
+        int64_t count = (hi[1] - lo[1]) * W.k;
+        if (count_include_pad_) {
+          int64_t l, h;
+          clip_taps(start[1] + H.pad_begin, H.k, H.d, H.in + H.pad_begin + H.pad_end, &l, &h);
+          count = (h - l) * W.k;
+        }
+        const float c = static_cast<float>(count);
+        for (int64_t t = 0; t < n; ++t) acc[t] = count > 0 ? acc[t] / c : 0.f;
       }
     }
   }

@@ -108,18 +108,6 @@ void transpose_block(const T* src, int64_t rows, int64_t cols, int64_t src_ld, T
   }
 }
 
-/// opaque() for doubles: the product must round before the zero point is added.
-inline double opaque_d(double v) {
-#if defined(__GNUC__) && (defined(__FMA__) || defined(__aarch64__))
-#if defined(__aarch64__)
-  __asm__("" : "+w"(v));
-#else
-  __asm__("" : "+x"(v));
-#endif
-#endif
-  return v;
-}
-
 /// Requantizes n int32 sums of one output channel exactly as requant.h's requantize() does, in a
 /// loop the compiler can vectorize: the float64 (reference) order rounds with the 1.5 * 2^52
 /// trick after clamping, the float32 (onnxruntime) order with round_even_small.
@@ -130,7 +118,7 @@ inline void requantize_row(const int32_t* acc, int64_t n, float multiplier, int3
     const double m = multiplier, z = zp, lo = qlo, hi = qhi;
     constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
     for (int64_t i = 0; i < n; ++i) {
-      double d = opaque_d(static_cast<double>(acc[i]) * m) + z;
+      double d = opaque(static_cast<double>(acc[i]) * m) + z;  // two roundings
       d = d > lo ? d : lo;
       d = d < hi ? d : hi;
       const int32_t r = static_cast<int32_t>((d + kMagic) - kMagic);

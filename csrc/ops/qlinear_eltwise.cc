@@ -1,6 +1,6 @@
 // com.microsoft quantized elementwise ops, bit-exact with onnxruntime's CPU kernels (AVX2 build):
 // QLinearAdd, QLinearMul, QLinearLeakyRelu, QLinearSigmoid, QLinearGlobalAveragePool,
-// QLinearConcat.
+// QLinearAveragePool, QLinearConcat.
 //
 // Why tables. The output of an 8-bit elementwise op is a function of at most two input codes,
 // and onnxruntime's float formula (with its fused multiply-adds) is cheap to evaluate exactly
@@ -354,6 +354,169 @@ std::unique_ptr<Kernel> make_qlinear_global_avg_pool(const KernelInit& init) {
   return std::make_unique<QLinearGlobalAvgPoolKernel>(init.attrs.get_int("channels_last", 0) != 0);
 }
 
+// ---- QLinearAveragePool ----
+
+// onnxruntime's float path: dequantize (table), sum each window in float32 in its h, w, d order
+// from 0, divide by the count (the whole kernel with count_include_pad, else the taps inside
+// the image; windows are clamped to the image, never to the padding), then
+// round(y / y_scale + y_zero_point), saturated. A kernel that covers the whole unpadded image
+// takes onnxruntime's QLinearGlobalAveragePool path instead (integer sum).
+class QLinearAvgPoolKernel final : public Kernel {
+ public:
+  QLinearAvgPoolKernel(std::vector<int64_t> kernel, std::vector<int64_t> strides,
+                       std::vector<int64_t> pads, std::string auto_pad, bool ceil_mode,
+                       bool include_pad, bool channels_last)
+      : kernel_(std::move(kernel)), strides_(std::move(strides)), pads_(std::move(pads)),
+        auto_pad_(std::move(auto_pad)), ceil_mode_(ceil_mode), include_pad_(include_pad),
+        channels_last_(channels_last), global_(channels_last) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& x = need(in, 0);
+    const int64_t nd = static_cast<int64_t>(kernel_.size());
+    if (x.rank() != nd + 2)
+      fail("QLinearAveragePool: input ", shape_str(x.shape), " does not match kernel rank ", nd);
+    const int64_t c_axis = channels_last_ ? x.rank() - 1 : 1;
+    std::vector<int64_t> spatial;
+    for (int64_t d = 1; d < x.rank(); ++d)
+      if (d != c_axis) spatial.push_back(x.shape[d]);
+    std::vector<int64_t> osz, begin;
+    const bool padded = geometry(spatial, &osz, &begin);
+    if (spatial == kernel_ && !padded) {
+      global_.run(ctx, in, out);
+      return;
+    }
+    if (x.dtype == DType::u8) {
+      compute<uint8_t>(ctx, in, x, spatial, osz, begin, c_axis, out);
+    } else if (x.dtype == DType::i8) {
+      compute<int8_t>(ctx, in, x, spatial, osz, begin, c_axis, out);
+    } else {
+      fail("QLinearAveragePool: input type ", dtype_name(x.dtype), " not handled");
+    }
+  }
+  std::string describe() const override { return "native QLinearAveragePool"; }
+
+ private:
+  // Output size and begin pad per spatial dim, as onnxruntime's PoolAttributes; returns whether
+  // any padding applies.
+  bool geometry(const std::vector<int64_t>& in, std::vector<int64_t>* out,
+                std::vector<int64_t>* begin) const {
+    const size_t nd = kernel_.size();
+    bool padded = false;
+    for (size_t i = 0; i < nd; ++i) {
+      const int64_t size = in[i], k = kernel_[i], s = strides_[i];
+      if (auto_pad_ == "SAME_UPPER" || auto_pad_ == "SAME_LOWER") {
+        const int64_t o = (size + s - 1) / s;
+        const int64_t total = std::max<int64_t>(0, (o - 1) * s + k - size);
+        out->push_back(o);
+        begin->push_back(auto_pad_ == "SAME_UPPER" ? total / 2 : total - total / 2);
+        padded |= total != 0;
+        continue;
+      }
+      const int64_t pb = auto_pad_ == "VALID" ? 0 : pads_[i];
+      const int64_t pe = auto_pad_ == "VALID" ? 0 : pads_[i + nd];
+      padded |= pb != 0 || pe != 0;
+      const int64_t span = size + pb + pe - k;
+      int64_t o = ceil_mode_ ? (span + s - 1) / s + 1 : span / s + 1;
+      if (ceil_mode_ && (o - 1) * s >= size + pb) --o;
+      out->push_back(std::max<int64_t>(o, 0));
+      begin->push_back(pb);
+    }
+    return padded;
+  }
+
+  template <class T>
+  void compute(RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor& x,
+               const std::vector<int64_t>& spatial, const std::vector<int64_t>& osz,
+               const std::vector<int64_t>& begin, int64_t c_axis, std::vector<Tensor>& out) const {
+    const float xs = q::scalar_f32(need(in, 1), "x_scale");
+    const int32_t xz = q::scalar_zp(opt(in, 2), "x_zero_point");
+    const float ys = q::scalar_f32(need(in, 3), "y_scale");
+    const int32_t yz = q::scalar_zp(opt(in, 4), "y_zero_point");
+    // Pad to 3 spatial dims (kernel 1, stride 1, no pad): the summation order is unchanged.
+    std::vector<int64_t> isz3 = spatial, osz3 = osz, k3 = kernel_, s3 = strides_, b3 = begin;
+    while (isz3.size() < 3) {
+      isz3.push_back(1);
+      osz3.push_back(1);
+      k3.push_back(1);
+      s3.push_back(1);
+      b3.push_back(0);
+    }
+    Shape oshape = {x.shape[0]};
+    if (!channels_last_) oshape.push_back(x.shape[c_axis]);
+    for (int64_t v : osz) oshape.push_back(v);
+    if (channels_last_) oshape.push_back(x.shape[c_axis]);
+    out[0] = Tensor::empty(x.dtype, oshape);
+    float table[256];
+    for (int i = 0; i < 256; ++i) table[i] = xs * static_cast<float>(code<T>(i) - xz);
+    const int64_t batch = x.shape[0], channels = x.shape[c_axis];
+    const int64_t in_img = isz3[0] * isz3[1] * isz3[2], out_img = osz3[0] * osz3[1] * osz3[2];
+    // Element strides of (channel, spatial index) in both layouts.
+    const int64_t cs_in = channels_last_ ? 1 : in_img, ps_in = channels_last_ ? channels : 1;
+    const int64_t cs_out = channels_last_ ? 1 : out_img, ps_out = channels_last_ ? channels : 1;
+    const uint8_t* px = static_cast<const uint8_t*>(x.data);
+    uint8_t* py = static_cast<uint8_t*>(out[0].data);
+    const float lo = static_cast<float>(q::qmin<T>()), hi = static_cast<float>(q::qmax<T>());
+    const float kernel_count = static_cast<float>(k3[0] * k3[1] * k3[2]);
+    parallel_for(ctx.pool, batch * channels, static_cast<double>(out_img * k3[0] * k3[1] * k3[2]),
+                 [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t n = r / channels, c = r % channels;
+        const uint8_t* xi = px + n * channels * in_img + c * cs_in;
+        uint8_t* yo = py + n * channels * out_img + c * cs_out;
+        for (int64_t o0 = 0; o0 < osz3[0]; ++o0) {
+          int64_t h0 = o0 * s3[0] - b3[0], h1 = std::min(h0 + k3[0], isz3[0]);
+          h0 = std::max<int64_t>(h0, 0);
+          for (int64_t o1 = 0; o1 < osz3[1]; ++o1) {
+            int64_t w0 = o1 * s3[1] - b3[1], w1 = std::min(w0 + k3[1], isz3[1]);
+            w0 = std::max<int64_t>(w0, 0);
+            for (int64_t o2 = 0; o2 < osz3[2]; ++o2) {
+              int64_t d0 = o2 * s3[2] - b3[2], d1 = std::min(d0 + k3[2], isz3[2]);
+              d0 = std::max<int64_t>(d0, 0);
+              float sum = 0.f;
+              for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w)
+                  for (int64_t d = d0; d < d1; ++d)
+                    sum += table[xi[((h * isz3[1] + w) * isz3[2] + d) * ps_in]];
+              const float count = include_pad_ ? kernel_count
+                                               : static_cast<float>((h1 - h0) * (w1 - w0) * (d1 - d0));
+              float v = sum / count / ys + static_cast<float>(yz);
+              v = v > lo ? v : lo;
+              v = v < hi ? v : hi;
+              const int64_t oi = (o0 * osz3[1] + o1) * osz3[2] + o2;
+              yo[oi * ps_out] = static_cast<uint8_t>(static_cast<T>(q::round_even_small(v)));
+            }
+          }
+        }
+      }
+    });
+  }
+
+  std::vector<int64_t> kernel_, strides_, pads_;
+  std::string auto_pad_;
+  bool ceil_mode_, include_pad_, channels_last_;
+  QLinearGlobalAvgPoolKernel global_;
+};
+
+std::unique_ptr<Kernel> make_qlinear_avg_pool(const KernelInit& init) {
+  const DType t = in_dtype(init, 0);
+  if (t != DType::undefined && !q::is_q8(t)) return nullptr;
+  std::vector<int64_t> kernel = init.attrs.get_ints("kernel_shape", {});
+  const size_t nd = kernel.size();
+  if (nd < 1 || nd > 3) return nullptr;
+  std::vector<int64_t> strides = init.attrs.get_ints("strides", {});
+  if (strides.empty()) strides.assign(nd, 1);
+  std::vector<int64_t> pads = init.attrs.get_ints("pads", {});
+  if (pads.empty()) pads.assign(2 * nd, 0);
+  if (strides.size() != nd || pads.size() != 2 * nd) return nullptr;
+  if (!init.attrs.get_ints("dilations", {}).empty()) return nullptr;
+  return std::make_unique<QLinearAvgPoolKernel>(
+      std::move(kernel), std::move(strides), std::move(pads),
+      init.attrs.get_string("auto_pad", "NOTSET"), init.attrs.get_int("ceil_mode", 0) != 0,
+      init.attrs.get_int("count_include_pad", 0) != 0,
+      init.attrs.get_int("channels_last", 0) != 0);
+}
+
 // ---- QLinearConcat ----
 
 // Inputs: Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) triples. Each input is copied
@@ -441,6 +604,7 @@ SLIVER_REGISTER_KERNEL("com.microsoft:QLinearMul", make_qlinear_mul);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearLeakyRelu", make_qlinear_leaky_relu);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearSigmoid", make_qlinear_sigmoid);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearGlobalAveragePool", make_qlinear_global_avg_pool);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearAveragePool", make_qlinear_avg_pool);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearConcat", make_qlinear_concat);
 
 }  // namespace sliver::ops

@@ -34,7 +34,8 @@ inline bool is_q8(DType t) { return t == DType::u8 || t == DType::i8; }
 /// the multiply that produced v with a later add (-ffp-contract=fast does that wherever FMA
 /// instructions exist, e.g. aarch64 or -mfma files), which would change results at ties.
 /// Free where no FMA is available (baseline x86-64), so loops still vectorize there.
-inline float opaque(float v) {
+template <class F>
+inline F opaque(F v) {  // float or double
 #if defined(__GNUC__) && (defined(__FMA__) || defined(__aarch64__))
 #if defined(__aarch64__)
   __asm__("" : "+w"(v));

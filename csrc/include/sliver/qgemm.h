@@ -137,11 +137,36 @@ enum class QAFormat : int {
   sign_mag = 1,   // 16 bytes |x| then 16 bytes sign mask per group (the exact kernel)
 };
 
-/// Computes the mr x NR int32 tile acc[i * NR + j] = sum over kgroups of the panel products
-/// (1 <= mr <= MR). a: A panel in the kernel's QAFormat (MR rows, rows >= mr unread);
-/// b: one B panel. A 16-byte, B 32-byte aligned. Writes all NR columns of mr rows of acc.
-using Q8GemmUkernelFn = void (*)(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
-                                 int32_t* acc);
+/// Per-call column data for the epilogue, indexed by absolute column n.
+struct Q8EpilogueParams {
+  QGemmOutput output = QGemmOutput::int32;
+  const int32_t* col_term = nullptr;  // [>= N rounded to NR] added to every row
+  const int32_t* col_beta = nullptr;  // [..] per-column beta (times row_sum[i]); nullptr if folded
+  const float* col_scale = nullptr;   // quantized: multiplier; float32: a_scale * b_scale[n]
+  const double* col_scale_f64 = nullptr;  // quantized, onnx_reference: the multiplier as double
+  const float* float_bias = nullptr;      // [N] or nullptr
+  int32_t y_zero_point = 0, qmin = 0, qmax = 255;
+  DType y_type = DType::u8;
+  RequantRounding rounding = RequantRounding::onnx_reference;
+};
+
+/// One micro-kernel call: an mr x nc tile of C from one A panel and one B panel, finished in
+/// registers. With ep: v = sum + row_term[i] + col_term[n0 + j] (+ col_beta[n0 + j] * row_sum[i])
+/// then ep's output conversion; without: the raw int32 sums. Only the mr x nc elements of C are
+/// written; the kernel reads MR rows of the A panel (rows >= mr unread) and all NR columns of B.
+struct Q8TileArgs {
+  int64_t mr = 0, nc = 0;      // 1 <= mr <= MR, 1 <= nc <= NR
+  int64_t kgroups = 0;         // K / KR, rounded up
+  const uint8_t* a = nullptr;  // A panel in the kernel's QAFormat, 16-byte aligned
+  const int8_t* b = nullptr;   // B panel, 32-byte aligned
+  const Q8EpilogueParams* ep = nullptr;
+  int64_t n0 = 0;                     // the tile's first column (indexes ep's column arrays)
+  const int32_t* row_term = nullptr;  // [mr]
+  const int32_t* row_sum = nullptr;   // [mr], read when ep->col_beta
+  void* c = nullptr;                  // element (0, 0) of the tile (int32 / y_type / float)
+  int64_t ldc = 0;                    // in elements
+};
+using Q8GemmUkernelFn = void (*)(const Q8TileArgs& t);
 
 struct Q8GemmKernel {
   const char* name;  // <dtype>_gemm_<MR>x<NR>c<KR>_<isa>: file, function and registry key
@@ -151,8 +176,7 @@ struct Q8GemmKernel {
   Q8GemmUkernelFn fn;
 };
 
-#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format) \
-  void name(int64_t mr_, int64_t kgroups, const uint8_t* a, const int8_t* b, int32_t* acc);
+#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format) void name(const Q8TileArgs& t);
 #include "../../ukernels/q8_gemm/q8_gemm.inc"
 #undef SLIVER_Q8_GEMM_KERNEL
 
@@ -171,33 +195,8 @@ void q8_pack_a_scalar(int64_t rows, int64_t K, int64_t kp, const void* a, DType 
 void q8_pack_a_avx2(int64_t rows, int64_t K, int64_t kp, const void* a, DType a_type, int64_t lda,
                     uint8_t* dst_u8, uint8_t* dst_sm, int32_t* rowsum, int32_t* negsum);
 
-/// Per-call column data for the tile epilogue, indexed by absolute column n.
-struct Q8EpilogueParams {
-  QGemmOutput output = QGemmOutput::int32;
-  const int32_t* col_term = nullptr;  // [>= N rounded to NR] added to every row
-  const int32_t* col_beta = nullptr;  // [..] per-column beta (times rowsum[m]); nullptr if folded
-  const float* col_scale = nullptr;   // quantized: multiplier; float32: a_scale * b_scale[n]
-  const double* col_scale_f64 = nullptr;  // quantized, onnx_reference: the multiplier as double
-  const float* float_bias = nullptr;      // [N] or nullptr
-  int32_t y_zero_point = 0, qmin = 0, qmax = 255;
-  DType y_type = DType::u8;
-  RequantRounding rounding = RequantRounding::onnx_reference;
-};
-
-/// Finishes an mr x nc tile (nc <= NR) at C(m0, n0): v = acc + row_term[i] + col_term[n]
-/// (+ col_beta[n] * row_sum[i]), then the output conversion; writes only those mr x nc elements.
-/// c points at element (m0, n0); ldc in elements.
-using Q8EpilogueFn = void (*)(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride,
-                              int64_t mr, int64_t nc, int64_t n0, const int32_t* row_term,
-                              const int32_t* row_sum, void* c, int64_t ldc);
-void q8_epilogue_scalar(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride,
-                        int64_t mr, int64_t nc, int64_t n0, const int32_t* row_term,
-                        const int32_t* row_sum, void* c, int64_t ldc);
-void q8_epilogue_avx2(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride, int64_t mr,
-                      int64_t nc, int64_t n0, const int32_t* row_term, const int32_t* row_sum,
-                      void* c, int64_t ldc);
-/// The instance of the epilogue specialised for p's output kind (pick once per call).
-Q8EpilogueFn q8_epilogue_scalar_for(const Q8EpilogueParams& p);
-Q8EpilogueFn q8_epilogue_avx2_for(const Q8EpilogueParams& p);
+/// The portable epilogue (also the scalar kernels'): finishes an mr x nc int32 tile
+/// acc[i * acc_stride + j] into C as Q8TileArgs describes.
+void q8_epilogue_scalar(const Q8TileArgs& t, const int32_t* acc, int64_t acc_stride);
 
 }  // namespace sliver

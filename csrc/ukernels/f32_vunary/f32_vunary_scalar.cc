@@ -36,8 +36,10 @@ SLIVER_VUNARY_SCALAR(tanh, std::tanh(v))
 SLIVER_VUNARY_SCALAR(hard_sigmoid, hard_sigmoid(v, alpha, beta))
 SLIVER_VUNARY_SCALAR(hard_swish, v * hard_sigmoid(v, alpha, beta))
 SLIVER_VUNARY_SCALAR(erf, std::erf(v))
-// For negative x, 1 + erf(z) = erfc(-z) avoids the cancellation.
-SLIVER_VUNARY_SCALAR(gelu_erf, 0.5f * v * std::erfc(-v * 0.70710678118654752f))
+// For negative x, 1 + erf(z) = erfc(-z) avoids the cancellation; double keeps z = x / sqrt 2
+// exact enough for erfc's far tail.
+SLIVER_VUNARY_SCALAR(gelu_erf,
+                     static_cast<float>(0.5 * v * std::erfc(-v * 0.70710678118654752440)))
 SLIVER_VUNARY_SCALAR(gelu_tanh,
                      v * sigmoid(2.f * 0.79788456080286536f * (v + 0.044715f * v * v * v)))
 SLIVER_VUNARY_SCALAR(exp, std::exp(v))

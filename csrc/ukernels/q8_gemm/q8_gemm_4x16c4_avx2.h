@@ -9,12 +9,17 @@
 //
 // A panel per k group: offset_u8 = 16 bytes (row i at 4i); sign_mag = 16 bytes |x| + 16 bytes
 // mask. B panel per k group: 64 bytes (column j at 4j). A 16-byte, B 32-byte aligned.
+// The tile is finished (corrections, output conversion) from the registers: no int32 tile is
+// stored, which matters for small K where the epilogue is a large part of a call.
 #pragma once
 
 #include <immintrin.h>
 
 #include <cassert>
 #include <cstdint>
+
+#include "q8_epilogue_avx2.h"
+#include "sliver/qgemm.h"
 
 namespace sliver {
 namespace q8avx2 {
@@ -59,14 +64,16 @@ struct RowStep<true> {
 };
 
 template <int MR, bool kSignMag>
-inline void gemm_4x16c4(int64_t kgroups, const uint8_t* a, const int8_t* b, int32_t* acc) {
+inline void gemm_4x16c4(const Q8TileArgs& t) {
   using Step = RowStep<kSignMag>;
+  const uint8_t* a = t.a;
+  const int8_t* b = t.b;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
   __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   // Two k groups per iteration give GCC room to interleave them (+2-3% on the exact kernel).
 #pragma GCC unroll 2
-  for (int64_t g = 0; g < kgroups; ++g) {
+  for (int64_t g = 0; g < t.kgroups; ++g) {
     const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32));
     Step::run(a, 0, b0, b1, ones, c00, c01);
@@ -76,31 +83,29 @@ inline void gemm_4x16c4(int64_t kgroups, const uint8_t* a, const int8_t* b, int3
     a += Step::kAStride;
     b += kNR * kKR;
   }
-  __m256i* out = reinterpret_cast<__m256i*>(acc);
-  _mm256_storeu_si256(out + 0, c00);
-  _mm256_storeu_si256(out + 1, c01);
-  if constexpr (MR > 1) _mm256_storeu_si256(out + 2, c10), _mm256_storeu_si256(out + 3, c11);
-  if constexpr (MR > 2) _mm256_storeu_si256(out + 4, c20), _mm256_storeu_si256(out + 5, c21);
-  if constexpr (MR > 3) _mm256_storeu_si256(out + 6, c30), _mm256_storeu_si256(out + 7, c31);
+  if constexpr (MR == 1) finish_tile<1>(t, {c00, c01});
+  if constexpr (MR == 2) finish_tile<2>(t, {c00, c01, c10, c11});
+  if constexpr (MR == 3) finish_tile<3>(t, {c00, c01, c10, c11, c20, c21});
+  if constexpr (MR == 4) finish_tile<4>(t, {c00, c01, c10, c11, c20, c21, c30, c31});
 }
 
 template <bool kSignMag>
-inline void gemm_4x16c4_dispatch(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
-                                 int32_t* acc) {
-  assert(mr >= 1 && mr <= kMR && kgroups >= 0);
-  assert((reinterpret_cast<uintptr_t>(a) & 15) == 0 && (reinterpret_cast<uintptr_t>(b) & 31) == 0);
-  switch (mr) {
+inline void gemm_4x16c4_dispatch(const Q8TileArgs& t) {
+  assert(t.mr >= 1 && t.mr <= kMR && t.nc >= 1 && t.nc <= kNR && t.kgroups >= 0);
+  assert((reinterpret_cast<uintptr_t>(t.a) & 15) == 0 &&
+         (reinterpret_cast<uintptr_t>(t.b) & 31) == 0);
+  switch (t.mr) {
     case 1:
-      gemm_4x16c4<1, kSignMag>(kgroups, a, b, acc);
+      gemm_4x16c4<1, kSignMag>(t);
       break;
     case 2:
-      gemm_4x16c4<2, kSignMag>(kgroups, a, b, acc);
+      gemm_4x16c4<2, kSignMag>(t);
       break;
     case 3:
-      gemm_4x16c4<3, kSignMag>(kgroups, a, b, acc);
+      gemm_4x16c4<3, kSignMag>(t);
       break;
     default:
-      gemm_4x16c4<4, kSignMag>(kgroups, a, b, acc);
+      gemm_4x16c4<4, kSignMag>(t);
       break;
   }
 }

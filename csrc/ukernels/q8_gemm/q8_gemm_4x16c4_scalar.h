@@ -7,6 +7,8 @@
 #include <cassert>
 #include <cstdint>
 
+#include "sliver/qgemm.h"
+
 namespace sliver {
 namespace q8scalar {
 
@@ -17,10 +19,12 @@ inline int32_t sat16(int32_t v) { return std::min<int32_t>(32767, std::max<int32
 // kSignMag: A group = 16 bytes |x| + 16 bytes sign mask, weight used is w ^ mask;
 // otherwise A group = 16 bytes u, weight used as is.
 template <bool kSignMag>
-inline void gemm_4x16c4(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
-                        int32_t* acc) {
-  assert(mr >= 1 && mr <= kMR && kgroups >= 0);
+inline void gemm_4x16c4(const Q8TileArgs& t) {
+  const int64_t mr = t.mr, kgroups = t.kgroups;
+  assert(mr >= 1 && mr <= kMR && t.nc >= 1 && t.nc <= kNR && kgroups >= 0);
   constexpr int kAStride = (kSignMag ? 2 : 1) * kMR * kKR;
+  const uint8_t* a = t.a;
+  const int8_t* b = t.b;
   uint32_t sum[kMR][kNR] = {};  // wraps mod 2^32 like vpaddd
   for (int64_t g = 0; g < kgroups; ++g, a += kAStride, b += kNR * kKR) {
     for (int64_t i = 0; i < mr; ++i) {
@@ -38,8 +42,10 @@ inline void gemm_4x16c4(int64_t mr, int64_t kgroups, const uint8_t* a, const int
       }
     }
   }
+  int32_t acc[kMR * kNR];
   for (int64_t i = 0; i < mr; ++i)
     for (int j = 0; j < kNR; ++j) acc[i * kNR + j] = static_cast<int32_t>(sum[i][j]);
+  q8_epilogue_scalar(t, acc, kNR);
 }
 
 }  // namespace q8scalar

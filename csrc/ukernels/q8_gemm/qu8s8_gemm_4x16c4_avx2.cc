@@ -5,9 +5,6 @@
 
 namespace sliver {
 
-void qu8s8_gemm_4x16c4_avx2(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
-                            int32_t* acc) {
-  q8avx2::gemm_4x16c4_dispatch<false>(mr, kgroups, a, b, acc);
-}
+void qu8s8_gemm_4x16c4_avx2(const Q8TileArgs& t) { q8avx2::gemm_4x16c4_dispatch<false>(t); }
 
 }  // namespace sliver

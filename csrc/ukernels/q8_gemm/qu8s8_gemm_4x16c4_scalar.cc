@@ -4,9 +4,6 @@
 
 namespace sliver {
 
-void qu8s8_gemm_4x16c4_scalar(int64_t mr, int64_t kgroups, const uint8_t* a, const int8_t* b,
-                              int32_t* acc) {
-  q8scalar::gemm_4x16c4<false>(mr, kgroups, a, b, acc);
-}
+void qu8s8_gemm_4x16c4_scalar(const Q8TileArgs& t) { q8scalar::gemm_4x16c4<false>(t); }
 
 }  // namespace sliver

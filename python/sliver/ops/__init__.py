@@ -7,10 +7,10 @@ reference implementation for the long tail). The plan records which was
 chosen, so ``sliver inspect`` and profiles show every Python node.
 """
 
-from . import compat, control_flow  # noqa: F401  (they register PYTHON_OPS)
-from . import contrib  # noqa: F401  (registers the com.microsoft Python ops)
-from . import fused  # noqa: F401  (registers sliver's fused ops: FusedConv/Gemm/MatMul)
-from . import qfused  # noqa: F401  (registers sliver's 8-bit fused ops: QLinearConv/MatMul/Lookup)
+# Importing these registers their Python ops in PYTHON_OPS: compat (ops onnx's reference
+# lacks or gets wrong), contrib (com.microsoft), control_flow (If/Loop/Scan/SequenceMap),
+# fused and qfused (sliver's fused float and 8-bit ops).
+from . import compat, contrib, control_flow, fused, qfused  # noqa: F401
 from .registry import build_kernel, python_impl_available
 
 __all__ = ["build_kernel", "python_impl_available"]

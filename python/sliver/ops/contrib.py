@@ -321,10 +321,11 @@ def _pool_geometry(
     pads: list[int],
     auto_pad: str,
     ceil_mode: bool,
-) -> tuple[list[int], list[int]]:
-    """Output spatial dims and begin pads (onnxruntime's PoolAttributes::SetOutputSize)."""
+) -> tuple[list[int], list[int], bool]:
+    """Output spatial dims, begin pads and whether any padding applies (onnxruntime's
+    PoolAttributes::SetOutputSize)."""
     nd = len(spatial)
-    out, begins = [], []
+    out, begins, padded = [], [], False
     for i in range(nd):
         size, k, s = spatial[i], kernel[i], strides[i]
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
@@ -333,11 +334,13 @@ def _pool_geometry(
             b = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
             out.append(o)
             begins.append(b)
+            padded = padded or total != 0
             continue
         if auto_pad == "VALID":
             pb, pe = 0, 0
         else:
             pb, pe = pads[i], pads[i + nd]
+        padded = padded or pb != 0 or pe != 0
         span = size + pb + pe - k
         if ceil_mode:
             o = -(-span // s) + 1
@@ -347,7 +350,7 @@ def _pool_geometry(
             o = span // s + 1
         out.append(o)
         begins.append(pb)
-    return out, begins
+    return out, begins, padded
 
 
 @register_python_op("com.microsoft:QLinearAveragePool")
@@ -370,10 +373,10 @@ def _qlinear_avg_pool(node: Node, graph: Graph) -> Op:
             raise ValueError(f"QLinearAveragePool: input shape {x.shape} vs kernel {kernel}")
         xsv, xzv, ysv, yzv = _scale(xs), _zp(xz), _scale(ys), _zp(yz)
         spatial = x.shape[2:]
-        if list(spatial) == kernel and not any(pads):
+        out, begins, padded = _pool_geometry(spatial, kernel, strides, pads, auto_pad, ceil_mode)
+        if list(spatial) == kernel and not padded:  # onnxruntime's global-pool shortcut
             y = _global_avg_pool_values(x, xsv, xzv, ysv, yzv, False)
             return (np.moveaxis(y, 1, -1) if channels_last else y,)
-        out, begins = _pool_geometry(spatial, kernel, strides, pads, auto_pad, ceil_mode)
         xf = _apply_table(x, _dequant_table(x.dtype, xsv, xzv))
         acc = np.zeros(x.shape[:2] + tuple(out), np.float32)
         # Per dim: window start/end clamped to the input, as onnxruntime does.

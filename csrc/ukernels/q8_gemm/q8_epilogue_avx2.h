@@ -1,0 +1,163 @@
+// The AVX2 tile epilogue of the 8-bit GEMM, applied by the kernels to accumulators still in
+// registers; bit-identical to q8_epilogue_scalar (requant.h gives the float operation order it
+// must keep). Include only from *_avx2.cc.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "sliver/qgemm.h"
+
+namespace sliver {
+namespace q8avx2 {
+
+// Keeps the compiler from fusing a product with the following add (-mfma would otherwise be
+// allowed to contract them, which changes the rounding the reference defines).
+template <class V>
+inline V opaque(V v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+inline __m256i lane_mask(int64_t n) {  // first n int32 lanes set
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Stores the first n (1..8) lanes. Full vectors take a plain store: AMD's vpmaskmov stores
+// cost tens of cycles, so only the ragged edge pays for a copy.
+template <class T, class V>
+inline void store_lanes(T* dst, V v, int64_t n) {
+  if (n == static_cast<int64_t>(sizeof(V) / sizeof(T))) {
+    std::memcpy(dst, &v, sizeof(V));
+  } else {
+    alignas(32) T tmp[sizeof(V) / sizeof(T)];
+    std::memcpy(tmp, &v, sizeof(V));
+    std::memcpy(dst, tmp, static_cast<size_t>(n) * sizeof(T));
+  }
+}
+
+struct EpilogueConsts {
+  explicit EpilogueConsts(const Q8EpilogueParams& p)
+      : zp_d(_mm256_set1_pd(p.y_zero_point)),
+        lo_d(_mm256_set1_pd(p.qmin)),
+        hi_d(_mm256_set1_pd(p.qmax)),
+        lo_f(_mm256_set1_ps(static_cast<float>(p.qmin - p.y_zero_point))),
+        hi_f(_mm256_set1_ps(static_cast<float>(p.qmax - p.y_zero_point))),
+        zp_i(_mm256_set1_epi32(p.y_zero_point)) {}
+  __m256d zp_d, lo_d, hi_d;
+  __m256 lo_f, hi_f;
+  __m256i zp_i;
+};
+
+// d = f64(v) * f64(m) + zp (two roundings), clamped, rounded half to even.
+inline __m256i requant_f64(__m256i v, const double* m, const EpilogueConsts& k) {
+  __m128i half[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m128i vi = h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
+    __m256d d = opaque(_mm256_mul_pd(_mm256_cvtepi32_pd(vi), _mm256_loadu_pd(m + 4 * h)));
+    d = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(d, k.zp_d), k.lo_d), k.hi_d);
+    half[h] =
+        _mm256_cvttpd_epi32(_mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  return _mm256_set_m128i(half[1], half[0]);
+}
+
+// f = f32(v) * m clamped to [qmin - zp, qmax - zp], rounded half to even, + zp.
+inline __m256i requant_f32(__m256i v, const float* m, const EpilogueConsts& k) {
+  __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(m)));
+  f = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(f, k.lo_f), k.hi_f),
+                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm256_add_epi32(_mm256_cvttps_epi32(f), k.zp_i);
+}
+
+enum Kind { kInt32, kRequantF64, kRequantF32, kFloat32 };
+
+// Finishes columns [n, n + cnt) of one row from their corrected int32 sums v.
+template <Kind kKind>
+inline void finish_vec(const Q8EpilogueParams& p, const EpilogueConsts& k, __m256i v, int64_t n,
+                       int64_t cnt, void* dst) {
+  if constexpr (kKind == kInt32) {
+    store_lanes(static_cast<int32_t*>(dst), v, cnt);
+  } else if constexpr (kKind == kFloat32) {
+    __m256 y = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(p.col_scale + n)));
+    if (p.float_bias)  // not padded: load only what exists
+      y = _mm256_add_ps(y, cnt == 8 ? _mm256_loadu_ps(p.float_bias + n)
+                                    : _mm256_maskload_ps(p.float_bias + n, lane_mask(cnt)));
+    store_lanes(static_cast<float*>(dst), y, cnt);
+  } else {
+    const __m256i q = kKind == kRequantF64 ? requant_f64(v, p.col_scale_f64 + n, k)
+                                           : requant_f32(v, p.col_scale + n, k);
+    // q lies in [qmin, qmax] inside the output type, so the packs do not saturate.
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i bytes = p.y_type == DType::u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+    if (cnt == 8) {
+      _mm_storel_epi64(static_cast<__m128i*>(dst), bytes);
+    } else {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(dst, tmp, static_cast<size_t>(cnt));
+    }
+  }
+}
+
+// Loops fully unrolled so the accumulators stay in registers.
+template <int MR, Kind kKind>
+inline void finish_rows(const Q8TileArgs& t, const __m256i (&acc)[2 * MR]) {
+  const Q8EpilogueParams& p = *t.ep;
+  const EpilogueConsts k(p);
+  constexpr size_t kElem = kKind == kRequantF64 || kKind == kRequantF32 ? 1 : 4;
+  const int64_t nc = t.nc, n0 = t.n0;
+  // column arrays are padded to whole panels: full-vector loads are in bounds
+  const __m256i col0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_term + n0));
+  const __m256i col1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_term + n0 + 8));
+  __m256i beta0 = _mm256_setzero_si256(), beta1 = beta0;
+  if (p.col_beta) {
+    beta0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_beta + n0));
+    beta1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_beta + n0 + 8));
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    __m256i rt = _mm256_set1_epi32(t.row_term[i]);
+    __m256i v0 = _mm256_add_epi32(_mm256_add_epi32(acc[2 * i], rt), col0);
+    __m256i v1 = _mm256_add_epi32(_mm256_add_epi32(acc[2 * i + 1], rt), col1);
+    if (p.col_beta) {
+      const __m256i rs = _mm256_set1_epi32(t.row_sum[i]);
+      v0 = _mm256_add_epi32(v0, _mm256_mullo_epi32(rs, beta0));
+      v1 = _mm256_add_epi32(v1, _mm256_mullo_epi32(rs, beta1));
+    }
+    uint8_t* row = static_cast<uint8_t*>(t.c) + i * t.ldc * kElem;
+    finish_vec<kKind>(p, k, v0, n0, std::min<int64_t>(8, nc), row);
+    if (nc > 8) finish_vec<kKind>(p, k, v1, n0 + 8, nc - 8, row + 8 * kElem);
+  }
+}
+
+// Finishes the tile from its accumulators (acc[2 i] = row i, columns 0-7; acc[2 i + 1] = 8-15).
+template <int MR>
+inline void finish_tile(const Q8TileArgs& t, const __m256i (&acc)[2 * MR]) {
+  if (!t.ep) {  // raw sums
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      int32_t* row = static_cast<int32_t*>(t.c) + i * t.ldc;
+      store_lanes(row, acc[2 * i], std::min<int64_t>(8, t.nc));
+      if (t.nc > 8) store_lanes(row + 8, acc[2 * i + 1], t.nc - 8);
+    }
+    return;
+  }
+  switch (t.ep->output) {
+    case QGemmOutput::int32:
+      return finish_rows<MR, kInt32>(t, acc);
+    case QGemmOutput::float32:
+      return finish_rows<MR, kFloat32>(t, acc);
+    case QGemmOutput::quantized:
+      if (t.ep->rounding == RequantRounding::onnx_reference)
+        return finish_rows<MR, kRequantF64>(t, acc);
+      return finish_rows<MR, kRequantF32>(t, acc);
+  }
+}
+
+}  // namespace q8avx2
+}  // namespace sliver
