@@ -6,9 +6,10 @@
 GFLOPS = 2*M*N*K / seconds. Runs are interleaved (sliver, numpy, sliver, ...) and the best of
 `reps` is kept for each, so a busy machine hurts both alike; numpy's OpenBLAS is set to the same
 thread count. One thread is timed by the calling thread's CPU time (both libraries then run on
-it), which other processes taking the core cannot inflate; two threads by the wall clock. Operands are laid out as the runtime uses them: the constant one (the weights) is
-packed once, outside the timing ("wB" = weights are B, as in MatMul/Gemm; "wA" = weights are A,
-as in Conv: M = output channels, N = output pixels, K = Cin*kh*kw); "raw" packs nothing ahead.
+it), which other processes taking the core cannot inflate; two threads by the wall clock.
+Operands are laid out as the runtime uses them: the constant one (the weights) is packed once,
+outside the timing ("wB" = weights are B, as in MatMul/Gemm; "wA" = weights are A, as in Conv:
+M = output channels, N = output pixels, K = Cin*kh*kw); "raw" packs nothing ahead.
 "%peak" is against the FMA peak per core (shared/peak: `run.sh compute`), set with
 SLIVER_F32_PEAK_GFLOPS (default 102, measured on the Zen 3 dev machine) times the threads.
 """
@@ -59,8 +60,11 @@ def set_numpy_threads(n: int) -> bool:
         return False
     for path in libs:
         lib = ctypes.CDLL(path)
-        for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                    "openblas_set_num_threads"):
+        for sym in (
+            "scipy_openblas_set_num_threads64_",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
             if hasattr(lib, sym):
                 getattr(lib, sym)(ctypes.c_int(n))
                 return True
@@ -114,7 +118,9 @@ def ukernel_rows(kc: int = 256) -> list[str]:
     for k in T.f32_gemm_kernels():
         if k["usable"]:
             g = T.ukernel_gflops(k["name"], kc=kc)
-            rows.append(f"{k['name']:32s} kc={kc}  {g:6.1f} GFLOPS ({100 * g / PEAK_PER_CORE:5.1f}%)")
+            rows.append(
+                f"{k['name']:32s} kc={kc}  {g:6.1f} GFLOPS ({100 * g / PEAK_PER_CORE:5.1f}%)"
+            )
     return rows
 
 
@@ -135,9 +141,13 @@ def test_f32_gemm_vs_numpy(benchmark, label, m, n, k, const, threads):
     print("\n" + format_row(label, r))
     T = _testing()
     rng = np.random.default_rng(1)
-    prob = T.SgemmProblem(rng.standard_normal((m, k), np.float32),
-                          rng.standard_normal((k, n), np.float32), pack_a=const == "A",
-                          pack_b=const == "B", num_threads=threads)
+    prob = T.SgemmProblem(
+        rng.standard_normal((m, k), np.float32),
+        rng.standard_normal((k, n), np.float32),
+        pack_a=const == "A",
+        pack_b=const == "B",
+        num_threads=threads,
+    )
     benchmark.pedantic(prob.run, rounds=5, iterations=1, warmup_rounds=1)
 
 

@@ -115,9 +115,27 @@ def strided(a: np.ndarray, extra: int) -> np.ndarray:
 # ---- the check ----
 
 
-def run_case(rng, M, N, K, *, kernel="", trans_a=False, trans_b=False, pack_a=False,
-             pack_b=False, bias=None, act="none", residual=False, post_act="none",
-             beta_c=0.0, lda_extra=0, ldb_extra=0, ldc_extra=0, num_threads=1):
+def run_case(
+    rng,
+    M,
+    N,
+    K,
+    *,
+    kernel="",
+    trans_a=False,
+    trans_b=False,
+    pack_a=False,
+    pack_b=False,
+    bias=None,
+    act="none",
+    residual=False,
+    post_act="none",
+    beta_c=0.0,
+    lda_extra=0,
+    ldb_extra=0,
+    ldc_extra=0,
+    num_threads=1,
+):
     """Runs sgemm on random data and checks it against the float64 reference with error bounds;
     returns the output (M, N) block."""
     A = rng.uniform(-1, 1, (M, K)).astype(np.float32)
@@ -136,10 +154,26 @@ def run_case(rng, M, N, K, *, kernel="", trans_a=False, trans_b=False, pack_a=Fa
         kw["residual"] = strided(R, 3)
     alpha, beta = ACTS[act]
     palpha, pbeta = ACTS[post_act]
-    out = T.sgemm(a_arg, b_arg, trans_a=trans_a, trans_b=trans_b, pack_a=pack_a, pack_b=pack_b,
-                  act=act, alpha=alpha, beta=beta, post_act=post_act, post_alpha=palpha,
-                  post_beta=pbeta, c=C0 if beta_c else None, beta_c=beta_c,
-                  ldc=N + ldc_extra, num_threads=num_threads, kernel=kernel, **kw)
+    out = T.sgemm(
+        a_arg,
+        b_arg,
+        trans_a=trans_a,
+        trans_b=trans_b,
+        pack_a=pack_a,
+        pack_b=pack_b,
+        act=act,
+        alpha=alpha,
+        beta=beta,
+        post_act=post_act,
+        post_alpha=palpha,
+        post_beta=pbeta,
+        c=C0 if beta_c else None,
+        beta_c=beta_c,
+        ldc=N + ldc_extra,
+        num_threads=num_threads,
+        kernel=kernel,
+        **kw,
+    )
     assert out.shape == (M, N + ldc_extra)
     assert (out[:, N:] == SENTINEL).all(), "write past N in C"
     got = out[:, :N].astype(np.float64)
@@ -177,7 +211,9 @@ def run_case(rng, M, N, K, *, kernel="", trans_a=False, trans_b=False, pack_a=Fa
 
 
 def test_inc_lists_every_compiled_kernel():
-    lines = re.findall(r"SLIVER_F32_GEMM_KERNEL\((\w+),\s*(\d+),\s*(\d+),\s*(\w+)\)", INC.read_text())
+    lines = re.findall(
+        r"SLIVER_F32_GEMM_KERNEL\((\w+),\s*(\d+),\s*(\d+),\s*(\w+)\)", INC.read_text()
+    )
     listed = {name: (int(mr), int(nr), isa) for name, mr, nr, isa in lines}
     assert KERNELS, "no kernels compiled"
     for k in KERNELS:
@@ -195,8 +231,9 @@ def test_sliver_isa_scalar_forces_portable_kernels():
         "t.cpu_features(detected=True)['avx2'])"
     )
     env = dict(os.environ, SLIVER_ISA="scalar")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["f32_gemm_4x8_scalar", "False", str(T.cpu_features(detected=True)["avx2"])]
 
 
@@ -207,32 +244,97 @@ def test_ukernel_timer_runs(kernel):
 
 # ---- shapes and operand forms ----
 
-EDGES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49,
-         95, 96, 97, 144, 145, 255, 256, 257, 300]
+EDGES = [
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    11,
+    12,
+    13,
+    15,
+    16,
+    17,
+    23,
+    24,
+    25,
+    31,
+    32,
+    33,
+    47,
+    48,
+    49,
+    95,
+    96,
+    97,
+    144,
+    145,
+    255,
+    256,
+    257,
+    300,
+]
 dim = st.one_of(st.sampled_from(EDGES), st.integers(1, 300))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    M=dim, N=dim, K=dim,
+    M=dim,
+    N=dim,
+    K=dim,
     kernel=st.sampled_from(USABLE),
-    trans_a=st.booleans(), trans_b=st.booleans(),
-    pack_a=st.booleans(), pack_b=st.booleans(),
-    lda_extra=st.sampled_from([0, 0, 1, 16]), ldb_extra=st.sampled_from([0, 0, 3, 16]),
+    trans_a=st.booleans(),
+    trans_b=st.booleans(),
+    pack_a=st.booleans(),
+    pack_b=st.booleans(),
+    lda_extra=st.sampled_from([0, 0, 1, 16]),
+    ldb_extra=st.sampled_from([0, 0, 3, 16]),
     ldc_extra=st.sampled_from([0, 5]),
     num_threads=st.sampled_from([1, 2]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_shapes_and_operand_forms(M, N, K, kernel, trans_a, trans_b, pack_a, pack_b, lda_extra,
-                                  ldb_extra, ldc_extra, num_threads, seed):
-    run_case(np.random.default_rng(seed), M, N, K, kernel=kernel, trans_a=trans_a,
-             trans_b=trans_b, pack_a=pack_a, pack_b=pack_b, lda_extra=lda_extra,
-             ldb_extra=ldb_extra, ldc_extra=ldc_extra, num_threads=num_threads)
+def test_shapes_and_operand_forms(
+    M,
+    N,
+    K,
+    kernel,
+    trans_a,
+    trans_b,
+    pack_a,
+    pack_b,
+    lda_extra,
+    ldb_extra,
+    ldc_extra,
+    num_threads,
+    seed,
+):
+    run_case(
+        np.random.default_rng(seed),
+        M,
+        N,
+        K,
+        kernel=kernel,
+        trans_a=trans_a,
+        trans_b=trans_b,
+        pack_a=pack_a,
+        pack_b=pack_b,
+        lda_extra=lda_extra,
+        ldb_extra=ldb_extra,
+        ldc_extra=ldc_extra,
+        num_threads=num_threads,
+    )
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    M=dim, N=dim, K=st.one_of(st.sampled_from([1, 7, 8, 9, 256, 257]), st.integers(1, 300)),
+    M=dim,
+    N=dim,
+    K=st.one_of(st.sampled_from([1, 7, 8, 9, 256, 257]), st.integers(1, 300)),
     kernel=st.sampled_from(USABLE),
     pack_b=st.booleans(),
     bias=st.sampled_from([None, "col", "row"]),
@@ -243,20 +345,41 @@ def test_shapes_and_operand_forms(M, N, K, kernel, trans_a, trans_b, pack_a, pac
     num_threads=st.sampled_from([1, 2]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_epilogues(M, N, K, kernel, pack_b, bias, act, residual, post_act, beta_c, num_threads,
-                   seed):
-    run_case(np.random.default_rng(seed), M, N, K, kernel=kernel, pack_b=pack_b, bias=bias,
-             act=act, residual=residual, post_act=post_act, beta_c=beta_c,
-             num_threads=num_threads, ldc_extra=2)
+def test_epilogues(
+    M, N, K, kernel, pack_b, bias, act, residual, post_act, beta_c, num_threads, seed
+):
+    run_case(
+        np.random.default_rng(seed),
+        M,
+        N,
+        K,
+        kernel=kernel,
+        pack_b=pack_b,
+        bias=bias,
+        act=act,
+        residual=residual,
+        post_act=post_act,
+        beta_c=beta_c,
+        num_threads=num_threads,
+        ldc_extra=2,
+    )
 
 
 # One shape per driver path (see the module docstring), every kernel, raw/packed.
 PATH_SHAPES = [
-    (1, 1, 1), (1, 4096, 64), (5, 1000, 70), (12, 33, 300),  # B sweep (M <= 2*MR)
-    (13, 64, 300), (50, 256, 100), (96, 3136 // 4, 40),  # B blocked (ld % 16 == 0)
-    (97, 64, 50), (40, 100, 30),  # B packed per block (M too big / ld not a multiple of 16)
-    (7, 512, 33), (30, 600, 290),  # A packed per block (N >= 512)
-    (300, 17, 1), (145, 47, 257),
+    (1, 1, 1),
+    (1, 4096, 64),
+    (5, 1000, 70),
+    (12, 33, 300),  # B sweep (M <= 2*MR)
+    (13, 64, 300),
+    (50, 256, 100),
+    (96, 3136 // 4, 40),  # B blocked (ld % 16 == 0)
+    (97, 64, 50),
+    (40, 100, 30),  # B packed per block (M too big / ld not a multiple of 16)
+    (7, 512, 33),
+    (30, 600, 290),  # A packed per block (N >= 512)
+    (300, 17, 1),
+    (145, 47, 257),
 ]
 
 
@@ -265,9 +388,21 @@ PATH_SHAPES = [
 @pytest.mark.parametrize("form", ["raw", "trans", "packed"])
 def test_driver_paths(kernel, M, N, K, form):
     rng = np.random.default_rng(M * 7919 + N * 31 + K)
-    run_case(rng, M, N, K, kernel=kernel, trans_a=form == "trans", trans_b=form == "trans",
-             pack_a=form == "packed", pack_b=form == "packed", bias="col", act="relu",
-             residual=True, num_threads=2)
+    run_case(
+        rng,
+        M,
+        N,
+        K,
+        kernel=kernel,
+        trans_a=form == "trans",
+        trans_b=form == "trans",
+        pack_a=form == "packed",
+        pack_b=form == "packed",
+        bias="col",
+        act="relu",
+        residual=True,
+        num_threads=2,
+    )
 
 
 @pytest.mark.parametrize("kernel", USABLE)
@@ -277,8 +412,16 @@ def test_k_zero_is_epilogue_only(kernel, bias):
     M, N = 9, 21
     C0 = rng.uniform(-1, 1, (M, N)).astype(np.float32)
     bv = rng.uniform(-1, 1, M if bias == "row" else N).astype(np.float32)
-    out = T.sgemm(np.zeros((M, 0), np.float32), np.zeros((0, N), np.float32), c=C0, beta_c=0.5,
-                  bias=bv, bias_per_row=bias == "row", act="relu", kernel=kernel)
+    out = T.sgemm(
+        np.zeros((M, 0), np.float32),
+        np.zeros((0, N), np.float32),
+        c=C0,
+        beta_c=0.5,
+        bias=bv,
+        bias_per_row=bias == "row",
+        act="relu",
+        kernel=kernel,
+    )
     want = np.maximum(0.5 * C0 + (bv[:, None] if bias == "row" else bv[None, :]), 0)
     np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-7)
     zero = T.sgemm(np.zeros((M, 0), np.float32), np.zeros((0, N), np.float32), kernel=kernel)
@@ -302,8 +445,16 @@ def test_bad_arguments_raise():
 
 # ---- threads ----
 
-THREAD_SHAPES = [(1, 4096, 64), (7, 1000, 100), (64, 64, 64), (300, 300, 300), (64, 3136, 64),
-                 (3136, 64, 72), (97, 513, 257), (2, 17, 9000)]
+THREAD_SHAPES = [
+    (1, 4096, 64),
+    (7, 1000, 100),
+    (64, 64, 64),
+    (300, 300, 300),
+    (64, 3136, 64),
+    (3136, 64, 72),
+    (97, 513, 257),
+    (2, 17, 9000),
+]
 
 
 @pytest.mark.parametrize("kernel", USABLE)
@@ -332,7 +483,7 @@ def test_thread_pool_covers_every_index_once(threads, n):
     assert len(ranges) == parts
     if parts:
         assert ranges[0][0] == 0 and ranges[-1][1] == n
-        assert all(r[1] == s[0] for r, s in zip(ranges, ranges[1:]))
+        assert all(r[1] == s[0] for r, s in zip(ranges[:-1], ranges[1:], strict=True))
         lengths = [e - b for b, e in ranges]
         assert max(lengths) - min(lengths) <= 1
 

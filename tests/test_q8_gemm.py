@@ -545,6 +545,42 @@ def test_large_k(k):
                 np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.skipif(not HAVE_AVX2, reason="needs AVX2")
+@pytest.mark.parametrize("dtype", [np.int32, np.float32, np.uint8, np.int8])
+@pytest.mark.parametrize("rounding", ["onnx_reference", "onnxruntime"])
+def test_standalone_epilogue_twins_agree(dtype, rounding):
+    """The standalone epilogue (used on the sparse kernels' tiles): AVX2 == scalar, any shape."""
+    rng = np.random.default_rng(3)
+    for mr, nc, n0 in [(1, 1, 0), (3, 7, 5), (5, 16, 16), (9, 43, 3), (2, 64, 0)]:
+        acc = rng.integers(-(2**24), 2**24, (mr, nc)).astype(np.int32)
+        width = n0 + (nc + 7) // 8 * 8
+        col_term = rng.integers(-(2**20), 2**20, width).astype(np.int32)
+        row_term = rng.integers(-(2**20), 2**20, mr).astype(np.int32)
+        col_scale = (rng.uniform(0.5, 2.0, width) * 2.0**-14).astype(np.float32)
+        fbias = rng.standard_normal(nc).astype(np.float32)
+        outs = []
+        for scalar in (False, True):
+            buf, out = guarded(mr, nc, dtype)
+            T.q8_epilogue(
+                acc,
+                out,
+                n0,
+                col_term,
+                row_term,
+                col_scale,
+                float_bias=fbias,
+                y_zero_point=3,
+                rounding=rounding,
+                scalar=scalar,
+            )
+            check_guard(buf, mr, nc)
+            outs.append(out.copy())
+        np.testing.assert_array_equal(outs[0], outs[1])
+        if dtype == np.int32:
+            want = acc.astype(np.int64) + row_term[:, None] + col_term[n0 : n0 + nc][None, :]
+            np.testing.assert_array_equal(outs[0], want.astype(np.int32))
+
+
 def test_threads_do_not_change_results():
     rng = np.random.default_rng(5)
     a = rng.integers(0, 256, (203, 301)).astype(np.uint8)

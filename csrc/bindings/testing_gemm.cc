@@ -3,7 +3,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -28,12 +27,16 @@ namespace {
 using F32Array = py::array_t<float, py::array::forcecast>;
 
 Act parse_act(const std::string& s) {
-  static const std::map<std::string, Act> kActs = {
-      {"none", Act::none},         {"relu", Act::relu},
-      {"clip", Act::clip},         {"leaky_relu", Act::leaky_relu},
-      {"sigmoid", Act::sigmoid},   {"hard_sigmoid", Act::hard_sigmoid},
-      {"hard_swish", Act::hard_swish}, {"tanh", Act::tanh},
-      {"gelu_erf", Act::gelu_erf}, {"gelu_tanh", Act::gelu_tanh}};
+  static const std::map<std::string, Act> kActs = {{"none", Act::none},
+                                                   {"relu", Act::relu},
+                                                   {"clip", Act::clip},
+                                                   {"leaky_relu", Act::leaky_relu},
+                                                   {"sigmoid", Act::sigmoid},
+                                                   {"hard_sigmoid", Act::hard_sigmoid},
+                                                   {"hard_swish", Act::hard_swish},
+                                                   {"tanh", Act::tanh},
+                                                   {"gelu_erf", Act::gelu_erf},
+                                                   {"gelu_tanh", Act::gelu_tanh}};
   auto it = kActs.find(s);
   if (it == kActs.end()) throw std::invalid_argument("unknown activation: " + s);
   return it->second;

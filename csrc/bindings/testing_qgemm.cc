@@ -192,6 +192,45 @@ py::tuple pack_a(const py::array& a, bool scalar) {
   return py::make_tuple(u8, sm, rowsum, negsum);
 }
 
+// The standalone epilogue on an int32 tile (mr x nc), into `out` (dtype picks the output).
+void run_epilogue(const py::array_t<int32_t>& acc, py::array out, int64_t n0,
+                  const py::array_t<int32_t>& col_term, const py::array_t<int32_t>& row_term,
+                  const py::array_t<float>& col_scale, std::optional<py::array_t<float>> float_bias,
+                  int32_t y_zero_point, const std::string& rounding, bool scalar) {
+  const int64_t mr = acc.shape(0), nc = acc.shape(1);
+  if (out.ndim() != 2 || out.shape(0) != mr || out.shape(1) != nc)
+    throw std::invalid_argument("out must be mr x nc");
+  if (col_term.size() < n0 + (nc + 7) / 8 * 8 || col_scale.size() < n0 + (nc + 7) / 8 * 8)
+    throw std::invalid_argument("column arrays must cover n0 + nc rounded up to 8");
+  Q8EpilogueParams p;
+  const DType ot = dtype_of(out);
+  p.output = ot == DType::i32   ? QGemmOutput::int32
+             : ot == DType::f32 ? QGemmOutput::float32
+                                : QGemmOutput::quantized;
+  if (p.output == QGemmOutput::quantized) p.y_type = ot;
+  p.col_term = col_term.data();
+  p.col_scale = col_scale.data();
+  std::vector<double> f64(col_scale.data(), col_scale.data() + col_scale.size());
+  p.col_scale_f64 = f64.data();
+  std::unique_ptr<Fenced> fb;
+  if (float_bias) {
+    fb = std::make_unique<Fenced>(float_bias->data(), float_bias->size() * sizeof(float));
+    p.float_bias = reinterpret_cast<const float*>(fb->data()) - n0;
+  }
+  p.y_zero_point = y_zero_point;
+  p.qmin = ot == DType::i8 ? -128 : 0;
+  p.qmax = ot == DType::i8 ? 127 : 255;
+  p.rounding =
+      rounding == "onnxruntime" ? RequantRounding::onnxruntime : RequantRounding::onnx_reference;
+  const Q8EpilogueFn fn =
+#if defined(__x86_64__) || defined(_M_X64)
+      (!scalar && isa_usable("avx2")) ? q8_epilogue_avx2_for(p) :
+#endif
+                                      q8_epilogue_scalar_for(p);
+  fn(p, acc.data(), row_stride(acc), mr, nc, n0, row_term.data(), row_term.data(),
+     out.mutable_data(), row_stride(out));
+}
+
 }  // namespace
 
 void register_qgemm_testing(py::module_& m) {
@@ -222,6 +261,12 @@ void register_qgemm_testing(py::module_& m) {
         "portable kernels; fenced copies A/bias/scales to end at a guard page.");
   m.def("q8_pack_a", &pack_a, py::arg("a"), py::arg("scalar") = false,
         "Packs A for the 4x16c4 kernels: (offset_u8 panels, sign_mag panels, rowsum, negsum).");
+  m.def("q8_epilogue", &run_epilogue, py::arg("acc"), py::arg("out"), py::arg("n0"),
+        py::arg("col_term"), py::arg("row_term"), py::arg("col_scale"),
+        py::arg("float_bias") = py::none(), py::arg("y_zero_point") = 0,
+        py::arg("rounding") = "onnx_reference", py::arg("scalar") = false,
+        "The standalone tile epilogue (any mr x nc int32 tile) into `out`; float_bias holds the "
+        "tile's nc columns (fenced).");
   m.def("q8_gemm_kernels", []() {
     py::list out;
     for (const Q8GemmKernel* k : q8_gemm_kernels()) {

@@ -514,17 +514,22 @@ void packed_props(py::class_<P>& c) {
 }  // namespace
 
 void register_sparse_testing(py::module_& m) {
-  auto f32p = py::class_<F32Packed>(m, "SparseF32Weights", "FP32 weights packed for the sparse kernels.");
+  const char* verdict = "The cost model's verdict for `cols` activation columns.";
+  auto f32p = py::class_<F32Packed>(m, "SparseF32Weights", "FP32 weights packed for spmm.");
   packed_props(f32p);
   f32p.def_property_readonly("entries", [](const F32Packed& p) { return p.w->entries; })
-      .def("is_faster", [](const F32Packed& p, int64_t cols) { return sparse_is_faster_f32(*p.w, cols); },
-           py::arg("cols"), "The cost model's verdict for `cols` activation columns.");
-  auto q8p = py::class_<Q8Packed>(m, "SparseQ8Weights", "INT8 weights packed for the sparse kernels.");
+      .def(
+          "is_faster",
+          [](const F32Packed& p, int64_t cols) { return sparse_is_faster_f32(*p.w, cols); },
+          py::arg("cols"), verdict);
+  auto q8p = py::class_<Q8Packed>(m, "SparseQ8Weights", "INT8 weights packed for spmm.");
   packed_props(q8p);
   q8p.def_property_readonly("pairs", [](const Q8Packed& p) { return p.w->pairs; })
       .def_property_readonly("kr", [](const Q8Packed& p) { return p.w->kr; })
-      .def("is_faster", [](const Q8Packed& p, int64_t cols) { return sparse_is_faster_q8(*p.w, cols); },
-           py::arg("cols"), "The cost model's verdict for `cols` activation columns.");
+      .def(
+          "is_faster",
+          [](const Q8Packed& p, int64_t cols) { return sparse_is_faster_q8(*p.w, cols); },
+          py::arg("cols"), verdict);
 
   m.def(
       "sparse_analyze",
@@ -586,7 +591,7 @@ void register_sparse_testing(py::module_& m) {
       },
       "Compiled sparse micro-kernels (f32_spmm.inc then q8_spmm.inc order).");
   m.def("sparse_crossover_density", &sparse_crossover_density, py::arg("int8"),
-        py::arg("block_rows"), py::arg("cols"),
+        py::arg("block_rows"), py::arg("kr"), py::arg("cols"),
         "Measured density at or below which the sparse kernels beat the dense ones.");
 
   py::class_<F32Problem>(m, "SparseF32Problem", "Fixed FP32 operands for timed runs.")
@@ -597,8 +602,8 @@ void register_sparse_testing(py::module_& m) {
            py::arg("kr") = 0, py::arg("kc") = 0, py::arg("force_scalar") = false,
            py::arg("tile") = 0)
       .def("run", &F32Problem::run, "One product (GIL released).")
-      .def("best_seconds", &best_seconds<F32Problem>, py::arg("repeats") = 5, py::arg("min_seconds") = 0.05,
-           py::arg("cpu_time") = true,
+      .def("best_seconds", &best_seconds<F32Problem>, py::arg("repeats") = 5,
+           py::arg("min_seconds") = 0.05, py::arg("cpu_time") = true,
            "Best seconds per run over `repeats` batches (thread CPU time, or wall time).")
       .def_property_readonly("y", &F32Problem::y)
       .def_property_readonly("dense_macs", &F32Problem::dense_macs)
@@ -611,8 +616,8 @@ void register_sparse_testing(py::module_& m) {
            py::arg("kr") = 0, py::arg("kc") = 0, py::arg("force_scalar") = false,
            py::arg("tile") = 0)
       .def("run", &Q8Problem::run, "One product (GIL released).")
-      .def("best_seconds", &best_seconds<Q8Problem>, py::arg("repeats") = 5, py::arg("min_seconds") = 0.05,
-           py::arg("cpu_time") = true,
+      .def("best_seconds", &best_seconds<Q8Problem>, py::arg("repeats") = 5,
+           py::arg("min_seconds") = 0.05, py::arg("cpu_time") = true,
            "Best seconds per run over `repeats` batches (thread CPU time, or wall time).")
       .def_property_readonly("y", &Q8Problem::y)
       .def_property_readonly("dense_macs", &Q8Problem::dense_macs)

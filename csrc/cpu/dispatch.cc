@@ -36,7 +36,7 @@ CpuFeatures detect() {
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28);
   const bool fma = c & (1u << 12), f16c = c & (1u << 29);
   const uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;          // SSE + AVX state
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;                 // SSE + AVX state
   const bool zmm_state = ymm_state && (xcr0 & 0xe0) == 0xe0;  // opmask + ZMM state
   if (!avx || !ymm_state) return f;
   f.fma = fma;
@@ -77,7 +77,8 @@ CpuFeatures apply_isa_env(CpuFeatures f) {
     f.avx512f = f.avx512bw = f.avx512vnni = false;
     return f;
   }
-  std::fprintf(stderr, "sliver: ignoring unknown SLIVER_ISA=%s (use scalar, avx2 or native)\n", env);
+  std::fprintf(stderr, "sliver: ignoring unknown SLIVER_ISA=%s (use scalar, avx2 or native)\n",
+               env);
   return f;
 }
 
@@ -107,9 +108,9 @@ const CpuFeatures& cpu_features() {
 }
 
 std::vector<std::pair<std::string, bool>> cpu_feature_list(const CpuFeatures& f) {
-  return {{"avx2", f.avx2},         {"fma", f.fma},         {"f16c", f.f16c},
-          {"avx512f", f.avx512f},   {"avx512bw", f.avx512bw}, {"avx512vnni", f.avx512vnni},
-          {"avxvnni", f.avxvnni},   {"neon", f.neon},       {"dotprod", f.dotprod}};
+  return {{"avx2", f.avx2},       {"fma", f.fma},           {"f16c", f.f16c},
+          {"avx512f", f.avx512f}, {"avx512bw", f.avx512bw}, {"avx512vnni", f.avx512vnni},
+          {"avxvnni", f.avxvnni}, {"neon", f.neon},         {"dotprod", f.dotprod}};
 }
 
 bool isa_usable(const std::string& isa) {

@@ -13,10 +13,12 @@
 // operands are packed into thread-local scratch that lives as long as the thread (no allocation
 // in steady state), a micro-panel at a time just before its first use, so the strided source
 // reads overlap computation. Row-major B has two in-place modes:
-//  - sweep (M <= 2 MR): short K blocks, one kernel call per row of tiles; B is streamed row by
-//    row, which is what a GEMV needs, instead of walking down 16-float columns.
-//  - blocked (M <= 128, row stride friendly to the L2 sets): packing would cost more than the
-//    few row tiles that reuse each B panel gain from it.
+//  - sweep (M <= 2 MR): short K blocks over rows of B, streamed as a GEMV wants them, instead
+//    of walking down 16-float columns of a matrix a power of 2 wide.
+//  - blocked (M <= 96, row stride spreading over the L2 sets): packing would cost more than
+//    the few row tiles that reuse each B panel gain from it.
+// With M <= 2 MR the kernel is called once per row of tiles (all panels of the block), so it
+// can run 2-4 panels side by side: enough FMA chains and enough concurrent memory streams.
 //
 // Threads: C is cut into a grid of rectangles on MR/NR tile boundaries, one per thread, shaped to
 // balance work against duplicated packing. K is never split and every tile is computed the same
@@ -41,11 +43,9 @@ constexpr int64_t kKC = 256;
 constexpr int64_t kMCTarget = 144;
 constexpr int64_t kNCTarget = 3072;
 // B sweep mode: K block and N block (one kernel call covers up to NC / NR tiles).
-#ifndef SWKC
-#define SWKC 8
-#endif
-constexpr int64_t kSweepKC = SWKC;
+constexpr int64_t kSweepKCMax = 32;  // halved until the rows fit the L1 ways (at least 8)
 constexpr int64_t kSweepNC = 4096;
+constexpr int64_t kL1Sets = 64, kL1Ways = 8;
 // B blocked in-place mode: largest M, and the L2 geometry that decides whether KC rows of B at
 // its row stride can stay cached (at most kMaxLinesPerSet lines of a B panel per L2 set).
 constexpr int64_t kBlockedBMaxM = 96;
@@ -73,6 +73,8 @@ struct Scratch {
   float* get(int which, size_t n) {
     if (n > cap[which]) {
       std::free(buf[which]);
+      buf[which] = nullptr;
+      cap[which] = 0;
       size_t bytes = (n * sizeof(float) + kScratchAlign - 1) / kScratchAlign * kScratchAlign;
       buf[which] = static_cast<float*>(std::aligned_alloc(kScratchAlign, bytes));
       if (!buf[which]) throw std::bad_alloc();
@@ -97,7 +99,7 @@ struct Problem {
   int64_t kc, mc, nc;  // KC, and MC, NC rounded to the tile
   bool direct_a;       // row-major A read in place
   BMode bmode;
-  bool row_calls;      // M <= 2 MR: one kernel call per row of tiles
+  bool row_calls;  // M <= 2 MR: one kernel call per row of tiles
 };
 
 // Computes C[m0:m1, n0:n1]; m0 and n0 are multiples of MR and NR.
@@ -133,7 +135,7 @@ void run_rect(const Problem& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       // source reads overlap the computation on the previous panel.
       const float* bblk;
       int64_t b_panel_stride;
-      float* b_pack = nullptr;  // non-null: panels still to be packed here
+      float* b_pack = nullptr;        // non-null: panels still to be packed here
       const float* b_tail = nullptr;  // direct B: the packed partial last panel, if any
       if (P.bmode == BMode::packed) {
         bblk = P.b.packed->panel(jc) + pc * NR;
@@ -154,8 +156,8 @@ void run_rect(const Problem& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
       }
       auto pack_b_panel = [&](int64_t jr) {
         const int64_t cols = std::min(NR, nc - jr);
-        const float* src = P.b.trans ? P.b.data + (jc + jr) * P.b.ld + pc
-                                     : P.b.data + pc * P.b.ld + jc + jr;
+        const float* src =
+            P.b.trans ? P.b.data + (jc + jr) * P.b.ld + pc : P.b.data + pc * P.b.ld + jc + jr;
         detail::pack_panels(NR, cols, kc, src, P.b.ld, !P.b.trans,
                             b_pack + (jr / NR) * b_panel_stride, b_panel_stride,
                             std::min(NR, nc - jr - cols));
@@ -185,8 +187,8 @@ void run_rect(const Problem& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
         }
         auto pack_a_panel = [&](int64_t ir) {
           const int64_t rows = std::min(MR, mc - ir);
-          const float* src = P.a.trans ? P.a.data + pc * P.a.ld + ic + ir
-                                       : P.a.data + (ic + ir) * P.a.ld + pc;
+          const float* src =
+              P.a.trans ? P.a.data + pc * P.a.ld + ic + ir : P.a.data + (ic + ir) * P.a.ld + pc;
           detail::pack_panels(MR, rows, kc, src, P.a.ld, P.a.trans,
                               a_pack + (ir / MR) * a_panel_stride, a_panel_stride,
                               std::min(MR, mc - ir - rows));
@@ -290,12 +292,28 @@ bool l2_friendly_stride(const float* b, int64_t ld, int64_t rows) {
   return true;
 }
 
-[[noreturn]] void bad(const std::string& what) {
-  throw std::invalid_argument("f32_gemm: " + what);
+// K block for the B sweep: the largest (<= kSweepKCMax) whose rows of B, each read 64 floats at
+// a time (4 panels side by side), fit the L1 ways of every set they map to. A row stride that
+// is a multiple of 4 KiB maps all rows to the same sets and gets 8.
+int64_t sweep_kc(const float* b, int64_t ld) {
+  for (int64_t kc = kSweepKCMax; kc > kL1Ways; kc /= 2) {
+    int per_set[kL1Sets] = {};
+    bool fits = true;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(b);
+    for (int64_t k = 0; k < kc && fits; ++k) {
+      const uintptr_t first = (base + k * ld * sizeof(float)) / 64;
+      for (uintptr_t line = first; line <= first + 4; ++line)
+        fits = ++per_set[line % kL1Sets] <= kL1Ways && fits;
+    }
+    if (fits) return kc;
+  }
+  return kL1Ways;
 }
 
-bool overlaps(const float* p, int64_t rows, int64_t ld, const float* q, int64_t qrows,
-              int64_t qld, int64_t cols) {
+[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("f32_gemm: " + what); }
+
+bool overlaps(const float* p, int64_t rows, int64_t ld, const float* q, int64_t qrows, int64_t qld,
+              int64_t cols) {
   const float* p_end = p + (rows - 1) * ld + cols;
   const float* q_end = q + (qrows - 1) * qld + cols;
   return p < q_end && q < p_end;
@@ -345,11 +363,12 @@ void f32_gemm(const F32GemmKernel& kern, int64_t M, int64_t N, int64_t K, const 
   if (K > 0 && !b.packed && !b.trans && N >= kern.nr) {
     if (M <= 2 * kern.mr)
       P.bmode = BMode::sweep;
-    else if (M <= kBlockedBMaxM && b.ld % kLineFloats == 0 && l2_friendly_stride(b.data, b.ld, std::min(K, kKC)))
+    else if (M <= kBlockedBMaxM && b.ld % kLineFloats == 0 &&
+             l2_friendly_stride(b.data, b.ld, std::min(K, kKC)))
       P.bmode = BMode::blocked;
   }
   P.row_calls = M <= 2 * kern.mr;
-  P.kc = P.bmode == BMode::sweep ? kSweepKC : kKC;
+  P.kc = P.bmode == BMode::sweep ? sweep_kc(b.data, b.ld) : kKC;
   // Few rows and pre-packed B: no A block to keep in cache, so do not block K at all; each B
   // panel is then one sequential read, and all of B one stream (GEMV-like, memory bound).
   if (P.bmode == BMode::packed && M <= 2 * kern.mr) P.kc = std::max<int64_t>(K, 1);

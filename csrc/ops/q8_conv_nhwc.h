@@ -102,34 +102,48 @@ class NhwcQ8Conv {
            (g_.auto_pad == "NOTSET" || g_.auto_pad == "VALID");
   }
 
+  // n bytes; a plain loop below 16 (a library call per few bytes costs more than the copy).
+  static void copy_bytes(uint8_t* __restrict dst, const uint8_t* __restrict src, int64_t n) {
+    if (n >= 16) {
+      std::memcpy(dst, src, static_cast<size_t>(n));
+    } else {
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    }
+  }
+  static void fill_bytes(uint8_t* dst, uint8_t v, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = v;
+  }
+
   // Receptive-field rows of output pixels [r0, r1) (r = (n * oh + oy) * ow + ox) into a.
   void im2row(const uint8_t* x, const Geo& e, int64_t r0, int64_t r1, uint8_t pad,
               uint8_t* a) const {
-    const int64_t C = g_.cg, K = g_.k(), row = g_.kw * C;
-    const bool dense_x = g_.dw == 1;
+    // Locals: stores through uint8_t* may alias the members, which would be reloaded per byte.
+    const int64_t C = g_.cg, K = g_.k(), kh = g_.kh, kw = g_.kw, row = kw * C;
+    const int64_t sh = g_.sh, sw = g_.sw, dh = g_.dh, dw = g_.dw;
+    const int64_t H = e.H, W = e.W, oh = e.oh, ow = e.ow, pt = e.pt, pl = e.pl;
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t ox = r % e.ow, oy = (r / e.ow) % e.oh, n = r / (e.ow * e.oh);
-      const uint8_t* img = x + n * e.H * e.W * C;
+      const int64_t ox = r % ow, oy = (r / ow) % oh, n = r / (ow * oh);
+      const uint8_t* img = x + n * H * W * C;
       uint8_t* dst = a + (r - r0) * K;
-      const int64_t ix0 = ox * g_.sw - e.pl;
-      const bool inside_x = ix0 >= 0 && ix0 + (g_.kw - 1) * g_.dw < e.W;
-      for (int64_t ky = 0; ky < g_.kh; ++ky, dst += row) {
-        const int64_t iy = oy * g_.sh - e.pt + ky * g_.dh;
-        if (iy < 0 || iy >= e.H) {
-          std::memset(dst, pad, static_cast<size_t>(row));
+      const int64_t ix0 = ox * sw - pl;
+      const bool inside_x = ix0 >= 0 && ix0 + (kw - 1) * dw < W;
+      for (int64_t ky = 0; ky < kh; ++ky, dst += row) {
+        const int64_t iy = oy * sh - pt + ky * dh;
+        if (iy < 0 || iy >= H) {
+          fill_bytes(dst, pad, row);
           continue;
         }
-        const uint8_t* src = img + (iy * e.W + ix0) * C;
-        if (inside_x && dense_x) {
-          std::memcpy(dst, src, static_cast<size_t>(row));
+        const uint8_t* src = img + (iy * W + ix0) * C;
+        if (inside_x && dw == 1) {
+          copy_bytes(dst, src, row);
           continue;
         }
-        for (int64_t kx = 0; kx < g_.kw; ++kx) {
-          const int64_t ix = ix0 + kx * g_.dw;
-          if (ix < 0 || ix >= e.W) {
-            std::memset(dst + kx * C, pad, static_cast<size_t>(C));
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          const int64_t ix = ix0 + kx * dw;
+          if (ix < 0 || ix >= W) {
+            fill_bytes(dst + kx * C, pad, C);
           } else {
-            std::memcpy(dst + kx * C, src + kx * g_.dw * C, static_cast<size_t>(C));
+            copy_bytes(dst + kx * C, src + kx * dw * C, C);
           }
         }
       }
@@ -200,22 +214,41 @@ class NhwcQ8Conv {
     const uint8_t* px = static_cast<const uint8_t*>(x.data);
     uint8_t* py = static_cast<uint8_t*>(y.data);
     const int64_t out_rows = x.shape[0] * e.oh;
-    parallel_for(pool, out_rows, static_cast<double>(e.ow * C * taps), [&](int64_t b, int64_t end) {
+    // Geometry in locals: the tap pointers are stored through memory the compiler would
+    // otherwise have to assume aliases the members, reloading them in the inner loops.
+    const int64_t kh = g_.kh, kw = g_.kw, sh = g_.sh, sw = g_.sw, dh = g_.dh, dw = g_.dw;
+    const int64_t H = e.H, W = e.W, oh = e.oh, ow = e.ow, pt = e.pt, pl = e.pl;
+    const int32_t* wc = wc_.data();
+    const int32_t* bias = bias_.data();
+    const uint8_t* pad_row = pad.data();
+    const Q8DwconvFn fn = kernel.fn;
+    parallel_for(pool, out_rows, static_cast<double>(ow * C * taps), [&](int64_t b, int64_t end) {
       std::vector<const void*> tap(static_cast<size_t>(taps));
+      std::vector<const uint8_t*> rows(static_cast<size_t>(kh));
       for (int64_t r = b; r < end; ++r) {
-        const int64_t n = r / e.oh, oy = r % e.oh;
-        const uint8_t* img = px + n * e.H * e.W * C;
-        for (int64_t ox = 0; ox < e.ow; ++ox) {
-          for (int64_t ky = 0; ky < g_.kh; ++ky) {
-            const int64_t iy = oy * g_.sh - e.pt + ky * g_.dh;
-            for (int64_t kx = 0; kx < g_.kw; ++kx) {
-              const int64_t ix = ox * g_.sw - e.pl + kx * g_.dw;
-              const bool inside = iy >= 0 && iy < e.H && ix >= 0 && ix < e.W;
-              tap[ky * g_.kw + kx] = inside ? img + (iy * e.W + ix) * C : pad.data();
+        const int64_t n = r / oh, oy = r % oh;
+        const uint8_t* img = px + n * H * W * C;
+        for (int64_t ky = 0; ky < kh; ++ky) {  // input rows of this output row, or none
+          const int64_t iy = oy * sh - pt + ky * dh;
+          rows[ky] = iy >= 0 && iy < H ? img + iy * W * C : nullptr;
+        }
+        uint8_t* yrow = py + r * ow * C;
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t ix0 = ox * sw - pl;
+          const bool inside_x = ix0 >= 0 && ix0 + (kw - 1) * dw < W;
+          for (int64_t ky = 0; ky < kh; ++ky) {
+            const uint8_t* row = rows[ky];
+            const void** t = tap.data() + ky * kw;
+            if (row && inside_x) {
+              for (int64_t kx = 0; kx < kw; ++kx) t[kx] = row + (ix0 + kx * dw) * C;
+              continue;
+            }
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              const int64_t ix = ix0 + kx * dw;
+              t[kx] = row && ix >= 0 && ix < W ? row + ix * C : pad_row;
             }
           }
-          kernel.fn(C, static_cast<int>(taps), tap.data(), wc_.data(), bias_.data(), p,
-                    py + (r * e.ow + ox) * C);
+          fn(C, static_cast<int>(taps), tap.data(), wc, bias, p, yrow + ox * C);
         }
       }
     });

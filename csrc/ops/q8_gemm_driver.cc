@@ -32,7 +32,8 @@ namespace sliver {
 namespace {
 
 constexpr int64_t kMR = 4, kNR = 16, kKR = 4;
-// Packed A block budget: half of Zen 3's 512 KiB L2, the rest for B panels and C.
+// Rows per task: the packed A block (MC rows x K) stays within this. It is re-read once per B
+// block; at this size it stays in L2 next to the B block (Zen 3: 512 KiB).
 constexpr int64_t kABlockBytes = 256 << 10;
 constexpr int64_t kMaxMC = 512;
 // A panels packed together (then the next group's rows are prefetched).
@@ -40,7 +41,7 @@ constexpr int64_t kSubPanels = 4;
 // How many A panels ahead the C lines are prefetched.
 constexpr int64_t kPrefetchCPanels = 2;
 // B panels visited per A panel: a block this big stays in L2 (see run_task).
-constexpr int64_t kBBlockBytes = 320 << 10;
+constexpr int64_t kBBlockBytes = 192 << 10;
 // Below this many multiply-adds a call runs on the calling thread only.
 constexpr double kMinParallelMacs = 1 << 18;
 // Tasks per thread when work is split (dynamic hand-out evens out uneven tiles).
@@ -114,7 +115,6 @@ struct Problem {
   std::vector<uint8_t> use_fast;  // per panel
   bool need_u8 = false, need_sm = false;
   int64_t mc = 0;
-  int64_t kc_groups = 0;    // K block, in k groups
   int32_t beta_tensor = 0;  // folded into the row terms when B's zero point is per tensor
   size_t c_elem = 4;
 };

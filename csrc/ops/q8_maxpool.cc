@@ -98,6 +98,12 @@ class Q8MaxPoolKernel final : public Kernel {
   WindowAttrs w_;
 };
 
+// dst[c] = max(dst[c], src[c]); restrict, so the byte loop vectorizes without alias checks.
+template <class T>
+inline void max_into(T* __restrict dst, const T* __restrict src, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) dst[c] = dst[c] > src[c] ? dst[c] : src[c];
+}
+
 // NHWC: every output pixel is the elementwise max of the C-long rows its window covers.
 class NhwcQ8MaxPoolKernel final : public Kernel {
  public:
@@ -141,10 +147,7 @@ class NhwcQ8MaxPoolKernel final : public Kernel {
           std::fill(dst, dst + C, std::numeric_limits<T>::lowest());
           for (int64_t i = ylo; i < yhi; ++i) {
             const T* row = px + ((n * gy.in + y0 + i * gy.d) * gx.in) * C;
-            for (int64_t j = xlo; j < xhi; ++j) {
-              const T* src = row + (x0 + j * gx.d) * C;
-              for (int64_t c = 0; c < C; ++c) dst[c] = std::max(dst[c], src[c]);
-            }
+            for (int64_t j = xlo; j < xhi; ++j) max_into(dst, row + (x0 + j * gx.d) * C, C);
           }
         }
       }

@@ -8,6 +8,8 @@
 //                       attention's Q x K^T and P x V).
 //  sliver:QLinearLookup y = table[byte(x)]: any elementwise function between a DQ and a Q
 //                       is a function of one code (qdq_lookup builds the table).
+//  sliver:QLinearPairLookup y = table[byte(a) * 256 + byte(b)] with numpy broadcasting: a
+//                       binary elementwise function of two codes (qdq_binary builds the table).
 //
 // All requantize in onnx.reference's order (requant.h), on the exact int32 sums of qgemm.h.
 //
@@ -16,6 +18,7 @@
 // move into its epilogue (QGemmArgs::qmin/qmax) once ConvOutputParams carries a range.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -26,6 +29,7 @@
 #include "ops/q8_conv_nhwc.h"
 #include "ops/q8_matmul.h"
 #include "ops/quant_util.h"
+#include "sliver/broadcast.h"
 #include "sliver/kernel.h"
 #include "sliver/qgemm.h"
 
@@ -296,8 +300,68 @@ std::unique_ptr<Kernel> make_lookup(const KernelInit& init) {
   return std::make_unique<LookupKernel>(t.dtype, std::vector<uint8_t>(p, p + 256));
 }
 
+// ---- sliver:QLinearPairLookup ----
+
+class PairLookupKernel final : public Kernel {
+ public:
+  PairLookupKernel(DType y_type, std::vector<uint8_t> table)
+      : y_type_(y_type), table_(std::move(table)) {}
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const Tensor& a = need(in, 0);
+    const Tensor& b = need(in, 1);
+    if (!q::is_q8(a.dtype) || !q::is_q8(b.dtype))
+      fail("sliver:QLinearPairLookup: inputs must be uint8/int8, got ", dtype_name(a.dtype),
+           " and ", dtype_name(b.dtype));
+    const Shape shape = broadcast_shapes({a.shape, b.shape});
+    out[0] = Tensor::empty(y_type_, shape);
+    if (out[0].numel() == 0) return;
+    const BroadcastLoop L = plan_broadcast(shape, {a.shape, b.shape});
+    const uint8_t* pa = static_cast<const uint8_t*>(a.data);
+    const uint8_t* pb = static_cast<const uint8_t*>(b.data);
+    uint8_t* py = static_cast<uint8_t*>(out[0].data);
+    const uint8_t* t = table_.data();
+    const int64_t run = L.run(), sa = L.inner_stride(0), sb = L.inner_stride(1);
+    parallel_for(ctx.pool, L.runs(), static_cast<double>(run), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* ra = pa + L.offset(0, r);
+        const uint8_t* rb = pb + L.offset(1, r);
+        uint8_t* ry = py + r * run;
+        if (sa && sb) {
+          for (int64_t i = 0; i < run; ++i) ry[i] = t[ra[i] * 256 + rb[i]];
+        } else if (sb) {
+          const uint8_t* row = t + ra[0] * 256;
+          for (int64_t i = 0; i < run; ++i) ry[i] = row[rb[i]];
+        } else if (sa) {
+          const uint8_t* col = t + rb[0];
+          for (int64_t i = 0; i < run; ++i) ry[i] = col[ra[i] * 256];
+        } else {
+          std::memset(ry, t[ra[0] * 256 + rb[0]], static_cast<size_t>(run));
+        }
+      }
+    });
+  }
+  std::string describe() const override { return "native sliver:QLinearPairLookup (table)"; }
+
+ private:
+  DType y_type_;
+  std::vector<uint8_t> table_;
+};
+
+std::unique_ptr<Kernel> make_pair_lookup(const KernelInit& init) {
+  if (init.num_inputs() != 3 || !init.is_const(2)) return nullptr;
+  const Tensor& t = init.const_inputs[2];
+  if (!q::is_q8(t.dtype) || t.numel() != 65536) return nullptr;
+  for (int i : {0, 1})
+    if (in_dtype(init, i) != DType::undefined && !q::is_q8(in_dtype(init, i))) return nullptr;
+  const uint8_t* p = static_cast<const uint8_t*>(t.data);
+  return std::make_unique<PairLookupKernel>(t.dtype, std::vector<uint8_t>(p, p + 65536));
+}
+
 }  // namespace
 
+SLIVER_REGISTER_KERNEL("sliver:QLinearPairLookup", make_pair_lookup);
 SLIVER_REGISTER_KERNEL("sliver:QLinearConv", make_fused_qlinear_conv);
 SLIVER_REGISTER_KERNEL("sliver:QLinearMatMul", make_fused_qlinear_matmul);
 SLIVER_REGISTER_KERNEL("sliver:QLinearLookup", make_lookup);

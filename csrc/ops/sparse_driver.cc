@@ -1,14 +1,16 @@
-// Sparse-weight driver (sparse.h): tiles, K chunks, row groups, threads, epilogues.
+// Sparse-weight driver (sparse.h): tiles, K chunks, threads, epilogues.
 //
 // Loop nest, per task (one tile of activation columns x a range of row blocks):
 //   pack the tile's panel (all of K, NT lanes, zero padded; int16 and centred for INT8)
-//    for each group of row blocks (its partial sums, G x R x NT, fit L1 next to a chunk slice)
-//     for each K chunk: micro-kernel over the group's blocks
-//       (first chunk starts from zero, later ones from the partial sums; the last one adds the
-//        bias and a simple activation and writes the output or the tile scratch)
-//     then finish: weights on the right transpose the tile into Y's rows; INT8 requantizes;
-//     activations without an in-kernel form, the residual and the post-activation run over
-//     the finished output segments (ops::finish_epilogue, the vector kernels).
+//    for each K chunk: micro-kernel over all the task's row blocks
+//      (the first chunk starts from zero, later ones from the partial sums; the last adds the
+//       bias and a simple activation and writes Y directly or the tile scratch)
+//    then finish: weights on the right transpose the tile into Y's rows; INT8 requantizes;
+//    activations without an in-kernel form, the residual and the post-activation run over
+//    the finished output segments (ops::finish_epilogue, the vector kernels).
+// Chunks are the outer loop so a chunk's panel slice is reused by every row while it is hot; the
+// partial sums (rows x NT) stream through L2 instead. Measured on Zen 3, this beat blocking the
+// rows into L1-sized groups (chunk-inner), which re-reads each slice from L2 once per group.
 // Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8);
 // the last tile takes the smallest NT that covers the remainder, the vector form for one column.
 //
@@ -18,10 +20,10 @@
 // output row is summed in the same order whatever the split, so results do not depend on the
 // thread count.
 //
-// The cost model (end of file) was measured with benchmarks/bench_sparse.py on the 2-core AMD
-// EPYC (Zen 3) development machine: for each shape the dense kernel (f32_gemm / qgemm with
-// packed weights) and the sparse kernel were timed at densities 0.05 ... 0.6 and the crossover
-// density interpolated.
+// The cost model (end of file) was measured with benchmarks/bench_sparse.py --crossover on the
+// 2-core AMD EPYC (Zen 3) development machine: for each shape the dense kernel (f32_gemm /
+// qgemm with packed weights) and the sparse kernel were timed at densities 0.05 ... 0.6 and the
+// density where the speedup crosses 1 interpolated (log-linear).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -40,10 +42,6 @@ namespace sliver {
 namespace {
 
 constexpr size_t kAlign = 64;
-// Partial sums of one row group: with a chunk's panel slice (<= 24 KiB) inside a 32 KiB L1 the
-// group would not fit, but the slice is read R x NT at a time while the sums are touched once per
-// chunk, so the sums may spill to L2 cheaply; 16 KiB keeps most of them in L1.
-constexpr int64_t kGroupBytes = 1 << 30;
 // Below this many multiply-adds a call runs on the calling thread only.
 constexpr double kMinParallelMacs = 1 << 17;
 constexpr int64_t kTasksPerThread = 4;
@@ -161,10 +159,6 @@ void run_tasks(const std::vector<Tile>& tiles, int64_t nblocks, double macs, Thr
   });
 }
 
-int64_t group_blocks(int R, int NT, int64_t acc_bytes) {
-  return std::max<int64_t>(1, kGroupBytes / (R * NT * acc_bytes));
-}
-
 // ---- FP32 ----
 
 bool inline_act(Act a) {
@@ -194,54 +188,50 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   if (P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
   else P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
   const bool direct = P.left && chunks == 1;  // the kernel writes Y itself
-  const int64_t G = direct ? b1 - b0 : group_blocks(R, NT, sizeof(float));
-  float* tmp = direct ? nullptr : t_scratch.get<float>(1, G * R * NT);
+  const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
+  float* tmp = direct ? nullptr : t_scratch.get<float>(1, (b1 - b0) * R * NT);
   const Epilogue& ep = *P.ep;
-  for (int64_t g0 = b0; g0 < b1; g0 += G) {
-    const int64_t g1 = std::min(b1, g0 + G), r0 = g0 * R;
-    const int64_t rows = std::min(W.out, g1 * R) - r0;
-    for (int64_t c = 0; c < chunks; ++c) {
-      const bool last = c == chunks - 1;
-      F32SpmmArgs a;
-      a.nblocks = g1 - g0;
-      a.rows = rows;
-      a.ptr = W.ptr.data() + c * nb + g0;
-      a.kidx = W.kidx.data();
-      a.w = W.w.get();
-      a.x = panel + c * kc * NT;
-      a.acc_in = c > 0 ? tmp : nullptr;
-      if (last && P.left) {
-        a.y = P.y + r0 * P.ldy + t.c0;
-        a.ldy = P.ldy;
-        a.nt = t.nt;
-      } else {
-        a.y = tmp;
-        a.ldy = NT;
-        a.nt = last ? t.nt : NT;
-      }
-      if (last) {
-        a.epilogue = true;
-        a.bias = ep.bias ? ep.bias + r0 : nullptr;
-        if (P.act_inline) {
-          a.act = ep.act;
-          a.alpha = ep.alpha;
-          a.beta = ep.beta;
-        }
-      }
-      kern.fn(a);
-    }
-    if (!P.left) P.helpers->transpose(rows, t.nt, tmp, NT, P.y + t.c0 * P.ldy + r0, P.ldy);
-    if (!P.finish) continue;
-    const float* res = ep.residual;
-    if (P.left) {
-      for (int64_t i = 0; i < rows; ++i)
-        ops::finish_epilogue(P.rest, P.y + (r0 + i) * P.ldy + t.c0, t.nt,
-                             res ? res + (r0 + i) * ep.ld_residual + t.c0 : nullptr);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const bool last = c == chunks - 1;
+    F32SpmmArgs a;
+    a.nblocks = b1 - b0;
+    a.rows = rows;
+    a.ptr = W.ptr.data() + c * nb + b0;
+    a.kidx = W.kidx.data();
+    a.w = W.w.get();
+    a.x = panel + c * kc * NT;
+    a.acc_in = c > 0 ? tmp : nullptr;
+    if (last && P.left) {
+      a.y = P.y + r0 * P.ldy + t.c0;
+      a.ldy = P.ldy;
+      a.nt = t.nt;
     } else {
-      for (int64_t j = 0; j < t.nt; ++j)
-        ops::finish_epilogue(P.rest, P.y + (t.c0 + j) * P.ldy + r0, rows,
-                             res ? res + (t.c0 + j) * ep.ld_residual + r0 : nullptr);
+      a.y = tmp;
+      a.ldy = NT;
+      a.nt = last ? t.nt : NT;
     }
+    if (last) {
+      a.epilogue = true;
+      a.bias = ep.bias ? ep.bias + r0 : nullptr;
+      if (P.act_inline) {
+        a.act = ep.act;
+        a.alpha = ep.alpha;
+        a.beta = ep.beta;
+      }
+    }
+    kern.fn(a);
+  }
+  if (!P.left) P.helpers->transpose(rows, t.nt, tmp, NT, P.y + t.c0 * P.ldy + r0, P.ldy);
+  if (!P.finish) return;
+  const float* res = ep.residual;
+  if (P.left) {
+    for (int64_t i = 0; i < rows; ++i)
+      ops::finish_epilogue(P.rest, P.y + (r0 + i) * P.ldy + t.c0, t.nt,
+                           res ? res + (r0 + i) * ep.ld_residual + t.c0 : nullptr);
+  } else {
+    for (int64_t j = 0; j < t.nt; ++j)
+      ops::finish_epilogue(P.rest, P.y + (t.c0 + j) * P.ldy + r0, rows,
+                           res ? res + (t.c0 + j) * ep.ld_residual + r0 : nullptr);
   }
 }
 
@@ -301,11 +291,7 @@ struct Q8Problem {
   const Q8SpmmHelpers* helpers;
   const F32SpmmHelpers* f32_helpers;  // its transpose moves the int32 tiles
   const Q8SpmmKernel* kern[33];
-  // left: per-row epilogue; right: qgemm's per-column tile epilogue
-  Q8RowEpilogue row_ep;
-  Q8EpilogueParams col_ep;
-  Q8EpilogueFn col_epilogue = nullptr;
-  const int32_t* zeros = nullptr;  // row terms for col_epilogue
+  Q8ChannelEpilogue ep;  // per row on the left, per column on the right
 };
 
 void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
@@ -320,43 +306,37 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const int32_t zx = A.a_zero_point;
   if (P.left) P.helpers->pack_rows(NT, W.kr, K, t.nt, x + t.c0, A.lda, is_signed, zx, panel);
   else P.helpers->pack_cols(NT, W.kr, K, t.nt, x + t.c0 * A.lda, A.lda, is_signed, zx, panel);
-  const int64_t G = group_blocks(R, NT, sizeof(int32_t));
-  int32_t* tmp = t_scratch.get<int32_t>(1, G * R * NT);
+  const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
+  int32_t* tmp = t_scratch.get<int32_t>(1, (b1 - b0) * R * NT);
   uint8_t* y = static_cast<uint8_t*>(A.c);
-  for (int64_t g0 = b0; g0 < b1; g0 += G) {
-    const int64_t g1 = std::min(b1, g0 + G), r0 = g0 * R;
-    const int64_t rows = std::min(W.out, g1 * R) - r0;
-    for (int64_t c = 0; c < chunks; ++c) {
-      Q8SpmmArgs a;
-      a.nblocks = g1 - g0;
-      a.rows = rows;
-      a.nt = c == chunks - 1 ? t.nt : NT;
-      a.ptr = W.ptr.data() + c * nb + g0;
-      a.kidx = W.kidx.data();
-      a.w = W.w.get();
-      a.x = panel + c * kc * NT;
-      a.acc_in = c > 0 ? tmp : nullptr;
-      a.y = tmp;
-      a.ldy = NT;
-      kern.fn(a);
-    }
-    if (P.left) {
-      Q8RowEpilogue ep = P.row_ep;
-      if (ep.bias) ep.bias += r0;
-      if (ep.scale) ep.scale += r0;
-      if (ep.scale_f64) ep.scale_f64 += r0;
-      if (ep.float_bias) ep.float_bias += r0;
-      P.helpers->epilogue_rows(ep, tmp, NT, rows, t.nt, y + (r0 * A.ldc + t.c0) * P.y_elem, A.ldc);
-    } else {
-      // Tile rows are output channels: transpose to [lanes][channels] for the column epilogue,
-      // which reads 8 channels at a time (ld rounded up to 8).
-      const int64_t ldt = ceil_div(rows, 8) * 8;
-      int32_t* tt = t_scratch.get<int32_t>(2, NT * ldt);
-      P.f32_helpers->transpose(rows, t.nt, reinterpret_cast<const float*>(tmp), NT,
-                     reinterpret_cast<float*>(tt), ldt);
-      P.col_epilogue(P.col_ep, tt, ldt, t.nt, rows, r0, P.zeros, P.zeros,
-                     y + (t.c0 * A.ldc + r0) * P.y_elem, A.ldc);
-    }
+  for (int64_t c = 0; c < chunks; ++c) {
+    Q8SpmmArgs a;
+    a.nblocks = b1 - b0;
+    a.rows = rows;
+    a.nt = c == chunks - 1 ? t.nt : NT;
+    a.ptr = W.ptr.data() + c * nb + b0;
+    a.kidx = W.kidx.data();
+    a.w = W.w.get();
+    a.x = panel + c * kc * NT;
+    a.acc_in = c > 0 ? tmp : nullptr;
+    a.y = tmp;
+    a.ldy = NT;
+    kern.fn(a);
+  }
+  Q8ChannelEpilogue ep = P.ep;  // advanced to the task's first channel
+  ep.bias += r0;
+  if (ep.scale) ep.scale += r0;
+  if (ep.scale_f64) ep.scale_f64 += r0;
+  if (ep.float_bias) ep.float_bias += r0;
+  if (P.left) {
+    P.helpers->epilogue(ep, tmp, NT, rows, t.nt, y + (r0 * A.ldc + t.c0) * P.y_elem, A.ldc);
+  } else {
+    // Tile rows are output channels: transpose to [lanes][channels] first.
+    const int64_t ldt = ceil_div(rows, 8) * 8;
+    int32_t* tt = t_scratch.get<int32_t>(2, NT * ldt);
+    P.f32_helpers->transpose(rows, t.nt, reinterpret_cast<const float*>(tmp), NT,
+                             reinterpret_cast<float*>(tt), ldt);
+    P.helpers->epilogue(ep, tt, ldt, t.nt, rows, y + (t.c0 * A.ldc + r0) * P.y_elem, A.ldc);
   }
 }
 
@@ -409,12 +389,14 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
 
-  // Per-channel scales: the requant multiplier (float, as the reference computes it) or the
-  // dequantization scale; padded to whole vectors for the column epilogue.
-  const int64_t padded = ceil_div(out, 8) * 8 + 8;
-  std::vector<float> scale(static_cast<size_t>(padded), 0.f);
+  // Per-channel arrays, padded by 8 for the epilogue's vector loads: the bias (zeros if none),
+  // the requant multiplier (float, as the reference computes it; and as double) or the
+  // dequantization scale, and the float bias.
+  const size_t padded = static_cast<size_t>(out) + 8;
+  std::vector<int32_t> bias(padded, 0);
+  std::vector<float> scale(padded, 0.f), float_bias;
   std::vector<double> scale_f64;
-  std::vector<int32_t> col_term(static_cast<size_t>(padded), 0), zeros(64, 0);
+  if (A.bias) std::copy(A.bias, A.bias + out, bias.begin());
   if (A.output != QGemmOutput::int32) {
     for (int64_t n = 0; n < out; ++n) {
       const float bs = A.b_scale[A.b_scale_per_column ? n : 0];
@@ -424,34 +406,22 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
     }
     scale_f64.assign(scale.begin(), scale.end());
   }
-  if (left) {
-    Q8RowEpilogue& e = P.row_ep;
-    e.output = A.output;
-    e.bias = A.bias;
-    e.scale = scale.data();
-    e.scale_f64 = scale_f64.empty() ? nullptr : scale_f64.data();
-    e.float_bias = A.float_bias;
-    e.y_zero_point = A.y_zero_point;
-    e.qmin = A.qmin;
-    e.qmax = A.qmax;
-    e.y_type = A.y_type;
-    e.rounding = A.rounding;
-  } else {
-    for (int64_t n = 0; n < out; ++n) col_term[n] = A.bias ? A.bias[n] : 0;
-    Q8EpilogueParams& e = P.col_ep;
-    e.output = A.output;
-    e.col_term = col_term.data();
-    e.col_scale = scale.data();
-    e.col_scale_f64 = scale_f64.empty() ? nullptr : scale_f64.data();
-    e.float_bias = A.float_bias;
-    e.y_zero_point = A.y_zero_point;
-    e.qmin = A.qmin;
-    e.qmax = A.qmax;
-    e.y_type = A.y_type;
-    e.rounding = A.rounding;
-    P.col_epilogue = use_avx2(opt.force_scalar) ? q8_epilogue_avx2_for(e) : q8_epilogue_scalar_for(e);
-    P.zeros = zeros.data();
+  if (A.float_bias) {
+    float_bias.assign(padded, 0.f);
+    std::copy(A.float_bias, A.float_bias + out, float_bias.begin());
   }
+  Q8ChannelEpilogue& e = P.ep;
+  e.output = A.output;
+  e.per_column = !left;
+  e.bias = bias.data();
+  e.scale = scale.data();
+  e.scale_f64 = scale_f64.empty() ? nullptr : scale_f64.data();
+  e.float_bias = float_bias.empty() ? nullptr : float_bias.data();
+  e.y_zero_point = A.y_zero_point;
+  e.qmin = A.qmin;
+  e.qmax = A.qmax;
+  e.y_type = A.y_type;
+  e.rounding = A.rounding;
   const double macs = static_cast<double>(W.pairs) * 2 * W.block * cols;
   run_tasks(tiles, W.blocks(), macs, pool,
             [&](const Tile& t, int64_t b0, int64_t b1) { q8_task(P, t, b0, b1); });
@@ -459,15 +429,23 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 
 // ---- cost model ----
 
-// Density (stored weights, block padding included, over out x in) at or below which the sparse
-// kernels beat the dense ones, measured as described at the top of this file. Index: R = 1, 4, 8.
+// Density of stored weights (block padding included) at or below which the sparse kernels beat
+// the dense ones: the crossovers of `bench_sparse.py --crossover` (1 thread, densities 0.05 to
+// 0.6, so 0.6 means "still faster at 0.6"), per column class and packed layout. Wide: >= 32
+// activation columns (conv pixels, sequence 128, batch 32); narrow: 2..31 (batch 8); GEMV: 1.
+// Measured crossovers (Zen 3, 2024): FP32 wide >= 0.6 for every layout; narrow 0.42 (R = 1),
+// >= 0.6 (R = 4); GEMV 0.18 (R = 1), 0.52 (R = 4). INT8 wide 0.37-0.45 (R = 1), 0.42-0.6
+// (R = 4), 0.56-0.6 (c2); narrow 0.22 / 0.42 / 0.37; GEMV: R = 1 and c2 never (dense u8 x s8
+// GEMV streams 12 multiply-adds a cycle; a scattered pair costs ~3 cycles), R = 4 0.13.
 struct Crossover {
-  double f32[3], q8[3];
+  double r1, r4, r8, c2;  // INT8 only has c2
 };
-constexpr Crossover kCrossoverWide = {{0.45, 0.55, 0.55}, {0.30, 0.40, 0.40}};    // >= 32 columns
-constexpr Crossover kCrossoverNarrow = {{0.35, 0.45, 0.45}, {0.25, 0.35, 0.35}};  // < 32 columns
-
-int block_index(int r) { return r == 1 ? 0 : r == 4 ? 1 : 2; }
+constexpr Crossover kF32Wide = {0.60, 0.60, 0.60, 0};
+constexpr Crossover kF32Narrow = {0.40, 0.60, 0.60, 0};
+constexpr Crossover kF32Gemv = {0.18, 0.50, 0.50, 0};
+constexpr Crossover kQ8Wide = {0.40, 0.50, 0.45, 0.55};
+constexpr Crossover kQ8Narrow = {0.22, 0.40, 0.40, 0.35};
+constexpr Crossover kQ8Gemv = {0.0, 0.12, 0.08, 0.0};
 
 }  // namespace
 
@@ -503,22 +481,26 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
   q8_spmm(a, w, false, pool, opt);
 }
 
-double sparse_crossover_density(bool int8, int block_rows, int64_t cols) {
-  const Crossover& c = cols >= 32 ? kCrossoverWide : kCrossoverNarrow;
-  const int i = block_index(block_rows);
-  return int8 ? c.q8[i] : c.f32[i];
+double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols) {
+  const Crossover& c = cols == 1 ? (int8 ? kQ8Gemv : kF32Gemv)
+                       : cols < 32 ? (int8 ? kQ8Narrow : kF32Narrow)
+                                   : (int8 ? kQ8Wide : kF32Wide);
+  if (int8 && kr == 2) return c.c2;
+  return block_rows >= 8 ? c.r8 : block_rows >= 4 ? c.r4 : c.r1;
 }
 
 bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols) {
-  if (w.out * w.in == 0) return false;
-  const double stored = static_cast<double>(w.entries) * w.block / (static_cast<double>(w.out) * w.in);
-  return stored <= sparse_crossover_density(false, w.block, cols);
+  if (w.out * w.in == 0 || cols <= 0) return false;
+  const double stored = static_cast<double>(w.entries) * w.block /
+                        (static_cast<double>(w.out) * static_cast<double>(w.in));
+  return stored <= sparse_crossover_density(false, w.block, 1, cols);
 }
 
 bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols) {
-  if (w.out * w.in == 0) return false;
-  const double stored = static_cast<double>(w.pairs) * 2 * w.block / (static_cast<double>(w.out) * w.in);
-  return stored <= sparse_crossover_density(true, w.block, cols);
+  if (w.out * w.in == 0 || cols <= 0) return false;
+  const double stored = static_cast<double>(w.pairs) * 2 * w.block /
+                        (static_cast<double>(w.out) * static_cast<double>(w.in));
+  return stored <= sparse_crossover_density(true, w.block, w.kr, cols);
 }
 
 }  // namespace sliver

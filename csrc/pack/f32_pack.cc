@@ -18,10 +18,12 @@ namespace sliver {
 namespace {
 
 constexpr size_t kAlign = 64;
+static_assert(kAlign % 32 == 0, "kernels use aligned 32-byte loads on packed B panels");
+static_assert(sizeof(float) == 4, "panels are counted in 4-byte floats");
 
 std::shared_ptr<float> alloc_floats(int64_t n) {
-  size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + kAlign - 1) /
-                 kAlign * kAlign;
+  size_t bytes =
+      (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + kAlign - 1) / kAlign * kAlign;
   void* p = std::aligned_alloc(kAlign, bytes);
   if (!p) throw std::bad_alloc();
   return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
@@ -35,7 +37,8 @@ void pack_contiguous(int64_t rows, int64_t kc, const float* __restrict src, int6
   for (int64_t r0 = 0; r0 < rows; r0 += R, dst += panel_stride) {
     const int64_t n = std::min<int64_t>(R, rows - r0);
     if (n == R) {
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * R, src + k * ld + r0, sizeof(float) * R);
+      for (int64_t k = 0; k < kc; ++k)
+        std::memcpy(dst + k * R, src + k * ld + r0, sizeof(float) * R);
     } else {
       for (int64_t k = 0; k < kc; ++k)
         for (int r = 0; r < R; ++r) dst[k * R + r] = r < n ? src[k * ld + r0 + r] : 0.f;
@@ -102,11 +105,20 @@ void pack_panels(int R, int64_t rows, int64_t kc, const float* src, int64_t ld, 
                  float* dst, int64_t panel_stride, int64_t prefetch_next) {
   assert(panel_stride >= kc * R);
   switch (R) {  // one case per tile dimension in f32_gemm.inc
-    case 4: pack_r<4>(rows, kc, src, ld, trans, dst, panel_stride); break;
-    case 6: pack_r<6>(rows, kc, src, ld, trans, dst, panel_stride); break;
-    case 8: pack_r<8>(rows, kc, src, ld, trans, dst, panel_stride); break;
-    case 16: pack_r<16>(rows, kc, src, ld, trans, dst, panel_stride); break;
-    default: throw std::logic_error("pack_panels: no packer for panel width " + std::to_string(R));
+    case 4:
+      pack_r<4>(rows, kc, src, ld, trans, dst, panel_stride);
+      break;
+    case 6:
+      pack_r<6>(rows, kc, src, ld, trans, dst, panel_stride);
+      break;
+    case 8:
+      pack_r<8>(rows, kc, src, ld, trans, dst, panel_stride);
+      break;
+    case 16:
+      pack_r<16>(rows, kc, src, ld, trans, dst, panel_stride);
+      break;
+    default:
+      throw std::logic_error("pack_panels: no packer for panel width " + std::to_string(R));
   }
   if (prefetch_next > 0) prefetch_rows(rows, prefetch_next, kc, src, ld, trans);
 }

@@ -4,14 +4,17 @@
 // What "zero" means: 0.f for FP32 (so -0.f is zero too); for INT8 the weight's zero point (of its
 // output channel), because that is the value whose dequantized weight is 0.
 //
-// Choosing R. An entry of an Rx1 block costs about the same as R entries of R = 1 in multiply-adds
-// but shares its activation loads (and, for INT8, the interleaving shuffles) between R rows, so
-// its cost per stored weight is lower. Packing with R costs (nonzero R-blocks) x (cost of an
-// R-entry); the padding weights of partly filled blocks are paid for. kEntryCost holds the cost
-// per stored weight relative to R = 1, measured with benchmarks/bench_sparse.py (--entry-cost)
-// on Zen 3; the cheapest R wins, so an exact 4x1 or 8x1 pattern takes its blocks while
-// unstructured pruning stays at R = 1 (at 80% zeros a random 4-block is nonzero with
-// probability 0.59, so R = 4 would store 2.95x the weights).
+// Choosing R (and, for INT8, the pairing kr). An entry of an Rx1 block costs about the same as
+// R entries of R = 1 in multiply-adds but shares its activation loads (and, for INT8, the
+// interleaving shuffles) between R rows, so its cost per stored weight is lower. A packing
+// costs (stored weights) x (cost per stored weight); the padding weights of partly filled blocks
+// are paid for. The cost tables below are relative to R = 1, measured with bench_sparse.py-style
+// runs of each layout on exactly blocked weights (Zen 3, densities 0.1 / 0.2, both orientations;
+// the spread was +-0.15): FP32 R = 4: 0.60-0.84, R = 8: 0.68-0.93; INT8 R = 4: 0.69-0.88,
+// R = 8: 0.77-1.44, aligned pairs: 0.78-0.84. The cheapest layout wins, so exact 4x1 / 8x1
+// patterns take blocks, 1x2 / 1x4 INT8 patterns take aligned pairs, while unstructured pruning
+// stays at R = 1 (at 80% zeros a random 4-block is nonzero with probability 0.59, so R = 4
+// would store 2.95x the weights).
 //
 // Choosing kc (the K chunk). A chunk's panel slice should stay in L1 while the rows sweep it,
 // but every chunk also costs each row block a load and a store of its partial sums, a loop exit

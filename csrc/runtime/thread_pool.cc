@@ -1,8 +1,9 @@
 // Fork-join pool: see thread_pool.h for the contract.
 //
-// A job is published by bumping generation_ under state_mutex_. Every worker takes part in every
-// job (it may find no task left) and checks out by decrementing busy_workers_; the caller returns
-// only when all have checked out, so no worker can still be looking at a finished job's function.
+// A job is published by bumping generation_ under state_mutex_. A worker that wakes up joins it
+// (busy_workers_ + 1) only while it is still open; the caller closes it once no task is left to
+// claim and then waits only for the workers that joined. So a worker that is slow to wake (a
+// busy machine) never delays the caller, and never sees a finished job's function.
 #include "sliver/thread_pool.h"
 
 #include <algorithm>
@@ -97,11 +98,15 @@ void ThreadPool::parallel_tasks(int64_t n, const std::function<void(int64_t i)>&
     next_task_.store(0, std::memory_order_relaxed);
     failed_.store(false, std::memory_order_relaxed);
     error_ = nullptr;
-    busy_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    job_open_ = true;
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_cv_.notify_all();
   run_job();
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    job_open_ = false;
+  }
   if (!spin_until([&] { return busy_workers_.load(std::memory_order_acquire) == 0; })) {
     std::unique_lock<std::mutex> lock(state_mutex_);
     done_cv_.wait(lock, [&] { return busy_workers_.load(std::memory_order_acquire) == 0; });
@@ -145,10 +150,13 @@ void ThreadPool::worker_loop(int /*index*/) {
       std::lock_guard<std::mutex> lock(state_mutex_);  // pairs with the publishing critical section
       seen = generation_.load(std::memory_order_relaxed);
       if (stop_) return;
+      if (!job_open_) continue;  // finished without us
+      busy_workers_.fetch_add(1, std::memory_order_relaxed);
     }
     run_job();
     std::lock_guard<std::mutex> lock(state_mutex_);
-    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_cv_.notify_one();
+    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1 && !job_open_)
+      done_cv_.notify_one();
   }
 }
 

@@ -48,15 +48,24 @@ struct Epilogue {
 /// Reference activation (also the scalar kernels' implementation).
 inline float apply_act(Act act, float x, float alpha, float beta) {
   switch (act) {
-    case Act::none: return x;
-    case Act::relu: return x > 0.f ? x : 0.f;
-    case Act::clip: return std::fmin(std::fmax(x, alpha), beta);
-    case Act::leaky_relu: return x >= 0.f ? x : alpha * x;
-    case Act::sigmoid: return 1.f / (1.f + std::exp(-x));
-    case Act::hard_sigmoid: return std::fmax(0.f, std::fmin(1.f, alpha * x + beta));
-    case Act::hard_swish: return x * std::fmax(0.f, std::fmin(1.f, alpha * x + beta));
-    case Act::tanh: return std::tanh(x);
-    case Act::gelu_erf: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case Act::none:
+      return x;
+    case Act::relu:
+      return x > 0.f ? x : 0.f;
+    case Act::clip:
+      return std::fmin(std::fmax(x, alpha), beta);
+    case Act::leaky_relu:
+      return x >= 0.f ? x : alpha * x;
+    case Act::sigmoid:
+      return 1.f / (1.f + std::exp(-x));
+    case Act::hard_sigmoid:
+      return std::fmax(0.f, std::fmin(1.f, alpha * x + beta));
+    case Act::hard_swish:
+      return x * std::fmax(0.f, std::fmin(1.f, alpha * x + beta));
+    case Act::tanh:
+      return std::tanh(x);
+    case Act::gelu_erf:
+      return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
     case Act::gelu_tanh: {
       const float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
       return 0.5f * x * (1.f + std::tanh(u));
@@ -87,8 +96,8 @@ struct F32GemmUkernelArgs {
   int64_t b_panel_stride;  // floats from one tile's B to the next (panels > 1)
   float* c;
   int64_t ldc;
-  float c_scale;       // 0: C is write-only; else acc += c_scale * C (1 between K blocks)
-  const Epilogue* ep;  // nullptr: store the plain sums (not the last K block)
+  float c_scale;          // 0: C is write-only; else acc += c_scale * C (1 between K blocks)
+  const Epilogue* ep;     // nullptr: store the plain sums (not the last K block)
   const float* bias;      // ep->bias advanced to the first tile's first row or column (read iff ep)
   const float* residual;  // ep->residual advanced to the first tile's (0, 0) (read iff ep)
 };
@@ -113,7 +122,7 @@ struct F32GemmKernel {
 /// A packed for one micro-kernel tile shape: ceil(M/MR) panels of K*MR floats, zero padded.
 struct PackedA {
   int64_t M = 0, K = 0;
-  int mr = 0;  // the MR it was packed for
+  int mr = 0;                   // the MR it was packed for
   std::shared_ptr<float> data;  // 64-byte aligned
   const float* panel(int64_t m0) const { return data.get() + (m0 / mr) * K * mr; }
 };
@@ -121,7 +130,7 @@ struct PackedA {
 /// B packed for one micro-kernel tile shape: ceil(N/NR) panels of K*NR floats, zero padded.
 struct PackedB {
   int64_t K = 0, N = 0;
-  int nr = 0;  // the NR it was packed for
+  int nr = 0;                   // the NR it was packed for
   std::shared_ptr<float> data;  // 64-byte aligned
   const float* panel(int64_t n0) const { return data.get() + (n0 / nr) * K * nr; }
 };

@@ -12,14 +12,16 @@
 // constant B ("weights on the right", Y = X W, run as Y^T = W^T X^T). Per tile the activations
 // are first copied into a small "panel" (row k of the tile at panel + k * NT, zero padded, int16
 // and zero-point-centred for INT8): the nonzeros then index it with a 16-bit k, loads stay
-// aligned and no stride of X can alias in L1. K is cut into chunks (kc) whose panel slice stays
-// in L1 while a group of output rows sweeps it.
+// aligned and no stride of X can alias in L1. K is cut into chunks (kc) so that a chunk's panel
+// slice stays hot while every output row reads its nonzeros from it (sparse_pack.cc says how kc
+// is chosen).
 //
 // Blocks. When R consecutive output channels share their nonzero inputs (Rx1 blocks, R = 4 or 8,
 // what structured pruning produces), one entry holds R weights and each activation load feeds R
 // multiply-adds instead of one; packing picks R by a measured cost per entry, so a pattern that is
 // only partly blocked still gets R where it pays (the padding weights are stored zeros). A 1xC
-// pattern (C consecutive inputs) needs nothing special: its entries are simply adjacent.
+// pattern (C consecutive inputs) needs nothing special in FP32 (its entries are adjacent); INT8
+// stores it as aligned input pairs whose activations come pre-interleaved (kr = 2 below).
 //
 // INT8. With x' = x - x_zero_point and w' = w - w_zero_point[m], both in [-255, 255], every
 // product fits 16 bits... almost: |x' w'| <= 65025, so the kernels pair two nonzeros of a row and
@@ -178,11 +180,12 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 
 /// Which engine a layer should use, from its shape and packed weights. `cols` is the extent the
 /// weights do not touch (N pixels on the left, M rows on the right). Thresholds are the measured
-/// density crossovers of benchmarks/bench_sparse.py on AMD Zen 3 (see sparse_driver.cc).
+/// density crossovers of benchmarks/bench_sparse.py on AMD Zen 3 (see sparse_driver.cc); the
+/// density compared is that of the stored weights (block padding included).
 bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols);
 bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols);
-/// The same from detection only (before packing): the density at or below which sparse wins.
-double sparse_crossover_density(bool int8, int block_rows, int64_t cols);
+/// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr).
+double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols);
 
 // ---------------------------------------------------------------------------------------------
 // Micro-kernel level (driver, tests, benchmarks).
@@ -261,7 +264,7 @@ struct F32SpmmHelpers {
                     int64_t ldy);
 };
 
-struct Q8RowEpilogue;
+struct Q8ChannelEpilogue;
 
 /// INT8: panel = x - zero_point as int16 (src u8, or i8 when is_signed) in the layout of
 /// Q8SpmmArgs for `kr`; padding lanes (and, for kr = 2 and odd kc, the last row's partner) are 0.
@@ -270,8 +273,8 @@ struct Q8SpmmHelpers {
                     bool is_signed, int32_t zero_point, int16_t* dst);
   void (*pack_cols)(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
                     bool is_signed, int32_t zero_point, int16_t* dst);
-  void (*epilogue_rows)(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride,
-                        int64_t rows, int64_t nt, void* y, int64_t ldy);
+  void (*epilogue)(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                   int64_t rows, int64_t cols, void* y, int64_t ldy);
 };
 
 extern const F32SpmmHelpers kF32SpmmHelpersScalar;
@@ -281,17 +284,26 @@ extern const F32SpmmHelpers kF32SpmmHelpersAvx2;
 extern const Q8SpmmHelpers kQ8SpmmHelpersAvx2;
 #endif
 
-/// Per-row (output channel) finishing of INT8 sums for weights on the left: v = acc + bias[i],
-/// then the output kind of qgemm.h with row i's scale. Row i of acc at acc + i * acc_stride;
-/// writes nt elements of row i at y + i * ldy (element size by output kind).
-struct Q8RowEpilogue {
+/// Finishing of INT8 sums with per-output-channel parameters: v = acc + bias[c], then the
+/// output kind of qgemm.h with channel c's scale (requant.h's operation order), where c is the
+/// row i (weights on the left: Y rows are channels) or, with per_column, the column j (weights
+/// on the right). Row i of acc at acc + i * acc_stride; writes rows x cols elements, row i at
+/// y + i * ldy (element size by output kind). The per-channel arrays are readable 8 values past
+/// the last channel used (the driver pads them).
+struct Q8ChannelEpilogue {
   QGemmOutput output = QGemmOutput::int32;
-  const int32_t* bias = nullptr;        // [rows] or nullptr
-  const float* scale = nullptr;         // [rows]: requant multiplier, or a_scale * b_scale
-  const double* scale_f64 = nullptr;    // [rows], quantized + onnx_reference
-  const float* float_bias = nullptr;    // [rows] or nullptr
+  bool per_column = false;
+  const int32_t* bias = nullptr;      // [channels] (zeros when there is none)
+  const float* scale = nullptr;       // [channels]: requant multiplier, or a_scale * b_scale
+  const double* scale_f64 = nullptr;  // [channels], the multiplier as double (onnx_reference)
+  const float* float_bias = nullptr;  // [channels] or nullptr
   int32_t y_zero_point = 0, qmin = 0, qmax = 255;
   DType y_type = DType::u8;
   RequantRounding rounding = RequantRounding::onnx_reference;
 };
+void q8_spmm_epilogue_scalar(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                             int64_t rows, int64_t cols, void* y, int64_t ldy);
+void q8_spmm_epilogue_avx2(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                           int64_t rows, int64_t cols, void* y, int64_t ldy);
+
 }  // namespace sliver

@@ -58,7 +58,8 @@ class ThreadPool {
   std::condition_variable done_cv_;  // caller waits for busy_workers_ == 0
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
-  std::atomic<int> busy_workers_{0};
+  bool job_open_ = false;             // workers may still join the current job
+  std::atomic<int> busy_workers_{0};  // workers that joined the current job and are not done
 
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t job_size_ = 0;

@@ -3,8 +3,9 @@
 // Why 6x16: each k step loads two B vectors and broadcasts six A values for twelve FMAs, which
 // uses 15 of the 16 ymm registers and keeps loads (8 per 12 FMAs) below the two-per-cycle port
 // limit, so the two FMA pipes stay busy. Edge tiles use instances with fewer rows (templates, so
-// no wasted FMAs) and one vector per row when nr <= 8; tiles with few independent accumulator
-// chains split K over several accumulator sets so the 4-cycle FMA latency stays hidden.
+// no wasted FMAs) and one vector per row when nr <= 8; tiles with few accumulator chains split K
+// over several accumulator sets or, with 1-2 rows, run 2-4 panels side by side, so the 4-cycle
+// FMA latency stays hidden (see panel_group). Partial tiles use masked loads and stores.
 #include <immintrin.h>
 
 #include <cassert>
@@ -17,9 +18,9 @@ namespace sliver {
 namespace {
 
 constexpr int kMR = 6;
-
 constexpr int kNR = 16;
 static_assert(kNR == 2 * 8, "two ymm vectors per row");
+static_assert(kNR * sizeof(float) % 32 == 0, "packed B rows keep the 32-byte alignment of a panel");
 
 #define SLIVER_INLINE inline __attribute__((always_inline))
 #define SLIVER_ALWAYS __attribute__((always_inline))
@@ -54,7 +55,8 @@ inline __m256 exp_ps(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
@@ -94,8 +96,8 @@ inline __m256 gelu_erf_ps(__m256 x) {
   q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.421413741f));
   q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.284496736f));
   q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.254829592f));
-  const __m256 erfc = _mm256_mul_ps(_mm256_mul_ps(q, t),
-                                    exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z))));
+  const __m256 erfc = _mm256_mul_ps(
+      _mm256_mul_ps(q, t), exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z))));
   const __m256 one_plus_erf = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.f), erfc), erfc, x);
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), one_plus_erf);
 }
@@ -110,29 +112,49 @@ inline __m256 gelu_tanh_ps(__m256 x) {
 
 template <int R, int V, class F>
 SLIVER_INLINE void map_tile(__m256 (&t)[R][V], F f) {
-  unroll<R>([&](auto i) SLIVER_ALWAYS { unroll<V>([&](auto v) SLIVER_ALWAYS { t[i][v] = f(t[i][v]); }); });
+  unroll<R>([&](auto i)
+                SLIVER_ALWAYS { unroll<V>([&](auto v) SLIVER_ALWAYS { t[i][v] = f(t[i][v]); }); });
 }
 
 template <int R, int V>
 void apply_act_tile(Act act, float alpha, float beta, __m256 (&t)[R][V]) {
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  auto hsig = [&](__m256 x) { return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(va, x, vb), zero), one); };
+  auto hsig = [&](__m256 x) {
+    return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(va, x, vb), zero), one);
+  };
   switch (act) {
-    case Act::none: break;
-    case Act::relu: map_tile(t, [&](__m256 x) { return _mm256_max_ps(x, zero); }); break;
-    case Act::clip: map_tile(t, [&](__m256 x) { return _mm256_min_ps(_mm256_max_ps(x, va), vb); }); break;
+    case Act::none:
+      break;
+    case Act::relu:
+      map_tile(t, [&](__m256 x) { return _mm256_max_ps(x, zero); });
+      break;
+    case Act::clip:
+      map_tile(t, [&](__m256 x) { return _mm256_min_ps(_mm256_max_ps(x, va), vb); });
+      break;
     case Act::leaky_relu:
       map_tile(t, [&](__m256 x) {
         return _mm256_blendv_ps(x, _mm256_mul_ps(x, va), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
       });
       break;
-    case Act::sigmoid: map_tile(t, sigmoid_ps); break;
-    case Act::hard_sigmoid: map_tile(t, hsig); break;
-    case Act::hard_swish: map_tile(t, [&](__m256 x) { return _mm256_mul_ps(x, hsig(x)); }); break;
-    case Act::tanh: map_tile(t, tanh_ps); break;
-    case Act::gelu_erf: map_tile(t, gelu_erf_ps); break;
-    case Act::gelu_tanh: map_tile(t, gelu_tanh_ps); break;
+    case Act::sigmoid:
+      map_tile(t, sigmoid_ps);
+      break;
+    case Act::hard_sigmoid:
+      map_tile(t, hsig);
+      break;
+    case Act::hard_swish:
+      map_tile(t, [&](__m256 x) { return _mm256_mul_ps(x, hsig(x)); });
+      break;
+    case Act::tanh:
+      map_tile(t, tanh_ps);
+      break;
+    case Act::gelu_erf:
+      map_tile(t, gelu_erf_ps);
+      break;
+    case Act::gelu_tanh:
+      map_tile(t, gelu_tanh_ps);
+      break;
   }
 }
 
@@ -173,9 +195,8 @@ void epilogue(const F32GemmUkernelArgs& p, int64_t q, int64_t nr, __m256 (&t)[R]
 
   if (p.c_scale != 0.f) {
     const __m256 cs = _mm256_set1_ps(p.c_scale);
-    each([&](int i, int v) SLIVER_ALWAYS {
-      t[i][v] = _mm256_fmadd_ps(cs, load(c + i * ldc, v), t[i][v]);
-    });
+    each([&](int i, int v)
+             SLIVER_ALWAYS { t[i][v] = _mm256_fmadd_ps(cs, load(c + i * ldc, v), t[i][v]); });
   }
   if (ep) {
     if (p.bias && ep->bias_per_row) {
@@ -191,18 +212,16 @@ void epilogue(const F32GemmUkernelArgs& p, int64_t q, int64_t nr, __m256 (&t)[R]
     if (p.residual) {
       const float* res = p.residual + q * kNR;
       const int64_t ldr = ep->ld_residual;
-      each([&](int i, int v) SLIVER_ALWAYS {
-        t[i][v] = _mm256_add_ps(t[i][v], load(res + i * ldr, v));
-      });
+      each([&](int i, int v)
+               SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], load(res + i * ldr, v)); });
     }
     apply_act_tile(ep->post_act, ep->post_alpha, ep->post_beta, t);
   }
   if (full) {
     each([&](int i, int v) SLIVER_ALWAYS { _mm256_storeu_ps(c + i * ldc + 8 * v, t[i][v]); });
   } else {
-    each([&](int i, int v) SLIVER_ALWAYS {
-      _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], t[i][v]);
-    });
+    each([&](int i, int v)
+             SLIVER_ALWAYS { _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], t[i][v]); });
   }
 }
 
@@ -228,9 +247,8 @@ void tile_group(const F32GemmUkernelArgs& p, int64_t q0, int64_t nr) {
   __m256 acc[S][P][R][V];
   auto each_acc = [&](auto f) SLIVER_ALWAYS {
     unroll<P>([&](auto q) SLIVER_ALWAYS {
-      unroll<R>([&](auto i) SLIVER_ALWAYS {
-        unroll<V>([&](auto v) SLIVER_ALWAYS { f(q, i, v); });
-      });
+      unroll<R>([&](auto i)
+                    SLIVER_ALWAYS { unroll<V>([&](auto v) SLIVER_ALWAYS { f(q, i, v); }); });
     });
   };
   unroll<S>([&](auto s) SLIVER_ALWAYS {
@@ -324,10 +342,10 @@ void f32_gemm_6x16_avx2(const F32GemmUkernelArgs& p) {
   const bool b_packed = p.b_k_stride == kNR && (reinterpret_cast<uintptr_t>(p.b) & 31) == 0 &&
                         (p.panels == 1 || p.b_panel_stride % 8 == 0);
   using Rows = std::make_integer_sequence<int, kMR>;
-  RowFn fn = p.a_row_stride == 0
-                 ? (b_packed ? row_fn<true, true>(p.mr, Rows{}) : row_fn<true, false>(p.mr, Rows{}))
-                 : (b_packed ? row_fn<false, true>(p.mr, Rows{})
-                             : row_fn<false, false>(p.mr, Rows{}));
+  RowFn fn =
+      p.a_row_stride == 0
+          ? (b_packed ? row_fn<true, true>(p.mr, Rows{}) : row_fn<true, false>(p.mr, Rows{}))
+          : (b_packed ? row_fn<false, true>(p.mr, Rows{}) : row_fn<false, false>(p.mr, Rows{}));
   fn(p);
 }
 

@@ -104,58 +104,80 @@ inline void finish_vec(const Q8EpilogueParams& p, const EpilogueConsts& k, __m25
   }
 }
 
-// Loops fully unrolled so the accumulators stay in registers.
-template <int MR, Kind kKind>
-inline void finish_rows(const Q8TileArgs& t, const __m256i (&acc)[2 * MR]) {
-  const Q8EpilogueParams& p = *t.ep;
-  const EpilogueConsts k(p);
-  constexpr size_t kElem = kKind == kRequantF64 || kKind == kRequantF32 ? 1 : 4;
-  const int64_t nc = t.nc, n0 = t.n0;
-  // column arrays are padded to whole panels: full-vector loads are in bounds
-  const __m256i col0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_term + n0));
-  const __m256i col1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_term + n0 + 8));
-  __m256i beta0 = _mm256_setzero_si256(), beta1 = beta0;
-  if (p.col_beta) {
-    beta0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_beta + n0));
-    beta1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_beta + n0 + 8));
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) {
-    __m256i rt = _mm256_set1_epi32(t.row_term[i]);
-    __m256i v0 = _mm256_add_epi32(_mm256_add_epi32(acc[2 * i], rt), col0);
-    __m256i v1 = _mm256_add_epi32(_mm256_add_epi32(acc[2 * i + 1], rt), col1);
+// The per-call constants of one tile.
+struct TileConsts {
+  TileConsts(const Q8TileArgs& t, const Q8EpilogueParams& p) : k(p) {
+    // column arrays are padded to whole panels: full-vector loads are in bounds
+    col0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_term + t.n0));
+    col1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_term + t.n0 + 8));
+    beta0 = beta1 = _mm256_setzero_si256();
     if (p.col_beta) {
-      const __m256i rs = _mm256_set1_epi32(t.row_sum[i]);
-      v0 = _mm256_add_epi32(v0, _mm256_mullo_epi32(rs, beta0));
-      v1 = _mm256_add_epi32(v1, _mm256_mullo_epi32(rs, beta1));
+      beta0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_beta + t.n0));
+      beta1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.col_beta + t.n0 + 8));
     }
-    uint8_t* row = static_cast<uint8_t*>(t.c) + i * t.ldc * kElem;
-    finish_vec<kKind>(p, k, v0, n0, std::min<int64_t>(8, nc), row);
-    if (nc > 8) finish_vec<kKind>(p, k, v1, n0 + 8, nc - 8, row + 8 * kElem);
   }
+  EpilogueConsts k;
+  __m256i col0, col1, beta0, beta1;
+};
+
+// Finishes row i (columns 0-7 in v0, 8-15 in v1).
+template <Kind kKind>
+inline void finish_row(const Q8TileArgs& t, const TileConsts& tc, int i, __m256i v0, __m256i v1) {
+  const Q8EpilogueParams& p = *t.ep;
+  constexpr size_t kElem = kKind == kRequantF64 || kKind == kRequantF32 ? 1 : 4;
+  const __m256i rt = _mm256_set1_epi32(t.row_term[i]);
+  v0 = _mm256_add_epi32(_mm256_add_epi32(v0, rt), tc.col0);
+  v1 = _mm256_add_epi32(_mm256_add_epi32(v1, rt), tc.col1);
+  if (p.col_beta) {
+    const __m256i rs = _mm256_set1_epi32(t.row_sum[i]);
+    v0 = _mm256_add_epi32(v0, _mm256_mullo_epi32(rs, tc.beta0));
+    v1 = _mm256_add_epi32(v1, _mm256_mullo_epi32(rs, tc.beta1));
+  }
+  uint8_t* row = static_cast<uint8_t*>(t.c) + i * t.ldc * kElem;
+  finish_vec<kKind>(p, tc.k, v0, t.n0, std::min<int64_t>(8, t.nc), row);
+  if (t.nc > 8) finish_vec<kKind>(p, tc.k, v1, t.n0 + 8, t.nc - 8, row + 8 * kElem);
 }
 
-// Finishes the tile from its accumulators (acc[2 i] = row i, columns 0-7; acc[2 i + 1] = 8-15).
+template <int MR, Kind kKind>
+inline void finish_rows(const Q8TileArgs& t, __m256i c00, __m256i c01, __m256i c10, __m256i c11,
+                        __m256i c20, __m256i c21, __m256i c30, __m256i c31) {
+  const TileConsts tc(t, *t.ep);
+  finish_row<kKind>(t, tc, 0, c00, c01);
+  if constexpr (MR > 1) finish_row<kKind>(t, tc, 1, c10, c11);
+  if constexpr (MR > 2) finish_row<kKind>(t, tc, 2, c20, c21);
+  if constexpr (MR > 3) finish_row<kKind>(t, tc, 3, c30, c31);
+}
+
+inline void store_raw_row(const Q8TileArgs& t, int i, __m256i v0, __m256i v1) {
+  int32_t* row = static_cast<int32_t*>(t.c) + i * t.ldc;
+  store_lanes(row, v0, std::min<int64_t>(8, t.nc));
+  if (t.nc > 8) store_lanes(row + 8, v1, t.nc - 8);
+}
+
+// Finishes the tile from its accumulators (cI0 = row I, columns 0-7; cI1 = 8-15). Out of line on
+// purpose: the eight vectors travel in ymm0-7 (SysV passes __m256i in registers), and the
+// kernel's loop keeps its accumulators in registers (inlined, GCC spilled them to the stack).
 template <int MR>
-inline void finish_tile(const Q8TileArgs& t, const __m256i (&acc)[2 * MR]) {
-  if (!t.ep) {  // raw sums
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      int32_t* row = static_cast<int32_t*>(t.c) + i * t.ldc;
-      store_lanes(row, acc[2 * i], std::min<int64_t>(8, t.nc));
-      if (t.nc > 8) store_lanes(row + 8, acc[2 * i + 1], t.nc - 8);
-    }
+__attribute__((noinline)) void finish_tile(const Q8TileArgs& targs, __m256i c00, __m256i c01,
+                                           __m256i c10, __m256i c11, __m256i c20, __m256i c21,
+                                           __m256i c30, __m256i c31) {
+  const Q8TileArgs t = targs;  // a local copy: stores to C cannot alias it, no reloads
+  if (!t.ep) {                 // raw sums
+    store_raw_row(t, 0, c00, c01);
+    if constexpr (MR > 1) store_raw_row(t, 1, c10, c11);
+    if constexpr (MR > 2) store_raw_row(t, 2, c20, c21);
+    if constexpr (MR > 3) store_raw_row(t, 3, c30, c31);
     return;
   }
   switch (t.ep->output) {
     case QGemmOutput::int32:
-      return finish_rows<MR, kInt32>(t, acc);
+      return finish_rows<MR, kInt32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
     case QGemmOutput::float32:
-      return finish_rows<MR, kFloat32>(t, acc);
+      return finish_rows<MR, kFloat32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
     case QGemmOutput::quantized:
       if (t.ep->rounding == RequantRounding::onnx_reference)
-        return finish_rows<MR, kRequantF64>(t, acc);
-      return finish_rows<MR, kRequantF32>(t, acc);
+        return finish_rows<MR, kRequantF64>(t, c00, c01, c10, c11, c20, c21, c30, c31);
+      return finish_rows<MR, kRequantF32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
   }
 }
 

@@ -1,5 +1,6 @@
-// q8_epilogue_scalar: portable tile epilogue of the 8-bit GEMM (used by the scalar kernels and
-// the reference for the AVX2 one): zero-point/bias correction, then int32 / requantized / float.
+// q8_epilogue_scalar: portable tile epilogue of the 8-bit GEMM (the scalar kernels' and the
+// standalone one), the reference for the AVX2 code: zero-point/bias correction, then int32 /
+// requantized / float output.
 #include <cstdint>
 
 #include "sliver/qgemm.h"
@@ -7,7 +8,7 @@
 
 namespace sliver {
 
-void q8_epilogue_scalar(const Q8TileArgs& t, const int32_t* acc, int64_t acc_stride) {
+void q8_finish_tile_scalar(const Q8TileArgs& t, const int32_t* acc, int64_t acc_stride) {
   const Q8EpilogueParams* p = t.ep;
   for (int64_t i = 0; i < t.mr; ++i) {
     for (int64_t j = 0; j < t.nc; ++j) {
@@ -42,5 +43,22 @@ void q8_epilogue_scalar(const Q8TileArgs& t, const int32_t* acc, int64_t acc_str
     }
   }
 }
+
+void q8_epilogue_scalar(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride,
+                        int64_t mr, int64_t nc, int64_t n0, const int32_t* row_term,
+                        const int32_t* row_sum, void* c, int64_t ldc) {
+  Q8TileArgs t;
+  t.mr = mr;
+  t.nc = nc;
+  t.ep = &p;
+  t.n0 = n0;
+  t.row_term = row_term;
+  t.row_sum = row_sum;
+  t.c = c;
+  t.ldc = ldc;
+  q8_finish_tile_scalar(t, acc, acc_stride);
+}
+
+Q8EpilogueFn q8_epilogue_scalar_for(const Q8EpilogueParams&) { return q8_epilogue_scalar; }
 
 }  // namespace sliver

@@ -83,10 +83,7 @@ inline void gemm_4x16c4(const Q8TileArgs& t) {
     a += Step::kAStride;
     b += kNR * kKR;
   }
-  if constexpr (MR == 1) finish_tile<1>(t, {c00, c01});
-  if constexpr (MR == 2) finish_tile<2>(t, {c00, c01, c10, c11});
-  if constexpr (MR == 3) finish_tile<3>(t, {c00, c01, c10, c11, c20, c21});
-  if constexpr (MR == 4) finish_tile<4>(t, {c00, c01, c10, c11, c20, c21, c30, c31});
+  finish_tile<MR>(t, c00, c01, c10, c11, c20, c21, c30, c31);
 }
 
 template <bool kSignMag>

@@ -45,7 +45,7 @@ inline void gemm_4x16c4(const Q8TileArgs& t) {
   int32_t acc[kMR * kNR];
   for (int64_t i = 0; i < mr; ++i)
     for (int j = 0; j < kNR; ++j) acc[i * kNR + j] = static_cast<int32_t>(sum[i][j]);
-  q8_epilogue_scalar(t, acc, kNR);
+  q8_finish_tile_scalar(t, acc, kNR);
 }
 
 }  // namespace q8scalar

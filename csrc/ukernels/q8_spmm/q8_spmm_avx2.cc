@@ -1,5 +1,5 @@
 // q8_spmm_<NT>x<R>_avx2: exact INT8 sparse-weight micro-kernels (sparse.h), plus the int16 panel
-// packers and the per-row requantizing epilogue the sparse driver uses on AVX2.
+// packers and the per-channel requantizing epilogue the sparse driver uses on AVX2.
 //
 // A pair of a row block's nonzeros (inputs k1, k2) costs: two panel rows loaded, interleaved by
 // vpunpck{l,h}wd into (x[k1], x[k2]) pairs per lane, and for each of the R rows one broadcast of
@@ -134,8 +134,9 @@ void spmv_rows(const Q8SpmmArgs& p) {
       __m256i acc8 = _mm256_setzero_si256();
       __m128i acc4 = _mm_setzero_si128();
       for (; e < e1; ++e) {
-        const uint32_t pair = static_cast<uint16_t>(x[kidx[2 * e]]) |
-                              (static_cast<uint32_t>(static_cast<uint16_t>(x[kidx[2 * e + 1]])) << 16);
+        const uint32_t lo = static_cast<uint16_t>(x[kidx[2 * e]]);
+        const uint32_t hi = static_cast<uint16_t>(x[kidx[2 * e + 1]]);
+        const uint32_t pair = lo | (hi << 16);
         const int16_t* wr = w + e * 2 * R;
         if constexpr (R == 8) {
           acc8 = _mm256_add_epi32(acc8, _mm256_madd_epi16(
@@ -239,7 +240,7 @@ void pack_cols(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64
   pack(NT, kr, kc, nt, src, 1, ld, is_signed, zp, dst);
 }
 
-// ---- per-row epilogue: the same float operation order as requant.h ----
+// ---- per-channel epilogue: the same float operation order as requant.h ----
 
 template <class V>
 SLIVER_INLINE V opaque(V v) {  // keeps -mfma from contracting a product into the next add
@@ -248,9 +249,10 @@ SLIVER_INLINE V opaque(V v) {  // keeps -mfma from contracting a product into th
 }
 
 // kKind: 0 int32, 1 requant f64 (onnx_reference), 2 requant f32 (onnxruntime), 3 float32.
-template <int kKind>
-void epilogue_rows(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride, int64_t rows,
-                   int64_t nt, void* y, int64_t ldy) {
+// kPerCol: channel parameters vary along j (vector loads) instead of i (broadcasts).
+template <int kKind, bool kPerCol>
+void epilogue(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride, int64_t rows,
+              int64_t cols, void* y, int64_t ldy) {
   const __m256d zp_d = _mm256_set1_pd(p.y_zero_point), lo_d = _mm256_set1_pd(p.qmin),
                 hi_d = _mm256_set1_pd(p.qmax);
   const __m256 lo_f = _mm256_set1_ps(static_cast<float>(p.qmin - p.y_zero_point));
@@ -258,9 +260,19 @@ void epilogue_rows(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_strid
   const __m256i zp_i = _mm256_set1_epi32(p.y_zero_point);
   const bool u8 = p.y_type == DType::u8;
   for (int64_t i = 0; i < rows; ++i) {
-    const __m256i bias = _mm256_set1_epi32(p.bias ? p.bias[i] : 0);
-    for (int64_t j = 0; j < nt; j += 8) {
-      const int64_t cnt = std::min<int64_t>(8, nt - j);
+    for (int64_t j = 0; j < cols; j += 8) {
+      const int64_t cnt = std::min<int64_t>(8, cols - j);
+      const int64_t c = kPerCol ? j : i;  // the first lane's channel
+      auto ivec = [&](const int32_t* a) {
+        return kPerCol ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + c))
+                       : _mm256_set1_epi32(a[c]);
+      };
+      auto fvec = [&](const float* a) {
+        return kPerCol ? _mm256_loadu_ps(a + c) : _mm256_set1_ps(a[c]);
+      };
+      auto dvec = [&](const double* a, int h) {
+        return kPerCol ? _mm256_loadu_pd(a + c + 4 * h) : _mm256_set1_pd(a[c]);
+      };
       __m256i v;
       if (cnt == 8) {
         v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i * acc_stride + j));
@@ -269,30 +281,29 @@ void epilogue_rows(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_strid
         std::memcpy(tmp, acc + i * acc_stride + j, static_cast<size_t>(cnt) * 4);
         v = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
       }
-      v = _mm256_add_epi32(v, bias);
+      v = _mm256_add_epi32(v, ivec(p.bias));
       if constexpr (kKind == 0) {
         store_lanes(static_cast<int32_t*>(y) + i * ldy + j, v, cnt);
       } else if constexpr (kKind == 3) {
-        __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(p.scale[i])));
-        if (p.float_bias) f = _mm256_add_ps(f, _mm256_set1_ps(p.float_bias[i]));
+        __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), fvec(p.scale)));
+        if (p.float_bias) f = _mm256_add_ps(f, fvec(p.float_bias));
         alignas(32) float tmp[8];
         _mm256_store_ps(tmp, f);
         std::memcpy(static_cast<float*>(y) + i * ldy + j, tmp, static_cast<size_t>(cnt) * 4);
       } else {
         __m256i q;
         if constexpr (kKind == 1) {
-          const __m256d m = _mm256_set1_pd(p.scale_f64[i]);
           __m128i half[2];
           for (int h = 0; h < 2; ++h) {
             const __m128i vi = h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
-            __m256d d = opaque(_mm256_mul_pd(_mm256_cvtepi32_pd(vi), m));
+            __m256d d = opaque(_mm256_mul_pd(_mm256_cvtepi32_pd(vi), dvec(p.scale_f64, h)));
             d = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(d, zp_d), lo_d), hi_d);
             half[h] = _mm256_cvttpd_epi32(
                 _mm256_round_pd(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
           }
           q = _mm256_set_m128i(half[1], half[0]);
         } else {
-          __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(p.scale[i])));
+          __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), fvec(p.scale)));
           f = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f),
                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
           q = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp_i);
@@ -309,18 +320,27 @@ void epilogue_rows(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_strid
   }
 }
 
-}  // namespace
-
-void q8_spmm_epilogue_rows_avx2(const Q8RowEpilogue& p, const int32_t* acc, int64_t acc_stride,
-                                int64_t rows, int64_t nt, void* y, int64_t ldy) {
+template <bool kPerCol>
+void epilogue_for(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                  int64_t rows, int64_t cols, void* y, int64_t ldy) {
   switch (p.output) {
-    case QGemmOutput::int32: return epilogue_rows<0>(p, acc, acc_stride, rows, nt, y, ldy);
-    case QGemmOutput::float32: return epilogue_rows<3>(p, acc, acc_stride, rows, nt, y, ldy);
+    case QGemmOutput::int32:
+      return epilogue<0, kPerCol>(p, acc, acc_stride, rows, cols, y, ldy);
+    case QGemmOutput::float32:
+      return epilogue<3, kPerCol>(p, acc, acc_stride, rows, cols, y, ldy);
     case QGemmOutput::quantized:
       if (p.rounding == RequantRounding::onnx_reference)
-        return epilogue_rows<1>(p, acc, acc_stride, rows, nt, y, ldy);
-      return epilogue_rows<2>(p, acc, acc_stride, rows, nt, y, ldy);
+        return epilogue<1, kPerCol>(p, acc, acc_stride, rows, cols, y, ldy);
+      return epilogue<2, kPerCol>(p, acc, acc_stride, rows, cols, y, ldy);
   }
+}
+
+}  // namespace
+
+void q8_spmm_epilogue_avx2(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                           int64_t rows, int64_t cols, void* y, int64_t ldy) {
+  if (p.per_column) epilogue_for<true>(p, acc, acc_stride, rows, cols, y, ldy);
+  else epilogue_for<false>(p, acc, acc_stride, rows, cols, y, ldy);
 }
 
 // Defines the .inc lines of this ISA (the isa token selects the macro).
@@ -331,6 +351,6 @@ void q8_spmm_epilogue_rows_avx2(const Q8RowEpilogue& p, const int32_t* acc, int6
 #include "q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
 
-const Q8SpmmHelpers kQ8SpmmHelpersAvx2 = {pack_rows, pack_cols, q8_spmm_epilogue_rows_avx2};
+const Q8SpmmHelpers kQ8SpmmHelpersAvx2 = {pack_rows, pack_cols, q8_spmm_epilogue_avx2};
 
 }  // namespace sliver

@@ -1,5 +1,5 @@
 // q8_spmm_<NT>x<R>_scalar: portable twins of the AVX2 INT8 sparse-weight kernels (same contract
-// and the same exact int32 sums, see sparse.h), the int16 panel packers and the per-row epilogue
+// and the same exact int32 sums, see sparse.h), the int16 panel packers and the per-channel epilogue
 // (requant.h's reference requantize(), which the AVX2 epilogue must match bit for bit).
 #include <cstdint>
 
@@ -76,26 +76,28 @@ void pack_cols(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64
 
 }  // namespace
 
-void q8_spmm_epilogue_rows_scalar(const Q8RowEpilogue& p, const int32_t* acc,
-                                  int64_t acc_stride, int64_t rows, int64_t nt, void* y,
-                                  int64_t ldy) {
+void q8_spmm_epilogue_scalar(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride,
+                             int64_t rows, int64_t cols, void* y, int64_t ldy) {
   for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t j = 0; j < nt; ++j) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const int64_t c = p.per_column ? j : i;
       const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(acc[i * acc_stride + j]) +
-                                             static_cast<uint32_t>(p.bias ? p.bias[i] : 0));
+                                             static_cast<uint32_t>(p.bias[c]));
       switch (p.output) {
         case QGemmOutput::int32:
           static_cast<int32_t*>(y)[i * ldy + j] = v;
           break;
         case QGemmOutput::quantized: {
-          const int32_t q = requantize(v, p.scale[i], p.y_zero_point, p.qmin, p.qmax, p.rounding);
-          if (p.y_type == DType::u8) static_cast<uint8_t*>(y)[i * ldy + j] = static_cast<uint8_t>(q);
-          else static_cast<int8_t*>(y)[i * ldy + j] = static_cast<int8_t>(q);
+          const int32_t q = requantize(v, p.scale[c], p.y_zero_point, p.qmin, p.qmax, p.rounding);
+          if (p.y_type == DType::u8)
+            static_cast<uint8_t*>(y)[i * ldy + j] = static_cast<uint8_t>(q);
+          else
+            static_cast<int8_t*>(y)[i * ldy + j] = static_cast<int8_t>(q);
           break;
         }
         case QGemmOutput::float32:
           static_cast<float*>(y)[i * ldy + j] =
-              dequantize_acc(v, p.scale[i], p.float_bias ? p.float_bias + i : nullptr);
+              dequantize_acc(v, p.scale[c], p.float_bias ? p.float_bias + c : nullptr);
           break;
       }
     }
@@ -109,6 +111,6 @@ void q8_spmm_epilogue_rows_scalar(const Q8RowEpilogue& p, const int32_t* acc,
 #include "q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
 
-const Q8SpmmHelpers kQ8SpmmHelpersScalar = {pack_rows, pack_cols, q8_spmm_epilogue_rows_scalar};
+const Q8SpmmHelpers kQ8SpmmHelpersScalar = {pack_rows, pack_cols, q8_spmm_epilogue_scalar};
 
 }  // namespace sliver

@@ -20,7 +20,8 @@ clamp to the output range, round half to even.
 
 ``sliver:QLinearLookup(x, table)``: ``table[byte(x)]``, table a constant of 256 codes of the
 output type indexed by the input code's byte (a uint8 code is its byte; int8 code c has byte
-c & 255).
+c & 255). ``sliver:QLinearPairLookup(a, b, table)``: ``table[byte(a) * 256 + byte(b)]`` with
+numpy broadcasting of a and b, table a constant of 65536 codes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ OWN_ATTRS = ("activation_min", "activation_max", "channels_last")
 def qlinear_conv(node: Node, graph: Graph) -> Op:
     """QLinearConv (on NCHW views of channels-last tensors), then the activation clamp."""
     attrs = {k: v for k, v in node.attrs.items() if k not in OWN_ATTRS}
-    conv = _qlinear_conv(Node("QLinearConv", "", node.name, node.inputs, node.outputs, attrs), graph)
+    conv = _qlinear_conv(
+        Node("QLinearConv", "", node.name, node.inputs, node.outputs, attrs), graph
+    )
     channels_last = bool(node.attrs.get("channels_last", 0))
 
     def run(x, *args: np.ndarray) -> tuple:  # noqa: ANN001
@@ -66,7 +69,9 @@ def qlinear_conv(node: Node, graph: Graph) -> Op:
 @register_python_op("com.microsoft:NhwcMaxPool")
 def nhwc_max_pool(node: Node, graph: Graph) -> Op:
     """MaxPool (onnx reference) on the NCHW view of a channels-last image."""
-    pool = reference.make(Node("MaxPool", "", node.name, node.inputs, node.outputs[:1], dict(node.attrs), 12), graph)
+    pool = reference.make(
+        Node("MaxPool", "", node.name, node.inputs, node.outputs[:1], dict(node.attrs), 12), graph
+    )
 
     def run(x):  # noqa: ANN001, ANN202
         (y,) = pool(np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1)))[:1]
@@ -75,8 +80,9 @@ def nhwc_max_pool(node: Node, graph: Graph) -> Op:
     return run
 
 
-def requantize(acc: np.ndarray, multiplier: np.ndarray, zp: int, lo: int, hi: int,
-               dtype: np.dtype) -> np.ndarray:
+def requantize(
+    acc: np.ndarray, multiplier: np.ndarray, zp: int, lo: int, hi: int, dtype: np.dtype
+) -> np.ndarray:
     """int32 sums -> codes: float64(acc) * float64(multiplier) + zp, clamp, round half even."""
     d = acc.astype(np.float64) * multiplier.astype(np.float64)
     d = d + np.float64(zp)
@@ -118,5 +124,20 @@ def qlinear_lookup(node: Node, graph: Graph) -> Op:
         if table.size != 256:
             raise ValueError(f"QLinearLookup: table has {table.size} entries, expected 256")
         return (table[x.view(np.uint8)],)
+
+    return run
+
+
+@register_python_op("sliver:QLinearPairLookup")
+def qlinear_pair_lookup(node: Node, graph: Graph) -> Op:
+    """table[byte(a) * 256 + byte(b)], broadcasting a against b."""
+
+    def run(a, b, table):  # noqa: ANN001, ANN202
+        table = np.asarray(table).reshape(-1)
+        if table.size != 65536:
+            raise ValueError(f"QLinearPairLookup: table has {table.size} entries, expected 65536")
+        ia = np.asarray(a).view(np.uint8).astype(np.intp)
+        ib = np.asarray(b).view(np.uint8).astype(np.intp)
+        return (table[ia * 256 + ib],)
 
     return run

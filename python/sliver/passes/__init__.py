@@ -26,6 +26,7 @@ from . import (
     qdq_commute,
     qdq_concat,
     qdq_drop_pair,
+    qdq_fold_lookups,
     qdq_global_pool,
     qdq_lookup,
     qdq_nhwc,
@@ -58,6 +59,7 @@ PIPELINE: list[tuple[GraphOptimizationLevel, str, Pass]] = [
     (EXTENDED, "qdq_global_pool", qdq_global_pool.run),
     (EXTENDED, "qdq_lookup", qdq_lookup.run),
     (EXTENDED, "qdq_drop_pair", qdq_drop_pair.run),
+    (EXTENDED, "qdq_fold_lookups", qdq_fold_lookups.run),
     (EXTENDED, "fuse_epilogue", fuse_epilogue.run),
     (LAYOUT, "qdq_nhwc", qdq_nhwc.run),
 ]

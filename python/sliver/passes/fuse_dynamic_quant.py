@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from ..ir import Graph, Node
-from .qdq_common import MS, Context, Q8_TYPES, apply, node
+from .qdq_common import MS, Q8_TYPES, Context, apply, node
 from .util import constant, dtype_code, single_consumer
 
 FLOAT = onnx.TensorProto.FLOAT
@@ -71,7 +71,12 @@ class _Match:
             return False
         s = _other(mul, cast.outputs[0])
         smul = ctx.producers.get(s) if s else None
-        if smul is None or smul.op_type != "Mul" or smul.domain != "" or ctx.next_node(s) is not mul:
+        if (
+            smul is None
+            or smul.op_type != "Mul"
+            or smul.domain != ""
+            or ctx.next_node(s) is not mul
+        ):
             return False
         ws = _other(smul, dql.outputs[1])
         if ws is None or not _const_f32(g, ws, n):
@@ -120,8 +125,15 @@ def run(graph: Graph) -> bool:
             op = "DynamicQuantizeMatMul"
             dead.add(id(dql))
         else:
-            inputs = [mmi.inputs[0], mmi.inputs[1], dql.outputs[1], m.ws, dql.outputs[2], *w_zp,
-                      m.bias]
+            inputs = [
+                mmi.inputs[0],
+                mmi.inputs[1],
+                dql.outputs[1],
+                m.ws,
+                dql.outputs[2],
+                *w_zp,
+                m.bias,
+            ]
             op = "MatMulIntegerToFloat"
         while inputs and not inputs[-1]:
             inputs.pop()

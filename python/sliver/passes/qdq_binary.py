@@ -1,80 +1,57 @@
-"""qdq_binary: Add/Mul of two dequantized tensors, quantized again, become one 8-bit op.
+"""qdq_binary: a binary elementwise op of two dequantized tensors, quantized again, becomes a
+lookup in a 65536-entry table of code pairs.
 
-    Q(DQ(a) + DQ(b), sc, zc)        -> com.microsoft:QLinearAdd(a, sa, za, b, sb, zb, sc, zc)
-    Q(DQ(a) * DQ(b), sc, zc)        -> com.microsoft:QLinearMul(...)
-    Q(act(DQ(a) op DQ(b)), sc, zc)  -> sliver:QLinearLookup(QLinear<op>(...), clamp table)
-                                       act = Relu | Clip(lo, hi): clamp to [Q(lo), Q(hi)]
+    Q(g(DQ(a, sa, za) op DQ(b, sb, zb)), sc, zc) -> sliver:QLinearPairLookup(a, b, T)
+        T[byte(i) * 256 + byte(j)] = Q(g(DQ(i) op DQ(j)))
 
-a, b and the result share one 8-bit type (the contrib ops' contract), per-tensor
-parameters; numpy broadcasting as in Add/Mul. The native kernels are 64 KiB tables of
-onnxruntime's float formula per code pair (ops/qlinear_eltwise.cc), so results are
-onnxruntime's; against the float path they differ by at most 1 code, at rounding ties.
+op is Add, Sub, Mul, Div, Max, Min, Pow or PRelu (numpy broadcasting, which the lookup keeps);
+g is an optional chain of unary elementwise ops with single-number constants (Relu, Clip,
+Mul 0.5, ...). Like qdq_lookup, the table comes from running the replaced nodes with sliver's
+kernels on all code pairs (qdq_tables), so the rewrite is bit-exact with the float path it
+replaces (IEEE add/mul/div round the same per element however they are vectorised), where
+onnxruntime's QLinearAdd/QLinearMul formulas differ from that path at rounding ties.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..ir import Graph, Node
-from .fuse_epilogue import activation_params
-from .qdq_common import MS, SLIVER, Context, apply, code_range, node, np_code, quantize_value
-
-OPS = {"Add": "QLinearAdd", "Mul": "QLinearMul"}
-
-
-def clamp_table(code_type: int, lo: int, hi: int) -> np.ndarray:
-    """The lookup table (indexed by the code's byte) of clamp(code, lo, hi)."""
-    codes = np.arange(256, dtype=np.uint8).view(np_code(code_type)).astype(np.int64)
-    return np.clip(codes, lo, hi).astype(np_code(code_type))
+from .qdq_common import SLIVER, Context, apply, node
+from .qdq_tables import BINARY, all_codes, float_path_table, is_step, rank_of, walk_to_q
 
 
 def run(graph: Graph) -> bool:
-    """Rewrites every DQ/DQ -> Add|Mul [-> Relu|Clip] -> Q it can."""
+    """Rewrites every DQ, DQ -> binary op [-> unary chain] -> Q it can."""
     ctx = Context(graph)
     place: dict[int, list[Node]] = {}
     dead: set[int] = set()
     for n in graph.nodes:
-        if n.domain != "" or n.op_type not in OPS or id(n) in ctx.claimed:
+        if n.domain != "" or n.op_type not in BINARY or id(n) in ctx.claimed:
             continue
-        if len(n.inputs) != 2 or len(n.outputs) != 1:
-            continue
+        if len(n.inputs) != 2 or n.inputs[0] == n.inputs[1]:
+            continue  # x op x is a function of one code: qdq_lookup's
         a, b = ctx.dq_of(n.inputs[0]), ctx.dq_of(n.inputs[1])
-        if a is None or b is None or a[1].dtype != b[1].dtype:
+        if a is None or b is None:
             continue
-        y, absorbed, bounds = n.outputs[0], [], (-math.inf, math.inf)
-        act = ctx.next_node(y)
-        if act is not None and act.domain == "" and act.op_type in ("Relu", "Clip"):
-            params = activation_params(graph, act)
-            if params is None or act.inputs[0] != y:
-                continue
-            bounds = (0.0, math.inf) if act.op_type == "Relu" else (params[0], params[1])
-            absorbed, y = [act], act.outputs[0]
-        q = ctx.q_after(y)
-        if q is None or q[1].dtype != a[1].dtype:
+        xs = {n.inputs[0], n.inputs[1]}
+        rank = rank_of(graph, n.outputs[0])
+        if not is_step(graph, n, xs, rank):
             continue
-        pa, pb, pc = a[1], b[1], q[1]
-        qmin, qmax = code_range(pc.dtype)
-        lo = qmin if bounds[0] == -math.inf else max(qmin, quantize_value(bounds[0], pc))
-        hi = qmax if bounds[1] == math.inf else min(qmax, quantize_value(bounds[1], pc))
-        inputs = [
-            a[0].inputs[0], pa.scale_name, ctx.zp_input(pa, f"{n.name}_a_zp"),
-            b[0].inputs[0], pb.scale_name, ctx.zp_input(pb, f"{n.name}_b_zp"),
-            pc.scale_name, ctx.zp_input(pc, f"{n.name}_c_zp"),
-        ]  # fmt: skip
-        out = q[0].outputs[0]
-        new: list[Node] = []
-        if (lo, hi) != (qmin, qmax):
-            raw = ctx.names(f"{n.name}_unclamped")
-            ctx.add_value(raw, pc.dtype, graph.value(out).shape)
-            table = ctx.constant_input(clamp_table(pc.dtype, min(lo, hi), hi), f"{n.name}_clamp")
-            new.append(node(graph, OPS[n.op_type], MS, n.name, inputs, [raw]))
-            new.append(node(graph, "QLinearLookup", SLIVER, f"{n.name}_clamp", [raw, table], [out]))
-        else:
-            new.append(node(graph, OPS[n.op_type], MS, n.name, inputs, [out]))
-        for m in [n, q[0], *absorbed]:
+        found = walk_to_q(ctx, n, rank)
+        if found is None:
+            continue
+        chain, q = found
+        ca, cb = all_codes(a[1].dtype), all_codes(b[1].dtype)
+        codes = [np.repeat(ca, 256), np.tile(cb, 256)]  # pair (i, j) at i * 256 + j
+        table = float_path_table(graph, [a[0], b[0]], chain, q, codes)
+        if table is None:
+            continue
+        name = ctx.constant_input(table, f"{q.name}_pairs")
+        ins = [a[0].inputs[0], b[0].inputs[0], name]
+        new = node(graph, "QLinearPairLookup", SLIVER, n.name, ins, [q.outputs[0]])
+        for m in [q, *chain]:
             ctx.claimed.add(id(m))
             dead.add(id(m))
-        place[id(q[0])] = new
+        place[id(q)] = [new]
     return apply(graph, place, dead)

@@ -199,8 +199,15 @@ class Context:
         self.graph.values[name] = Value(name, dtype, shape)
 
 
-def node(graph: Graph, op: str, domain: str, name: str, inputs: list[str], outputs: list[str],
-         **attrs: object) -> Node:
+def node(
+    graph: Graph,
+    op: str,
+    domain: str,
+    name: str,
+    inputs: list[str],
+    outputs: list[str],
+    **attrs: object,
+) -> Node:
     """A new node with the graph's opset for ``domain`` (registered when new)."""
     default = 1 if domain else 13
     version = graph.opsets.setdefault(domain, default)

@@ -32,8 +32,9 @@ def run(graph: Graph) -> bool:
         for k, d in enumerate(dqs):
             dq, p = d  # type: ignore[misc]
             inputs += [dq.inputs[0], p.scale_name, ctx.zp_input(p, f"{n.name}_x{k}_zp")]
-        new = node(graph, "QLinearConcat", MS, n.name, inputs, [q[0].outputs[0]],
-                   axis=int(n.attrs["axis"]))
+        new = node(
+            graph, "QLinearConcat", MS, n.name, inputs, [q[0].outputs[0]], axis=int(n.attrs["axis"])
+        )
         dead.update({id(n), id(q[0])})
         ctx.claimed.update({id(n), id(q[0])})
         place[id(q[0])] = [new]

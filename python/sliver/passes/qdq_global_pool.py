@@ -31,8 +31,15 @@ def run(graph: Graph) -> bool:
             dq[0].inputs[0], px.scale_name, ctx.zp_input(px, f"{n.name}_x_zp"),
             py.scale_name, ctx.zp_input(py, f"{n.name}_y_zp"),
         ]  # fmt: skip
-        new = node(graph, "QLinearGlobalAveragePool", MS, n.name, inputs, [q[0].outputs[0]],
-                   channels_last=0)
+        new = node(
+            graph,
+            "QLinearGlobalAveragePool",
+            MS,
+            n.name,
+            inputs,
+            [q[0].outputs[0]],
+            channels_last=0,
+        )
         dead.update({id(n), id(q[0])})
         ctx.claimed.update({id(n), id(q[0])})
         place[id(q[0])] = [new]

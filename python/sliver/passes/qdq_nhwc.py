@@ -3,7 +3,8 @@
     QLinearConv(x)                    -> sliver:QLinearConv(x', channels_last=1)
     MaxPool(x) (8-bit)                -> com.microsoft:NhwcMaxPool(x')
     QLinearGlobalAveragePool(x)       -> QLinearGlobalAveragePool(x', channels_last=1)
-    QLinearAdd/QLinearMul(a, b), sliver:QLinearLookup(x), QLinearConcat(axis=1)
+    QLinearAdd/QLinearMul(a, b), sliver:QLinearLookup(x), sliver:QLinearPairLookup(a, b),
+    QLinearConcat(axis=1)
                                       -> the same op on NHWC tensors (Concat: axis 3)
 
 x' is the NHWC form of the NCHW tensor x. The region starts at every integer 2-D conv the
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node
-from .qdq_common import MS, SLIVER, Q8_TYPES, Context, node
+from .qdq_common import MS, Q8_TYPES, SLIVER, Context, node
 from .util import constant, dtype_of
 
 TO_NHWC = [0, 2, 3, 1]
@@ -56,6 +57,8 @@ def _data_inputs(n: Node) -> list[int]:
     """Indices of the inputs that carry image data (the rest: scales, zero points, tables)."""
     if n.op_type in ("QLinearAdd", "QLinearMul"):
         return [0, 3]
+    if n.op_type == "QLinearPairLookup":
+        return [0, 1]
     if n.op_type == "QLinearConcat":
         return list(range(2, len(n.inputs), 3))
     return [0]
@@ -71,9 +74,13 @@ def _follower(graph: Graph, n: Node) -> bool:
     if key == (MS, "QLinearGlobalAveragePool"):
         return not int(n.attrs.get("channels_last", 0))
     if key in ((MS, "QLinearAdd"), (MS, "QLinearMul")):
-        return len(n.inputs) >= 4 and graph.value(n.inputs[0]).shape == graph.value(n.inputs[3]).shape
+        return (
+            len(n.inputs) >= 4 and graph.value(n.inputs[0]).shape == graph.value(n.inputs[3]).shape
+        )
     if key == (SLIVER, "QLinearLookup"):
         return True
+    if key == (SLIVER, "QLinearPairLookup"):
+        return graph.value(n.inputs[0]).shape == graph.value(n.inputs[1]).shape
     if key == (MS, "QLinearConcat"):
         return int(n.attrs.get("axis", 0)) in (1, -3)
     return False
@@ -131,7 +138,9 @@ class _Layout:
         if shape is not None and all(isinstance(d, int) for d in shape[1:]):
             c, hw = (shape[1], shape[2:]) if perm == TO_NHWC else (shape[3], shape[1:3])
             if c == 1 or tuple(hw) == (1, 1):
-                target = self.ctx.constant_input(np.array([0, *new_shape[1:]], np.int64), f"{out}_shape")
+                target = self.ctx.constant_input(
+                    np.array([0, *new_shape[1:]], np.int64), f"{out}_shape"
+                )
                 return node(g, "Reshape", "", f"{out}_reshape", [x, target], [out])
         return node(g, "Transpose", "", f"{out}_transpose", [x], [out], perm=perm)
 
@@ -139,7 +148,11 @@ class _Layout:
         """The NHWC name of outside value x, transposing it before ``consumer`` on first use."""
         if x not in self.nhwc:
             prod = self.ctx.producers.get(x)
-            if prod is not None and prod.op_type == "Transpose" and list(prod.attrs.get("perm", [])) == TO_NCHW:
+            if (
+                prod is not None
+                and prod.op_type == "Transpose"
+                and list(prod.attrs.get("perm", [])) == TO_NCHW
+            ):
                 self.nhwc[x] = prod.inputs[0]  # undo a transpose an earlier round put there
             else:
                 out = self.ctx.names(f"{x}_nhwc")

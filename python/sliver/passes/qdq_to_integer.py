@@ -54,8 +54,14 @@ CONV_WEIGHT_RANKS = (3, 4)
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
 
-def _weight(ctx: Context, name: str, rank: int | None, n_axis: int | None, n: int | None,
-            need_const: bool = True) -> tuple[str, QParams] | None:
+def _weight(
+    ctx: Context,
+    name: str,
+    rank: int | None,
+    n_axis: int | None,
+    n: int | None,
+    need_const: bool = True,
+) -> tuple[str, QParams] | None:
     """The DQ'd 8-bit weight ``name``: its codes' name and parameters. Per-axis parameters
     must lie along ``n_axis`` (of a weight of rank ``rank``) with ``n`` values."""
     dq = ctx.producers.get(name)
@@ -75,7 +81,9 @@ def _weight(ctx: Context, name: str, rank: int | None, n_axis: int | None, n: in
     return dq.inputs[0], p
 
 
-def _bias(ctx: Context, name: str, px: QParams, pw: QParams, py: QParams, n: int) -> np.ndarray | None:
+def _bias(
+    ctx: Context, name: str, px: QParams, pw: QParams, py: QParams, n: int
+) -> np.ndarray | None:
     """The bias as int32 [n] in units of sx * sw[c], or None when it cannot be one."""
     g = ctx.graph
     unit = (np.float32(px.s) * np.broadcast_to(pw.scale.reshape(-1), (n,))).astype(np.float32)
@@ -195,8 +203,9 @@ class _Rewriter:
         new = node(g, op, domain, anchor.name, inputs, [q.outputs[0]], **attrs, **clamp)
         self.commit(anchor, absorbed, q, [new])
 
-    def quant_inputs(self, anchor: Node, px: QParams, w_name: str, pw: QParams,
-                     py: QParams) -> list[str]:
+    def quant_inputs(
+        self, anchor: Node, px: QParams, w_name: str, pw: QParams, py: QParams
+    ) -> list[str]:
         ctx = self.ctx
         x_dq = ctx.producers[anchor.inputs[0]]
         return [
@@ -263,14 +272,26 @@ class _Rewriter:
             t_out = ctx.names(f"{anchor.name}_a_t")
             shape = tuple(reversed(a_shape)) if a_shape is not None and len(a_shape) == 2 else None
             ctx.add_value(t_out, px.dtype, shape)
-            new_nodes.append(node(g, "Transpose", "", f"{anchor.name}_transA", [x_dq.inputs[0]], [t_out], perm=[1, 0]))
+            new_nodes.append(
+                node(
+                    g,
+                    "Transpose",
+                    "",
+                    f"{anchor.name}_transA",
+                    [x_dq.inputs[0]],
+                    [t_out],
+                    perm=[1, 0],
+                )
+            )
             inputs[0] = t_out
         if bias is not None:
             inputs.append(ctx.constant_input(bias, f"{anchor.name}_bias_i32"))
         attrs = _code_bounds(py, bounds)
         if trans_b:
             attrs["transB"] = 1
-        new_nodes.append(node(g, "QLinearMatMul", SLIVER, anchor.name, inputs, [q.outputs[0]], **attrs))
+        new_nodes.append(
+            node(g, "QLinearMatMul", SLIVER, anchor.name, inputs, [q.outputs[0]], **attrs)
+        )
         self.commit(anchor, absorbed, q, new_nodes)
 
 
