@@ -418,7 +418,7 @@ def test_conv(seed, case) -> None:
 
 
 def test_conv_dwconv_paths() -> None:
-    """The depthwise kernel's paths: 3x3 direct (no pad), padded, stride 2, 5x5, dilation."""
+    """The depthwise paths: in place or padded, strides 1-3, 3x3 and other windows, dilation."""
     rng = np.random.default_rng(1)
     for k, s, p, d in [
         (3, 1, 0, 1),
@@ -427,6 +427,9 @@ def test_conv_dwconv_paths() -> None:
         (5, 1, 2, 1),
         (3, 1, 2, 2),
         (5, 2, 2, 1),
+        (3, 2, 0, 1),  # stride 2 read in place
+        (3, 3, 1, 1),  # stride 3: column phases
+        (4, 3, 0, 2),
     ]:
         x = rand(rng, [2, 8, 19, 37])
         w = rand(rng, [8, 1, k, k])

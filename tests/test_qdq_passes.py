@@ -412,7 +412,7 @@ def test_drop_pair_and_requantize() -> None:
     sess = check(
         b.model({"x": (3, 4), "y": (3, 4)}, ["z"]), {"x": rnd(rng, 3, 4), "y": rnd(rng, 3, 4)}
     )
-    assert dict(ops(sess)) == {"QuantizeLinear": 2, "sliver:QLinearPairLookup": 1}
+    assert dict(ops(sess)) == {"QuantizeLinear": 2, "sliver:QLinearBinary": 1}
     b = QDQ(rng, "u8")
     x, sz = b.qdq("x", -1, 1)
     b.q(x, b.qparams(-0.5, 2.0), "t")
@@ -429,7 +429,7 @@ def test_drop_pair_and_requantize() -> None:
     broadcast=st.booleans(),
 )
 @HYP
-def test_binary_op_becomes_pair_lookup(seed, act, op, post, broadcast):
+def test_binary_op_runs_the_float_path_on_codes(seed, act, op, post, broadcast):
     rng = np.random.default_rng(seed)
     b = QDQ(rng, act)
     x, _ = b.qdq("x", -2, 1)
@@ -440,11 +440,55 @@ def test_binary_op_becomes_pair_lookup(seed, act, op, post, broadcast):
     model = b.model({"x": (4, 5), "y": ys}, ["z"])
     feeds = {"x": rnd(rng, 4, 5), "y": np.abs(rnd(rng, *ys)) + 0.5}
     sess = check(model, feeds)
-    assert dict(ops(sess)) == {"QuantizeLinear": 2, "sliver:QLinearPairLookup": 1}
-    # The table is the float path itself: bit-exact with sliver's unrewritten graph.
+    assert dict(ops(sess)) == {"QuantizeLinear": 2, "sliver:QLinearBinary": 1}
+    # The float path itself, in its own float32 order: bit-exact with the unrewritten graph.
     want = session(model, Level.ORT_ENABLE_BASIC).run(None, feeds)[0]
     np.testing.assert_array_equal(sess.run(None, feeds)[0], want)
     np.testing.assert_array_equal(with_python_kernels(sess, feeds)[0], want)
+
+
+def test_binary_with_other_epilogue_is_a_pair_table() -> None:
+    """A binary op followed by a non-clamp function (Sigmoid) becomes one pair table, equal
+    to the float path it replaces."""
+    rng = np.random.default_rng(11)
+    for act in ("u8", "s8"):
+        b = QDQ(rng, act)
+        x, _ = b.qdq("x", -2, 1)
+        y, _ = b.qdq("y", -1, 3)
+        b.q(b.node("Sigmoid", [b.node("Add", [x, y])]), b.qparams(0, 1), "z")
+        model = b.model({"x": (3, 1, 40), "y": (3, 5, 40)}, ["z"])
+        feeds = {"x": rnd(rng, 3, 1, 40), "y": rnd(rng, 3, 5, 40)}
+        sess = check(model, feeds)
+        assert dict(ops(sess)) == {"QuantizeLinear": 2, "sliver:QLinearPairLookup": 1}
+        want = session(model, Level.ORT_ENABLE_BASIC).run(None, feeds)[0]
+        np.testing.assert_array_equal(sess.run(None, feeds)[0], want)
+        np.testing.assert_array_equal(with_python_kernels(sess, feeds)[0], want)
+
+
+def test_qdq_gelu_folds_into_one_lookup() -> None:
+    """x * 0.5 * (1 + erf(x / sqrt2)) with a Q/DQ pair after every op (a QDQ transformer's
+    FFN): the lookups and the Mul of x with its own function fold into one 256-entry table."""
+    rng = np.random.default_rng(12)
+    for act in ("u8", "s8"):
+        b = QDQ(rng, act)
+        x, _ = b.qdq("x", -4, 4)
+
+        def requant(v: str, lo: float, hi: float, b: QDQ = b) -> str:
+            sz = b.qparams(lo, hi)
+            return b.dq(b.q(v, sz), sz)
+
+        d = requant(b.node("Div", [x, b.const("r2", np.array(math.sqrt(2), np.float32))]), -3, 3)
+        e = requant(b.node("Erf", [d]), -1, 1)
+        one = requant(b.node("Add", [e, b.const("one", np.array(1, np.float32))]), 0, 2)
+        m = requant(b.node("Mul", [x, one]), -1, 8)
+        half = b.const("half", np.array(0.5, np.float32))
+        b.q(b.node("Mul", [m, half]), b.qparams(-0.5, 4), "y")
+        model = b.model({"x": (4, 37)}, ["y"])
+        feeds = {"x": rnd(rng, 4, 37, scale=2)}
+        sess = check(model, feeds)
+        assert dict(ops(sess)) == {"QuantizeLinear": 1, "sliver:QLinearLookup": 1}, ops(sess)
+        want = session(model, Level.ORT_ENABLE_BASIC).run(None, feeds)[0]
+        np.testing.assert_array_equal(sess.run(None, feeds)[0], want)
 
 
 def test_global_average_pool() -> None:

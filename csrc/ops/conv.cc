@@ -220,7 +220,10 @@ class ConvKernel final : public Kernel {
     // Extent of input rows/columns the windows touch, counted from the top-left padding corner.
     const int64_t ph = (H.out - 1) * H.s + (H.k - 1) * H.d + 1;
     const int64_t pw = (W.out - 1) * W.s + (W.k - 1) * W.d + 1;
-    const bool direct = H.pad_begin == 0 && W.pad_begin == 0 && W.s == 1 && ph <= H.in && pw <= W.in;
+    // Strides 1 and 2 are the kernels' own; larger ones read column phases (see below).
+    const bool phases = W.s > 2;
+    const int64_t ks = phases ? 1 : W.s;
+    const bool direct = !phases && H.pad_begin == 0 && W.pad_begin == 0 && ph <= H.in && pw <= W.in;
     const int64_t phase_w = (pw + W.s - 1) / W.s;  // width of one column phase
     const F32DwconvFn fn = dw_->fn;
     parallel_for(pool, g.n * g.c, static_cast<double>(ohw * taps), [&](int64_t p0, int64_t p1) {
@@ -231,22 +234,20 @@ class ConvKernel final : public Kernel {
         const float* src = xp;
         int64_t row_stride = W.in;
         if (!direct) {
-          // Padded plane split into W.s column phases: phase q, row r, column jj holds padded
-          // column jj * s + q, so each tap reads adjacent floats.
-          float* buf = thread_scratch(0, static_cast<size_t>(W.s * ph * phase_w));
-          for (int64_t q = 0; q < W.s; ++q) {
+          // The padded plane (ph x pw); with phases, split into W.s planes of columns
+          // q, q + s, q + 2s, ... so that every tap reads adjacent floats.
+          const int64_t nq = phases ? W.s : 1, width = phases ? phase_w : pw;
+          float* buf = thread_scratch(0, static_cast<size_t>(nq * ph * width));
+          for (int64_t q = 0; q < nq; ++q) {
             for (int64_t r = 0; r < ph; ++r) {
-              float* dst = buf + (q * ph + r) * phase_w;
+              float* dst = buf + (q * ph + r) * width;
               const int64_t ih = r - H.pad_begin;
-              if (ih < 0 || ih >= H.in) {
-                std::fill(dst, dst + phase_w, 0.f);
-                continue;
-              }
-              gather_row(dst, phase_w, xp + ih * W.in, W.in, q - W.pad_begin, W.s);
+              if (ih < 0 || ih >= H.in) std::fill(dst, dst + width, 0.f);
+              else gather_row(dst, width, xp + ih * W.in, W.in, q - W.pad_begin, nq);
             }
           }
           src = buf;
-          row_stride = phase_w;
+          row_stride = width;
         }
         float* yp = y + p * ohw;
         const float bias = ep.bias ? ep.bias[ch] : 0.f;
@@ -255,11 +256,11 @@ class ConvKernel final : public Kernel {
             const int64_t r = oh * H.s + i * H.d;
             for (int64_t j = 0; j < W.k; ++j) {
               const int64_t c0 = j * W.d;
-              tp[i * W.k + j] = direct ? src + r * row_stride + c0
-                                       : src + ((c0 % W.s) * ph + r) * row_stride + c0 / W.s;
+              tp[i * W.k + j] = phases ? src + ((c0 % W.s) * ph + r) * row_stride + c0 / W.s
+                                       : src + r * row_stride + c0;
             }
           }
-          fn(W.out, static_cast<int>(taps), tp.data(), wt + ch * taps, bias, yp + oh * W.out);
+          fn(W.out, ks, static_cast<int>(taps), tp.data(), wt + ch * taps, bias, yp + oh * W.out);
         }
         finish_epilogue(ep, yp, ohw, ep.residual ? ep.residual + p * ohw : nullptr);
       }

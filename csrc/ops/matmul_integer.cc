@@ -42,10 +42,12 @@ class MatMulIntegerKernel final : public Kernel {
                             : std::vector<int32_t>{0}));
     }
     out[0] = Tensor::empty(DType::i32, q::matmul_shape(a.shape, b->b_shape));
-    q::q8_matmul(ctx.pool, a, *b, a_zp, out[0], [](QGemmArgs& g) { g.output = QGemmOutput::int32; });
+    q::q8_matmul(ctx.pool, a, *b, a_zp, out[0],
+                 [](QGemmArgs& g) { g.output = QGemmOutput::int32; });
   }
   std::string describe() const override {
-    return b_ ? "native MatMulInteger (q8 gemm)" : "native MatMulInteger (q8 gemm, B packed per run)";
+    return b_ ? "native MatMulInteger (q8 gemm)"
+              : "native MatMulInteger (q8 gemm, B packed per run)";
   }
 
  private:
@@ -67,7 +69,7 @@ std::unique_ptr<Kernel> make_matmul_integer(const KernelInit& init) {
   const int64_t N = b.rank() >= 2 ? b.shape.back() : 1;
   if (bz && (bz->dtype != b.dtype || (bz->numel() != 1 && (bz->numel() != N || b.rank() < 2))))
     return nullptr;
-  std::vector<int32_t> zp = bz ? q::zp_values(bz, bz->numel(), "b_zero_point") : std::vector<int32_t>{0};
+  std::vector<int32_t> zp = q::zp_list(bz, "b_zero_point");
   return std::make_unique<MatMulIntegerKernel>(std::make_shared<q::PackedB8>(q::pack_b8(b, zp)));
 }
 
@@ -97,7 +99,7 @@ std::unique_ptr<Kernel> make_conv_integer(const KernelInit& init) {
   if (!q::parse_conv(init.attrs, w.shape, &g)) return nullptr;
   const Tensor* wz = q::const_input(init, 3);
   if (wz && (wz->dtype != w.dtype || (wz->numel() != 1 && wz->numel() != g.oc))) return nullptr;
-  std::vector<int32_t> zp = wz ? q::zp_values(wz, wz->numel(), "w_zero_point") : std::vector<int32_t>{0};
+  std::vector<int32_t> zp = q::zp_list(wz, "w_zero_point");
   return std::make_unique<ConvIntegerKernel>(q::Q8Conv("ConvInteger", g, w, std::move(zp), {}));
 }
 
@@ -157,7 +159,8 @@ class MatMulToFloatKernel final : public Kernel {
     });
   }
   std::string describe() const override {
-    return dynamic_ ? "native DynamicQuantizeMatMul (q8 gemm)" : "native MatMulIntegerToFloat (q8 gemm)";
+    return dynamic_ ? "native DynamicQuantizeMatMul (q8 gemm)"
+                    : "native MatMulIntegerToFloat (q8 gemm)";
   }
 
  private:
@@ -175,7 +178,7 @@ std::unique_ptr<Kernel> make_to_float(const KernelInit& init, bool dynamic) {
   const Tensor* bz = q::const_input(init, zp_input);
   if (bz && (bz->dtype != b.dtype || (bz->numel() != 1 && bz->numel() != N))) return nullptr;
   if (!dynamic && init.is_const(4) && init.const_inputs[4].numel() != 1) return nullptr;
-  std::vector<int32_t> zp = bz ? q::zp_values(bz, bz->numel(), "b_zero_point") : std::vector<int32_t>{0};
+  std::vector<int32_t> zp = q::zp_list(bz, "b_zero_point");
   return std::make_unique<MatMulToFloatKernel>(dynamic, q::pack_b8(b, zp));
 }
 

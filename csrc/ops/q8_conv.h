@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ struct ConvOutputParams {
   std::vector<float> w_scale;  // [OC]
   int32_t y_zero_point = 0;
   RequantRounding rounding = RequantRounding::onnx_reference;
+  // Narrower code range, e.g. a Relu/Clip folded into the requantization (clamped to the type).
+  int32_t act_min = std::numeric_limits<int32_t>::min();
+  int32_t act_max = std::numeric_limits<int32_t>::max();
+
+  int32_t qmin() const { return std::max(y_type == DType::u8 ? 0 : -128, act_min); }
+  int32_t qmax() const { return std::min(y_type == DType::u8 ? 255 : 127, act_max); }
 };
 
 /// Geometry, fixed at creation from the attributes and the weight shape.
@@ -146,6 +153,9 @@ inline void requantize_row(const int32_t* acc, int64_t n, float multiplier, int3
 /// around) and accumulate whole output rows per tap, which vectorizes for stride 1.
 class Q8Conv {
  public:
+  // The direct depthwise loop sums taps in int32 without wrapping: K * 255^2 < 2^31.
+  static constexpr int64_t kMaxDepthwiseTaps = 32768;
+
   /// w: the constant weight [OC, Cg, (KH,) KW]; w_zp: 1 or OC values.
   Q8Conv(std::string op, ConvGeometry g, const Tensor& w, std::vector<int32_t> w_zp,
          std::vector<int32_t> bias)
@@ -155,12 +165,12 @@ class Q8Conv {
     for (int64_t o = 0; o < g_.oc; ++o) w_zp_[o] = w_zp[w_zp.size() == 1 ? 0 : o];
     const uint8_t* pw = static_cast<const uint8_t*>(w.data);
     if (depthwise()) {
-      wc_.resize(static_cast<size_t>(g_.oc * K));  // (w - zp) per tap
+      wc_.resize(static_cast<size_t>(g_.oc * K));  // (w - zp) per tap, in [-255, 255]
       for (int64_t o = 0; o < g_.oc; ++o)
         for (int64_t t = 0; t < K; ++t) {
           const int32_t v = w.dtype == DType::u8 ? int32_t{pw[o * K + t]}
                                                  : int32_t{static_cast<int8_t>(pw[o * K + t])};
-          wc_[o * K + t] = v - w_zp_[o];
+          wc_[o * K + t] = static_cast<int16_t>(v - w_zp_[o]);
         }
       return;
     }
@@ -211,7 +221,7 @@ class Q8Conv {
   std::string describe() const {
     return "native " + op_ + (depthwise() ? " (depthwise direct)" : " (nhwc im2row + q8 gemm)");
   }
-  bool depthwise() const { return g_.cg == 1 && g_.group > 1; }
+  bool depthwise() const { return g_.cg == 1 && g_.group > 1 && g_.k() <= kMaxDepthwiseTaps; }
   const ConvGeometry& geometry() const { return g_; }
 
  private:
@@ -318,8 +328,8 @@ class Q8Conv {
             args.y_scale = op.y_scale;
             args.y_zero_point = op.y_zero_point;
             args.y_type = op.y_type;
-            args.qmin = op.y_type == DType::u8 ? 0 : -128;
-            args.qmax = args.qmin + 255;
+            args.qmin = op.qmin();
+            args.qmax = op.qmax();
             args.rounding = op.rounding;
           }
           qgemm(args, *packed_[gi], pool);
@@ -346,7 +356,7 @@ class Q8Conv {
     const int64_t ph = std::max((e.oh - 1) * g_.sh + (g_.kh - 1) * g_.dh + 1, e.pt + e.H);
     const int64_t pw = std::max((e.ow - 1) * g_.sw + (g_.kw - 1) * g_.dw + 1, e.pl + e.W);
     const T* px = x.ptr<T>();
-    const int32_t qlo = op.y_type == DType::u8 ? 0 : -128, qhi = qlo + 255;
+    const int32_t qlo = op.qmin(), qhi = op.qmax();
     const bool signed_out = op.y_type == DType::i8;
     std::vector<float> scale;
     if (op.quantized) {
@@ -357,7 +367,9 @@ class Q8Conv {
     const int64_t planes = x.shape[0] * g_.group;
     parallel_for(pool, planes, static_cast<double>(pixels * K * mult), [&](int64_t b, int64_t end) {
       std::vector<int16_t> plane(static_cast<size_t>(ph * pw));
-      std::vector<uint32_t> acc(static_cast<size_t>(e.ow));  // int32 sums, wrapping like the reference
+      // Tap sums as int16 x int16 -> int32 (what SSE2 multiplies fast); |sum| <= K * 255^2
+      // cannot overflow (kMaxDepthwiseTaps). The bias is added mod 2^32, as the reference does.
+      std::vector<int32_t> acc(static_cast<size_t>(e.ow));
       for (int64_t i = b; i < end; ++i) {
         const int64_t n = i / g_.group, c = i % g_.group;
         const T* xc = px + i * e.H * e.W;
@@ -368,29 +380,31 @@ class Q8Conv {
                 static_cast<int16_t>(static_cast<int32_t>(xc[iy * e.W + ix]) - x_zp);
         for (int64_t m = 0; m < mult; ++m) {
           const int64_t o = c * mult + m;
-          const int32_t* wo = wc_.data() + o * K;
+          const int16_t* wo = wc_.data() + o * K;
           const uint32_t b0 = bias_.empty() ? 0u : static_cast<uint32_t>(bias_[o]);
           const int64_t out_base = (n * g_.oc + o) * pixels;
           for (int64_t oy = 0; oy < e.oh; ++oy) {
-            std::fill(acc.begin(), acc.end(), b0);
+            int32_t* __restrict a = acc.data();
+            std::fill(acc.begin(), acc.end(), 0);
             for (int64_t ky = 0; ky < g_.kh; ++ky) {
               const int16_t* row = plane.data() + (oy * g_.sh + ky * g_.dh) * pw;
               for (int64_t kx = 0; kx < g_.kw; ++kx) {
-                const uint32_t wv = static_cast<uint32_t>(wo[ky * g_.kw + kx]);
-                const int16_t* src = row + kx * g_.dw;
+                const int16_t wv = wo[ky * g_.kw + kx];
+                const int16_t* __restrict src = row + kx * g_.dw;
                 if (g_.sw == 1) {
-                  for (int64_t ox = 0; ox < e.ow; ++ox) acc[ox] += static_cast<uint32_t>(src[ox]) * wv;
+                  for (int64_t ox = 0; ox < e.ow; ++ox) a[ox] += src[ox] * wv;
                 } else {
-                  for (int64_t ox = 0; ox < e.ow; ++ox)
-                    acc[ox] += static_cast<uint32_t>(src[ox * g_.sw]) * wv;
+                  for (int64_t ox = 0; ox < e.ow; ++ox) a[ox] += src[ox * g_.sw] * wv;
                 }
               }
             }
+            for (int64_t ox = 0; ox < e.ow; ++ox)
+              a[ox] = static_cast<int32_t>(static_cast<uint32_t>(a[ox]) + b0);
             if (!op.quantized) {
-              std::memcpy(y.ptr<int32_t>() + out_base + oy * e.ow, acc.data(),
+              std::memcpy(y.ptr<int32_t>() + out_base + oy * e.ow, a,
                           static_cast<size_t>(e.ow) * sizeof(int32_t));
             } else {
-              requantize_row(reinterpret_cast<const int32_t*>(acc.data()), e.ow, scale[o], op.y_zero_point, qlo, qhi, op.rounding,
+              requantize_row(a, e.ow, scale[o], op.y_zero_point, qlo, qhi, op.rounding,
                              static_cast<uint8_t*>(y.data) + out_base + oy * e.ow, signed_out);
             }
           }
@@ -401,7 +415,8 @@ class Q8Conv {
 
   std::string op_;
   ConvGeometry g_;
-  std::vector<int32_t> bias_, w_zp_, wc_;
+  std::vector<int32_t> bias_, w_zp_;
+  std::vector<int16_t> wc_;
   std::vector<std::shared_ptr<PackedQ8B>> packed_;
 };
 

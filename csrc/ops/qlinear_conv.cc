@@ -54,7 +54,7 @@ std::unique_ptr<Kernel> make_qlinear_conv(const KernelInit& init) {
     if (init.is_const(i) && init.const_inputs[i].numel() != 1) return nullptr;
   const Tensor* wz = q::const_input(init, 5);
   if (wz && (wz->dtype != w.dtype || (wz->numel() != 1 && wz->numel() != g.oc))) return nullptr;
-  std::vector<int32_t> zp = wz ? q::zp_values(wz, wz->numel(), "w_zero_point") : std::vector<int32_t>{0};
+  std::vector<int32_t> zp = q::zp_list(wz, "w_zero_point");
   std::vector<int32_t> bias;
   if (init.has_input(8)) {
     const Tensor& b = init.const_inputs[8];

@@ -167,7 +167,8 @@ std::unique_ptr<Kernel> make_qlinear_add(const KernelInit& init) {
   } else {
     build_add_tables<int8_t>(p, &main, &a_first);
   }
-  return std::make_unique<QLinearBinaryKernel>("QLinearAdd", t, std::move(main), std::move(a_first));
+  return std::make_unique<QLinearBinaryKernel>("QLinearAdd", t, std::move(main),
+                                               std::move(a_first));
 }
 
 std::unique_ptr<Kernel> make_qlinear_mul(const KernelInit& init) {
@@ -313,7 +314,8 @@ class QLinearGlobalAvgPoolKernel final : public Kernel {
                int64_t batch, int64_t channels, int64_t image, Tensor& y) const {
     const float scale = xs / (ys * static_cast<float>(image));
     const int32_t bias = -xz * static_cast<int32_t>(image);
-    const float lo = static_cast<float>(q::qmin<T>() - yz), hi = static_cast<float>(q::qmax<T>() - yz);
+    const float lo = static_cast<float>(q::qmin<T>() - yz);
+    const float hi = static_cast<float>(q::qmax<T>() - yz);
     auto finish = [&](int32_t sum) {
       float v = static_cast<float>(sum + bias) * scale;
       v = v > lo ? v : lo;
@@ -323,7 +325,8 @@ class QLinearGlobalAvgPoolKernel final : public Kernel {
     const T* px = x.ptr<T>();
     T* py = y.ptr<T>();
     if (!channels_last_) {
-      parallel_for(ctx.pool, batch * channels, static_cast<double>(image), [&](int64_t b, int64_t e) {
+      const double cost = static_cast<double>(image);
+      parallel_for(ctx.pool, batch * channels, cost, [&](int64_t b, int64_t e) {
         for (int64_t r = b; r < e; ++r) {
           const T* row = px + r * image;
           int32_t sum = 0;
@@ -478,8 +481,8 @@ class QLinearAvgPoolKernel final : public Kernel {
                 for (int64_t w = w0; w < w1; ++w)
                   for (int64_t d = d0; d < d1; ++d)
                     sum += table[xi[((h * isz3[1] + w) * isz3[2] + d) * ps_in]];
-              const float count = include_pad_ ? kernel_count
-                                               : static_cast<float>((h1 - h0) * (w1 - w0) * (d1 - d0));
+              const int64_t taps = (h1 - h0) * (w1 - w0) * (d1 - d0);
+              const float count = include_pad_ ? kernel_count : static_cast<float>(taps);
               float v = sum / count / ys + static_cast<float>(yz);
               v = v > lo ? v : lo;
               v = v < hi ? v : hi;

@@ -71,7 +71,7 @@ std::unique_ptr<Kernel> make_qlinear_matmul(const KernelInit& init) {
   if (bz && bz->dtype != b.dtype) return nullptr;
   DType yt = q::q8_dtype(init, 7, 7);
   if (yt == DType::undefined) yt = at == DType::undefined ? DType::u8 : at;
-  std::vector<int32_t> zp = bz ? q::zp_values(bz, bz->numel(), "b_zero_point") : std::vector<int32_t>{0};
+  std::vector<int32_t> zp = q::zp_list(bz, "b_zero_point");
   return std::make_unique<QLinearMatMulKernel>(q::pack_b8(b, zp), yt);
 }
 
@@ -80,7 +80,8 @@ std::unique_ptr<Kernel> make_qlinear_matmul(const KernelInit& init) {
 // given, else float32 (scaled by 1 / y_scale if y_scale is given).
 class QGemmKernel final : public Kernel {
  public:
-  QGemmKernel(q::PackedB8 b, float alpha, bool trans_a) : b_(std::move(b)), alpha_(alpha), trans_a_(trans_a) {}
+  QGemmKernel(q::PackedB8 b, float alpha, bool trans_a)
+      : b_(std::move(b)), alpha_(alpha), trans_a_(trans_a) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
            std::vector<Tensor>& out) override {
@@ -105,7 +106,8 @@ class QGemmKernel final : public Kernel {
     if (M == 0 || N == 0) return;
     const float y_scale = ys ? q::scalar_f32(*ys, "y_scale") : 1.f;
     std::vector<float> scales(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n) scales[n] = ys ? a_scale * b_scale[n] / y_scale : a_scale * b_scale[n];
+    for (int64_t n = 0; n < N; ++n)
+      scales[n] = ys ? a_scale * b_scale[n] / y_scale : a_scale * b_scale[n];
     const bool bias_per_row = c && bias.size() != static_cast<size_t>(N);
     const uint8_t* pa = static_cast<const uint8_t*>(a.data);
     uint8_t* pc = static_cast<uint8_t*>(out[0].data);
@@ -168,7 +170,8 @@ class QGemmKernel final : public Kernel {
         for (int64_t j = 0; j < N; ++j) v[m * N + j] = p[m];
       return v;
     }
-    if (c.rank() == 2 && c.shape[0] == M && c.shape[1] == N) return std::vector<int32_t>(p, p + M * N);
+    if (c.rank() == 2 && c.shape[0] == M && c.shape[1] == N)
+      return std::vector<int32_t>(p, p + M * N);
     fail("QGemm: C ", shape_str(c.shape), " does not broadcast to [", M, ", ", N, "]");
   }
 

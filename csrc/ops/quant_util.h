@@ -103,10 +103,16 @@ inline std::vector<int32_t> zp_values(const Tensor* t, int64_t n, const char* wh
   return v;
 }
 
+/// A constant zero-point input's values ({0} when the input is missing): what packing takes.
+inline std::vector<int32_t> zp_list(const Tensor* t, const char* what) {
+  return t ? zp_values(t, t->numel(), what) : std::vector<int32_t>{0};
+}
+
 /// All values of a float32 scale tensor, 1 or n of them, broadcast to n.
 inline std::vector<float> scale_values(const Tensor& t, int64_t n, const char* what) {
   if (t.dtype != DType::f32) fail(what, " must be float32, got ", dtype_name(t.dtype));
-  if (t.numel() != n && t.numel() != 1) fail(what, " has ", t.numel(), " values, expected 1 or ", n);
+  if (t.numel() != n && t.numel() != 1)
+    fail(what, " has ", t.numel(), " values, expected 1 or ", n);
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[i] = t.ptr<float>()[t.numel() == 1 ? 0 : i];
   return v;

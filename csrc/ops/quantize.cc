@@ -64,7 +64,8 @@ class QuantizeLinearKernel final : public Kernel {
     DType yt = zp ? zp->dtype : out_;
     if (!q::is_q8(yt)) fail("QuantizeLinear: output type ", dtype_name(yt), " not handled");
     if (zp && zp->numel() != scale.numel())
-      fail("QuantizeLinear: zero point ", shape_str(zp->shape), " vs scale ", shape_str(scale.shape));
+      fail("QuantizeLinear: zero point ", shape_str(zp->shape), " vs scale ",
+           shape_str(scale.shape));
     const AxisSplit s = split_for(x.shape, scale, axis_, "QuantizeLinear");
     out[0] = Tensor::empty(yt, x.shape);
     if (yt == DType::u8) {
@@ -127,9 +128,11 @@ class DequantizeLinearKernel final : public Kernel {
     const Tensor* zp = opt(in, 2);
     if (scale.dtype != DType::f32) fail("DequantizeLinear: scale must be float32");
     if (zp && zp->dtype != x.dtype)
-      fail("DequantizeLinear: zero point is ", dtype_name(zp->dtype), ", x is ", dtype_name(x.dtype));
+      fail("DequantizeLinear: zero point is ", dtype_name(zp->dtype), ", x is ",
+           dtype_name(x.dtype));
     if (zp && zp->numel() != scale.numel())
-      fail("DequantizeLinear: zero point ", shape_str(zp->shape), " vs scale ", shape_str(scale.shape));
+      fail("DequantizeLinear: zero point ", shape_str(zp->shape), " vs scale ",
+           shape_str(scale.shape));
     const AxisSplit s = split_for(x.shape, scale, axis_, "DequantizeLinear");
     out[0] = Tensor::empty(DType::f32, x.shape);
     switch (x.dtype) {

@@ -23,9 +23,9 @@
 // pattern (C consecutive inputs) needs nothing special in FP32 (its entries are adjacent); INT8
 // stores it as aligned input pairs whose activations come pre-interleaved (kr = 2 below).
 //
-// INT8. With x' = x - x_zero_point and w' = w - w_zero_point[m], both in [-255, 255], every
-// product fits 16 bits... almost: |x' w'| <= 65025, so the kernels pair two nonzeros of a row and
-// use vpmaddwd (s16 x s16 -> s32 pair sums, |sum| <= 130050: never saturates). Sums are exact
+// INT8. With x' = x - x_zero_point and w' = w - w_zero_point[m], both in [-255, 255] (int16),
+// a product needs 17 bits (|x' w'| <= 65025), so the kernels pair two nonzeros of a row and use
+// vpmaddwd (s16 x s16 -> s32 pair sums, |sum| <= 130050: never saturates). Sums are exact
 // int32 (mod 2^32, like the reference), no correction terms are needed since both operands are
 // centred, and a weight equal to its zero point is the pruned "zero" (skipped). The requantizing
 // epilogue follows requant.h (round half to even, saturation, fused Relu/Clip via [qmin, qmax]).

@@ -22,6 +22,12 @@ clamp to the output range, round half to even.
 output type indexed by the input code's byte (a uint8 code is its byte; int8 code c has byte
 c & 255). ``sliver:QLinearPairLookup(a, b, table)``: ``table[byte(a) * 256 + byte(b)]`` with
 numpy broadcasting of a and b, table a constant of 65536 codes.
+
+``sliver:QLinearBinary(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)`` with attribute
+``op`` (Add, Sub, Mul, Div, Max, Min) and ``activation_min``/``activation_max``: the float path
+``Q(DQ(a) op DQ(b))`` computed in float32 in exactly the unfused nodes' order
+(``DQ(x) = (float(x) - zx) * sx``, ``Q(v) = rne(clamp(v / sy, qmin - zy, qmax - zy)) + zy``),
+then the codes clamped; numpy broadcasting.
 """
 
 from __future__ import annotations
@@ -139,5 +145,63 @@ def qlinear_pair_lookup(node: Node, graph: Graph) -> Op:
         ia = np.asarray(a).view(np.uint8).astype(np.intp)
         ib = np.asarray(b).view(np.uint8).astype(np.intp)
         return (table[ia * 256 + ib],)
+
+    return run
+
+
+BINARY_OPS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Max": lambda a, b: np.where(a > b, a, b),
+    "Min": lambda a, b: np.where(a < b, a, b),
+}
+
+
+def qlinear_binary_values(
+    op: str,
+    a: np.ndarray,
+    sa: np.ndarray,
+    za: np.ndarray,
+    b: np.ndarray,
+    sb: np.ndarray,
+    zb: np.ndarray,
+    sy: np.ndarray,
+    zy: np.ndarray,
+    lo: int | None = None,
+    hi: int | None = None,
+) -> np.ndarray:
+    """sliver:QLinearBinary on arrays (module docstring); lo/hi default to the type range."""
+    f32 = np.float32
+    zy_arr = np.asarray(zy)
+    qmin, qmax = _qrange(zy_arr.dtype)
+    z = int(zy_arr.reshape(-1)[0])
+
+    def dq(x, s, zp):  # noqa: ANN001, ANN202
+        s, zp = f32(np.asarray(s).reshape(-1)[0]), f32(np.asarray(zp).reshape(-1)[0])
+        return ((np.asarray(x).astype(f32) - zp) * s).astype(f32)
+
+    with np.errstate(all="ignore"):
+        v = BINARY_OPS[op](dq(a, sa, za), dq(b, sb, zb)).astype(f32)
+        q = (v / f32(np.asarray(sy).reshape(-1)[0])).astype(f32)
+    q = np.where(q > f32(qmin - z), q, f32(qmin - z))  # NaN -> low end
+    q = np.minimum(q, f32(qmax - z))
+    c = np.rint(q).astype(np.int64) + z
+    c = np.clip(c, qmin if lo is None else lo, qmax if hi is None else hi)
+    return c.astype(zy_arr.dtype)
+
+
+@register_python_op("sliver:QLinearBinary")
+def qlinear_binary(node: Node, graph: Graph) -> Op:
+    """Q(DQ(a) op DQ(b)) in the float path's float32 order, then the activation clamp."""
+    op = node.attrs.get("op", "")
+    op = op.decode() if isinstance(op, bytes) else op
+    if op not in BINARY_OPS:
+        raise ValueError(f"sliver:QLinearBinary: unknown op {op!r}")
+
+    def run(a, sa, za, b, sb, zb, sy, zy):  # noqa: ANN001, ANN202
+        lo, hi = _clamp_attrs(node, np.asarray(zy).dtype)
+        return (qlinear_binary_values(op, a, sa, za, b, sb, zb, sy, zy, lo, hi),)
 
     return run

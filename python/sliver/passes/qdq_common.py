@@ -201,7 +201,7 @@ class Context:
 
 def node(
     graph: Graph,
-    op: str,
+    op_type: str,
     domain: str,
     name: str,
     inputs: list[str],
@@ -211,7 +211,7 @@ def node(
     """A new node with the graph's opset for ``domain`` (registered when new)."""
     default = 1 if domain else 13
     version = graph.opsets.setdefault(domain, default)
-    return Node(op, domain, name, list(inputs), list(outputs), dict(attrs), version)
+    return Node(op_type, domain, name, list(inputs), list(outputs), dict(attrs), version)
 
 
 def apply(graph: Graph, place: dict[int, list[Node]], dead: set[int]) -> bool:

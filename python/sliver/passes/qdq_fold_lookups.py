@@ -1,7 +1,7 @@
 """qdq_fold_lookups: chains of code tables become one table.
 
     Lookup(Lookup(x, T1), T2)        -> Lookup(x, T2[T1])
-    Lookup(PairLookup(a, b, P), T)   -> PairLookup(a, b, T[P])
+    Lookup(PairLookup(a, b, P), T)   -> PairLookup(a, b, T[P])   (QLinearBinary: P its table)
     PairLookup(Lookup(a, T1), b, P)  -> PairLookup(a, b, P[T1[i], j])    (and for b)
     PairLookup(x, x, P)              -> Lookup(x, P[i, i])
 
@@ -21,9 +21,33 @@ from .qdq_common import SLIVER, Context, node
 from .util import constant, single_consumer
 
 
-def _table(graph: Graph, n: Node) -> tuple[str, list[str], np.ndarray] | None:
-    """("unary" | "pair", code inputs, table) of a lookup node with a constant table."""
-    if n.domain != SLIVER or n.op_type not in ("QLinearLookup", "QLinearPairLookup"):
+def _binary_table(graph: Graph, n: Node) -> np.ndarray | None:
+    """The pair table of a sliver:QLinearBinary (its numpy reference on every code pair)."""
+    from ..ops.qfused import qlinear_binary_values  # ops import the registry: keep passes light
+
+    consts = [constant(graph, i) for i in n.inputs]
+    if any(consts[i] is None for i in (1, 2, 4, 5, 6, 7)):
+        return None
+    _, sa, za, _, sb, zb, sy, zy = consts
+    ca = np.arange(256, dtype=np.uint8).view(za.dtype)
+    cb = np.arange(256, dtype=np.uint8).view(zb.dtype)
+    op = n.attrs.get("op", "")
+    lo, hi = n.attrs.get("activation_min"), n.attrs.get("activation_max")
+    return qlinear_binary_values(
+        op.decode() if isinstance(op, bytes) else op,
+        np.repeat(ca, 256), sa, za, np.tile(cb, 256), sb, zb, sy, zy,
+        None if lo is None else int(lo), None if hi is None else int(hi),
+    )  # fmt: skip
+
+
+def _table(graph: Graph, n: Node) -> tuple[str, list[str], np.ndarray | None] | None:
+    """("unary" | "pair", code inputs, table) of a table node; a QLinearBinary's table is None
+    until a neighbour folds into it (its arithmetic kernel is faster than a pair gather)."""
+    if n.domain != SLIVER:
+        return None
+    if n.op_type == "QLinearBinary":
+        return "pair", [n.inputs[0], n.inputs[3]], None
+    if n.op_type not in ("QLinearLookup", "QLinearPairLookup"):
         return None
     t = constant(graph, n.inputs[-1])
     if t is None:
@@ -58,7 +82,22 @@ def run(graph: Graph) -> bool:
                 or single_consumer(ctx.consumers, x) is not reader
             ):
                 return None
+            k, i, table = folded[x]
+            if table is None:  # a QLinearBinary: materialise its pair table now
+                table = _binary_table(graph, source[x])
+                if table is None:
+                    return None
+                folded[x] = (k, i, table)
             return folded[x]
+
+        if t is None and any(inner(x) is not None and folded[x][0] == "unary" for x in set(ins)):
+            t = _binary_table(graph, n)  # an input table folds in: this binary becomes a table
+            if t is None:
+                continue
+        if t is None:
+            folded[out] = (kind, ins, None)
+            source[out] = n
+            continue
 
         touched = False
         if kind == "pair" and ins[0] == ins[1]:

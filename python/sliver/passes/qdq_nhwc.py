@@ -3,7 +3,8 @@
     QLinearConv(x)                    -> sliver:QLinearConv(x', channels_last=1)
     MaxPool(x) (8-bit)                -> com.microsoft:NhwcMaxPool(x')
     QLinearGlobalAveragePool(x)       -> QLinearGlobalAveragePool(x', channels_last=1)
-    QLinearAdd/QLinearMul(a, b), sliver:QLinearLookup(x), sliver:QLinearPairLookup(a, b),
+    QLinearAdd/QLinearMul(a, b), sliver:QLinearBinary(a, b), sliver:QLinearLookup(x),
+    sliver:QLinearPairLookup(a, b),
     QLinearConcat(axis=1)
                                       -> the same op on NHWC tensors (Concat: axis 3)
 
@@ -55,7 +56,7 @@ def _anchor(graph: Graph, n: Node) -> bool:
 
 def _data_inputs(n: Node) -> list[int]:
     """Indices of the inputs that carry image data (the rest: scales, zero points, tables)."""
-    if n.op_type in ("QLinearAdd", "QLinearMul"):
+    if n.op_type in ("QLinearAdd", "QLinearMul", "QLinearBinary"):
         return [0, 3]
     if n.op_type == "QLinearPairLookup":
         return [0, 1]
@@ -73,7 +74,7 @@ def _follower(graph: Graph, n: Node) -> bool:
         return ok and len(n.attrs.get("kernel_shape", [])) == 2
     if key == (MS, "QLinearGlobalAveragePool"):
         return not int(n.attrs.get("channels_last", 0))
-    if key in ((MS, "QLinearAdd"), (MS, "QLinearMul")):
+    if key in ((MS, "QLinearAdd"), (MS, "QLinearMul"), (SLIVER, "QLinearBinary")):
         return (
             len(n.inputs) >= 4 and graph.value(n.inputs[0]).shape == graph.value(n.inputs[3]).shape
         )
