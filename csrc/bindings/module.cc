@@ -182,6 +182,17 @@ PYBIND11_MODULE(_C, m) {
       .def("set_inputs", &Plan::set_inputs)
       .def("set_outputs", &Plan::set_outputs)
       .def("num_steps", [](const Plan& p) { return p.steps().size(); })
+      .def("set_memory_planning", &Plan::set_memory_planning)
+      .def("memory_stats",
+           [](const Plan& p) {
+             MemoryStats s = p.memory_stats();
+             py::dict d;
+             d["arena_bytes"] = s.arena_bytes;
+             d["planned_blocks"] = s.planned_blocks;
+             d["heap_allocs"] = s.heap_allocs;
+             d["replayed"] = s.replayed;
+             return d;
+           })
       .def(
           "run",
           [](const Plan& p, const py::list& feeds, const std::vector<int>& wanted,

@@ -1,6 +1,7 @@
 #include "sliver/executor.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 namespace sliver {
@@ -25,6 +26,10 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
                               ThreadPool* pool, std::vector<StepProfile>* profile) const {
   SLIVER_CHECK(feeds.size() == inputs_.size(), "expected ", inputs_.size(), " feeds, got ",
                feeds.size());
+  std::unique_ptr<MemoryPlanner::RunScope> memory;
+  if (plan_memory_) memory = memory_.begin(feeds, static_cast<int>(steps_.size()));
+  std::optional<ScopedAllocHook> hook;
+  if (memory) hook.emplace(memory.get());
   std::vector<Tensor> slots(num_slots_);
   for (auto& c : constants_) slots[c.first] = c.second;
   for (size_t i = 0; i < feeds.size(); ++i) slots[inputs_[i]] = std::move(feeds[i]);
@@ -33,6 +38,15 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
   for (int i : inputs_) shared.push_back(slots[i].owner.get());
   if (profile) profile->assign(steps_.size(), StepProfile{});
 
+  // A nested plan (a control-flow body run by its node's kernel) borrows the enclosing run's
+  // threads; the pool runs one parallel region at a time, and the enclosing step waits.
+  static thread_local ThreadPool* t_enclosing_pool = nullptr;
+  if (!pool) pool = t_enclosing_pool;
+  struct PoolScope {
+    ThreadPool* saved;
+    explicit PoolScope(ThreadPool* p) : saved(t_enclosing_pool) { t_enclosing_pool = p; }
+    ~PoolScope() { t_enclosing_pool = saved; }
+  } pool_scope(pool);
   RunContext ctx;
   ctx.pool = pool;
   std::vector<const Tensor*> in;
@@ -50,6 +64,7 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
       }
     }
     out.assign(step.outputs.size(), Tensor{});
+    if (memory) memory->step_begin(static_cast<int>(s));
     auto t0 = std::chrono::steady_clock::now();
     try {
       step.kernel->run(ctx, in, out);
@@ -71,7 +86,10 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
       slots[step.outputs[o]] = std::move(out[o]);
     }
     for (int r : step.release) slots[r] = Tensor{};
+    in.clear();
+    if (memory) memory->step_end(static_cast<int>(s));
   }
+  hook.reset();  // the copies below are results: heap
 
   // Results are handed to the caller, who may write to them: never give back
   // memory shared with a constant, a feed or another result.
@@ -82,9 +100,15 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
     const Tensor& t = slots[outputs_[w]];
     if (!t.defined()) fail("graph output ", w, " was not computed");
     bool aliased = t.dtype != DType::opaque &&
-                   std::find(shared.begin(), shared.end(), t.owner.get()) != shared.end();
+                   (std::find(shared.begin(), shared.end(), t.owner.get()) != shared.end() ||
+                    (memory && memory->in_arena(t)));
     result.push_back(aliased ? t.clone() : t);
     shared.push_back(t.owner.get());
+  }
+  if (memory) {
+    slots.clear();
+    out.clear();
+    memory->finish();
   }
   return result;
 }

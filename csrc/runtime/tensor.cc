@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "sliver/error.h"
+#include "sliver/memory_plan.h"
 
 namespace sliver {
 
@@ -75,6 +76,12 @@ Tensor Tensor::empty(DType dtype, Shape shape) {
   size_t bytes = t.nbytes();
   // Round up so vector kernels may read a full register past the end.
   size_t alloc = ((bytes + 64) / 64 + 1) * 64;
+  if (AllocHook* hook = current_alloc_hook()) {
+    if (void* p = hook->allocate(alloc, &t.owner)) {
+      t.data = p;
+      return t;
+    }
+  }
   void* p = std::aligned_alloc(64, alloc);
   if (!p) fail("out of memory allocating ", alloc, " bytes");
   t.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });

@@ -120,6 +120,7 @@ class InferenceSession:
                 raise InvalidArgument(f"add_initializer: model has no initializer named {name!r}")
             graph.initializers[name] = np.asarray(value)
         level = GraphOptimizationLevel(int(self._options.graph_optimization_level))
+        graph.optimization_level = level  # type: ignore[attr-defined]  (read by subgraph bodies)
         graph = run_pipeline(graph, level)
         if self._options.optimized_model_filepath:
             from .onnx_export import save_graph
@@ -131,6 +132,11 @@ class InferenceSession:
         # the spec oracle the tests compare the native kernels with.
         native = self._options._config.get("sliver.native_kernels", "1") != "0"
         self._plan: CompiledPlan = compile_graph(graph, allow_native=native)
+        # Like onnxruntime's memory pattern: intermediates live in one arena planned from the
+        # first run's allocations (csrc/include/sliver/memory_plan.h).
+        self._plan.native.set_memory_planning(
+            bool(self._options.enable_mem_pattern and self._options.enable_cpu_mem_arena)
+        )
         threads = int(self._options.intra_op_num_threads or 0)
         self._pool = _C.ThreadPool(threads if threads > 0 else _default_threads())
         self._output_index = {n: i for i, n in enumerate(self._plan.output_names)}

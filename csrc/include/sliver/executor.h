@@ -3,9 +3,11 @@
 // Every value of the graph has a slot. Constants are bound to their slots at
 // creation; feeds are bound per call; each step reads its input slots and
 // fills its output slots, and slots no later step reads are dropped right
-// away, so intermediates are held only while live. run() keeps its slots on
-// its own stack frame, so concurrent calls on one plan are safe as long as
-// kernels keep no mutable state (they don't: scratch is per call or per thread).
+// away, so intermediates are held only while live. Their memory comes from an
+// arena laid out by the memory plan (memory_plan.h) once the feed shapes have
+// been seen. run() keeps its slots on its own stack frame and takes an arena of
+// its own, so concurrent calls on one plan are safe as long as kernels keep no
+// mutable state (they don't: scratch is per call or per thread).
 #pragma once
 
 #include <chrono>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "sliver/kernel.h"
+#include "sliver/memory_plan.h"
 
 namespace sliver {
 
@@ -45,12 +48,16 @@ class Plan {
 
   const std::vector<Step>& steps() const { return steps_; }
   int num_slots() const { return num_slots_; }
+  MemoryStats memory_stats() const { return memory_.stats(); }
+  void set_memory_planning(bool on) { plan_memory_ = on; }
 
  private:
   int num_slots_;
   std::vector<std::pair<int, Tensor>> constants_;
   std::vector<Step> steps_;
   std::vector<int> inputs_, outputs_;
+  mutable MemoryPlanner memory_;
+  bool plan_memory_ = true;
 };
 
 }  // namespace sliver

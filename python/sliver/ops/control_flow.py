@@ -48,6 +48,14 @@ class Body:
         if missing:
             raise InvalidGraph(f"{self.name}: outer-scope names {missing} are not node inputs")
         self._outer = [position[f] for f in free]
+        # Bodies get the session's rewrites too (fusions, folding); their threads come from the
+        # enclosing run (the executor lends its pool to nested plans).
+        level = getattr(graph, "optimization_level", None)
+        if level is not None:
+            from ..passes import run_pipeline
+
+            sub.optimization_level = level  # type: ignore[attr-defined]
+            sub = run_pipeline(sub, level)
         self._plan = compile_graph(sub)
         self._wanted = list(range(len(self.outputs)))
 
