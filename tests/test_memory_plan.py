@@ -7,12 +7,10 @@ import threading
 import numpy as np
 import onnx
 import pytest
-from helpers import zoo_model
+import sliver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
-
-import sliver
 from sliver.tools import model_zoo
 
 ZOO = ["cnn_resnet_fp32", "cnn_mobilenet_qdq_u8s8", "transformer_fp32", "mlp_qop_u8s8"]
@@ -30,7 +28,7 @@ def _stats(sess: sliver.InferenceSession) -> dict:
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_replayed_runs_match_unplanned(zoo_model, name: str) -> None:  # noqa: F811
+def test_replayed_runs_match_unplanned(zoo_model, name: str) -> None:
     path = zoo_model(name)
     planned, plain = _session(path), _session(path, planned=False)
     outputs = len(planned.get_outputs())
