@@ -1056,3 +1056,25 @@ def test_constant_of_shape_and_range() -> None:
                 ("d", np.array(d, dtype), False),
             ],
         )
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@given(
+    seed=seeds,
+    k=st.lists(st.integers(1, 7), min_size=2, max_size=2),
+    s=st.lists(st.integers(1, 3), min_size=2, max_size=2),
+    extra=st.lists(st.integers(0, 40), min_size=2, max_size=2),
+    pad=st.booleans(),
+    cip=st.integers(0, 1),
+)
+@settings(max_examples=40, deadline=None, derandomize=True)
+def test_pool_wide_rows(op, seed, k, s, extra, pad, cip) -> None:
+    """Rows long enough for the vector row kernels (8 outputs, 16-float stride-2 loads)."""
+    rng = np.random.default_rng(seed)
+    size = [ki + e for ki, e in zip(k, extra, strict=True)]
+    pads = [ki // 2 if pad else 0 for ki in k] * 2
+    attrs = {"kernel_shape": k, "strides": s, "pads": pads}
+    if op == "AveragePool":
+        attrs["count_include_pad"] = cip
+    x = rand(rng, [1, 2, *size])
+    check(op, [("x", x, False)], attrs, opset=19, atol=1e-5, use_ref=True)

@@ -10,6 +10,7 @@
 
 #include "sliver/cpu.h"
 #include "sliver/gemm.h"
+#include "ukernels/f32_pool/f32_pool.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -147,6 +148,7 @@ std::vector<std::pair<std::string, std::string>> selected_kernels() {
   // One line per kernel family: {family, its chosen kernel's name}.
   static const std::pair<const char*, std::function<const char*()>> kFamilies[] = {
       {"f32_gemm", [] { return f32_gemm_kernel().name; }},
+      {"f32_pool", [] { return f32_pool_row().isa; }},
   };
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [family, name] : kFamilies) out.emplace_back(family, name());

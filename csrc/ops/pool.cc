@@ -6,9 +6,12 @@
 // ceil_mode adds past the end padding are never counted).
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "ops/common.h"
 #include "ops/conv_geometry.h"
+#include "ukernels/f32_pool/f32_pool.h"
+#include "ukernels/f32_vbinary/f32_vbinary.h"
 
 namespace sliver::ops {
 namespace {
@@ -46,9 +49,10 @@ class PoolKernel final : public Kernel {
     const float* px = x.ptr<float>();
     float* py = y.ptr<float>();
     const bool flat = g[0].out == 1 && g[0].k == 1 && g[0].in == 1;  // 1-D or 2-D
+    const Windows2d win = flat ? windows2d(g[1], g[2]) : Windows2d{};
     parallel_for(ctx.pool, planes, static_cast<double>(out_plane * taps), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
-        if (flat) plane2d(g[1], g[2], px + p * in_plane, py + p * out_plane);
+        if (flat) plane2d(g[1], g[2], win, px + p * in_plane, py + p * out_plane);
         else plane(g, px + p * in_plane, py + p * out_plane);
       }
     });
@@ -73,51 +77,84 @@ class PoolKernel final : public Kernel {
     }
   }
 
-  // 2-D planes: output columns whose window lies inside the row ("interior") are computed tap by
-  // tap over the whole run (a max or add per tap, vectorisable); only the few border columns go
-  // through window().
-  void plane2d(const AxisGeom& H, const AxisGeom& W, const float* x, float* y) const {
-    const AxisGeom g[3] = {AxisGeom{1, 1, 1, 1, 1, 0, 0}, H, W};
-    // Interior columns: ow * s - pad >= 0 and ow * s - pad + (k - 1) * d < in.
-    const int64_t ow_lo = std::min(W.out, (W.pad_begin + W.s - 1) / W.s);
+  // Window clipping of a 2-D plane, the same for every plane of a run (integer divisions).
+  struct Windows2d {
+    int64_t col_lo = 0, col_hi = 0;       // output columns whose window lies inside the row
+    std::vector<int64_t> row_lo, row_hi;  // valid input-row taps per output row
+    std::vector<float> divisor;           // [oh * W.out + ow]: taps the average divides by
+  };
+  Windows2d windows2d(const AxisGeom& H, const AxisGeom& W) const {
+    Windows2d w;
+    w.row_lo.resize(H.out);
+    w.row_hi.resize(H.out);
+    std::vector<float> hcount(W.out);
+    for (int64_t ow = 0; ow < W.out; ++ow) {
+      int64_t lo, hi;
+      if (count_include_pad_) clip_taps(ow * W.s, W.k, W.d, W.pad_begin + W.in + W.pad_end, &lo, &hi);
+      else clip_taps(ow * W.s - W.pad_begin, W.k, W.d, W.in, &lo, &hi);
+      hcount[ow] = static_cast<float>(hi - lo);
+    }
+    // Interior: ow * s - pad >= 0 and ow * s - pad + (k - 1) * d < in.
+    w.col_lo = std::min(W.out, (W.pad_begin + W.s - 1) / W.s);
     const int64_t last = W.in - 1 - (W.k - 1) * W.d + W.pad_begin;  // largest ow * s allowed
-    const int64_t ow_hi = last < 0 ? ow_lo : std::max(ow_lo, std::min(W.out, last / W.s + 1));
-    int64_t lo[3] = {0, 0, 0}, hi[3] = {1, 1, 1}, start[3] = {0, 0, 0};
-    for (int64_t oh = 0; oh < H.out; ++oh, y += W.out) {
-      start[1] = oh * H.s - H.pad_begin;
-      clip_taps(start[1], H.k, H.d, H.in, &lo[1], &hi[1]);
-      auto border = [&](int64_t ow) {
-        start[2] = ow * W.s - W.pad_begin;
-        clip_taps(start[2], W.k, W.d, W.in, &lo[2], &hi[2]);
-        y[ow] = window(g, x, start, lo, hi);
-      };
-      for (int64_t ow = 0; ow < ow_lo; ++ow) border(ow);
-      for (int64_t ow = ow_hi; ow < W.out; ++ow) border(ow);
-      if (ow_hi <= ow_lo) continue;
-      float* acc = y + ow_lo;
-      const int64_t n = ow_hi - ow_lo, sw = W.s;
-      std::fill(acc, acc + n, max_ ? -std::numeric_limits<float>::infinity() : 0.f);
-      for (int64_t i = lo[1]; i < hi[1]; ++i) {
-        const float* row = x + (start[1] + i * H.d) * W.in + ow_lo * sw - W.pad_begin;
-        for (int64_t j = 0; j < W.k; ++j) {
-          const float* src = row + j * W.d;
-          if (max_) {
-            for (int64_t t = 0; t < n; ++t) acc[t] = src[t * sw] > acc[t] ? src[t * sw] : acc[t];
-          } else {
-            for (int64_t t = 0; t < n; ++t) acc[t] += src[t * sw];
-          }
-        }
+    w.col_hi = last < 0 ? w.col_lo : std::max(w.col_lo, std::min(W.out, last / W.s + 1));
+    if (!max_) w.divisor.resize(H.out * W.out);
+    for (int64_t oh = 0; oh < H.out; ++oh) {
+      clip_taps(oh * H.s - H.pad_begin, H.k, H.d, H.in, &w.row_lo[oh], &w.row_hi[oh]);
+      if (max_) continue;
+      int64_t vl = w.row_lo[oh], vh = w.row_hi[oh];
+      if (count_include_pad_) clip_taps(oh * H.s, H.k, H.d, H.pad_begin + H.in + H.pad_end, &vl, &vh);
+      // Counts are small integers (exact in float); an empty window has sum 0 and yields 0.
+      for (int64_t ow = 0; ow < W.out; ++ow)
+        w.divisor[oh * W.out + ow] = std::max(static_cast<float>(vh - vl) * hcount[ow], 1.f);
+    }
+    return w;
+  }
+
+  // 2-D planes, separably (max and sum both are): every input row is first reduced along W into
+  // row `ih` of a buffer (W.out values, f32_pool row kernels), then each output row combines its
+  // window's buffer rows elementwise (f32_vbinary). kh + kw operations per output instead of
+  // kh * kw, all vectorised; each pass reads what the previous one stored at the same addresses,
+  // so no load waits on a half-forwarded store.
+  void plane2d(const AxisGeom& H, const AxisGeom& W, const Windows2d& win, const float* x,
+               float* y) const {
+    const int64_t n = W.out;
+    float* hbuf = thread_scratch(1, static_cast<size_t>(H.in * n));
+    for (int64_t ih = 0; ih < H.in; ++ih) reduce_row(x + ih * W.in, W, win, hbuf + ih * n);
+    const F32VBinaryFn combine = f32_vbinary(max_ ? VBinary::max : VBinary::add).vv;
+    for (int64_t oh = 0; oh < H.out; ++oh, y += n) {
+      const int64_t start = oh * H.s - H.pad_begin, lo = win.row_lo[oh], hi = win.row_hi[oh];
+      if (hi <= lo) {
+        std::fill(y, y + n, max_ ? -std::numeric_limits<float>::infinity() : 0.f);
+        continue;
       }
-      if (!max_) {
-        int64_t count = (hi[1] - lo[1]) * W.k;
-        if (count_include_pad_) {
-          int64_t l, h;
-          clip_taps(start[1] + H.pad_begin, H.k, H.d, H.in + H.pad_begin + H.pad_end, &l, &h);
-          count = (h - l) * W.k;
-        }
-        const float c = static_cast<float>(count);
-        for (int64_t t = 0; t < n; ++t) acc[t] = count > 0 ? acc[t] / c : 0.f;
+      const float* first = hbuf + (start + lo * H.d) * n;
+      if (hi - lo == 1) std::copy(first, first + n, y);
+      else combine(n, first, hbuf + (start + (lo + 1) * H.d) * n, y);
+      for (int64_t i = lo + 2; i < hi; ++i) combine(n, y, hbuf + (start + i * H.d) * n, y);
+      if (!max_) f32_vbinary(VBinary::div).vv(n, y, win.divisor.data() + oh * n, y);
+    }
+  }
+
+  // h[ow] = max or sum of the valid taps x[ow * s - pad + j * d] of one input row.
+  void reduce_row(const float* x, const AxisGeom& W, const Windows2d& win, float* h) const {
+    const int64_t s = W.s, d = W.d, k = W.k, lo = win.col_lo, hi = win.col_hi;
+    for (int64_t ow = 0; ow < W.out; ++ow) {  // border columns: clipped windows
+      if (ow == lo) ow = hi;
+      if (ow >= W.out) break;
+      const int64_t start = ow * s - W.pad_begin;
+      int64_t a, b;
+      clip_taps(start, k, d, W.in, &a, &b);
+      float acc = max_ ? -std::numeric_limits<float>::infinity() : 0.f;
+      for (int64_t j = a; j < b; ++j) {
+        const float v = x[start + j * d];
+        acc = max_ ? (acc != acc || acc > v ? acc : v) : acc + v;  // max propagates NaN
       }
+      h[ow] = acc;
+    }
+    if (hi > lo) {
+      const F32PoolRowKernels& kern = f32_pool_row();
+      (max_ ? kern.max : kern.sum)(hi - lo, k, s, d, x + lo * s - W.pad_begin, h + lo);
     }
   }
 

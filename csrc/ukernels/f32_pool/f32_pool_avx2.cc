@@ -1,0 +1,63 @@
+// f32_pool_row_{max,sum}_avx2: 8 outputs per step with the accumulator in a register. Stride 1
+// reads each tap as one unaligned load; stride 2 loads 16 floats per tap and keeps the even
+// lanes (one shuffle, one lane permute); other strides use a gather.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "f32_pool.h"
+
+namespace sliver {
+namespace {
+// NaN in either operand gives NaN: max_ps returns its second operand when either is NaN.
+inline __m256 nan_max(__m256 acc, __m256 v) {
+  return _mm256_blendv_ps(_mm256_max_ps(acc, v), acc, _mm256_cmp_ps(acc, acc, _CMP_UNORD_Q));
+}
+inline float nan_max1(float a, float b) { return a != a || a > b ? a : b; }
+
+// x[0], x[s], ..., x[7 s].
+inline __m256 load_strided(const float* x, int64_t s, __m256i idx) {
+  if (s == 1) return _mm256_loadu_ps(x);
+  if (s == 2) {
+    const __m256 lo = _mm256_loadu_ps(x), hi = _mm256_loadu_ps(x + 8);
+    const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // l0 l2 h0 h2 l4 l6 h4 h6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  return _mm256_i32gather_ps(x, idx, 4);
+}
+
+template <bool kMax>
+void pool_row(int64_t n, int64_t k, int64_t s, int64_t d, const float* x, float* y) {
+  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                         _mm256_set1_epi32(static_cast<int>(s)));
+  int64_t t = 0;
+  // Stride 2 reads 16 floats per tap: stop where the 16th could pass the last tap's last input.
+  const int64_t vec_end = s == 2 ? n - 1 : n;
+  for (; t + 8 <= vec_end; t += 8) {
+    const float* p = x + t * s;
+    __m256 acc = load_strided(p, s, idx);
+    for (int64_t j = 1; j < k; ++j) {
+      const __m256 v = load_strided(p + j * d, s, idx);
+      acc = kMax ? nan_max(acc, v) : _mm256_add_ps(acc, v);
+    }
+    _mm256_storeu_ps(y + t, acc);
+  }
+  for (; t < n; ++t) {
+    const float* p = x + t * s;
+    float acc = p[0];
+    for (int64_t j = 1; j < k; ++j) acc = kMax ? nan_max1(acc, p[j * d]) : acc + p[j * d];
+    y[t] = acc;
+  }
+}
+}  // namespace
+
+void f32_pool_row_max_avx2(int64_t n, int64_t k, int64_t s, int64_t d, const float* x,
+                           float* y) {
+  pool_row<true>(n, k, s, d, x, y);
+}
+void f32_pool_row_sum_avx2(int64_t n, int64_t k, int64_t s, int64_t d, const float* x,
+                           float* y) {
+  pool_row<false>(n, k, s, d, x, y);
+}
+
+}  // namespace sliver
