@@ -1,0 +1,87 @@
+"""The README's model table: sliver vs onnxruntime on the zoo and the onnx wheel's light models.
+
+    python benchmarks/model_table.py [--threads 1 2] [--repeat 30] [--only SUBSTR ...] [--light]
+
+Each model runs on both engines in one process, interleaved call by call (median wall time per
+call); rows are markdown, followed by the geometric mean of ort/sliver per group (FP32 dense,
+QDQ, QOperator, dynamic, pruned 50/80/90% and 1x4 blocks). > 1 means sliver is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from collections import defaultdict
+
+from model_timing import compare, light_models
+from sliver.tools import model_zoo
+
+
+def group_of(name: str) -> str:
+    """The table group a zoo model belongs to."""
+    spec = model_zoo.REGISTRY[name]
+    prefix = "fp32" if spec.scheme == "fp32" else {"qdq": "qdq", "qoperator": "qop"}.get(
+        spec.scheme, "dyn"
+    )
+    if spec.sparsity:
+        blocks = " 1x4 blocks" if spec.block else ""
+        return f"{prefix} pruned {int(round(spec.sparsity * 100))}%{blocks}"
+    return f"{prefix} dense"
+
+
+def cpu_name() -> str:
+    """lscpu's model name."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prints the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--only", nargs="*", default=[], help="zoo names containing any of these")
+    ap.add_argument("--light", action="store_true", help="also the onnx wheel's light models")
+    ap.add_argument("--zoo", default="", help="folder of built zoo models (default: build now)")
+    args = ap.parse_args(argv)
+
+    names = [
+        n
+        for n in model_zoo.REGISTRY
+        if not n.endswith("_op13") and (not args.only or any(s in n for s in args.only))
+    ]
+    zoo = args.zoo or tempfile.mkdtemp(prefix="sliver-zoo-")
+    paths = model_zoo.build_all(zoo, names)
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs\n")
+    print("| model | threads | sliver ms | onnxruntime ms | ort/sliver |")
+    print("|---|---|---|---|---|")
+    ratios: dict[tuple[str, int], list[float]] = defaultdict(list)
+    cases = [(n, str(paths[n]), model_zoo.make_feeds(n, seed=0), group_of(n)) for n in names]
+    if args.light:
+        cases += [(f"light_{n}", p, None, "light (onnx zoo)") for n, p in light_models().items()]
+    for threads in args.threads:
+        for name, path, feeds, group in cases:
+            repeat = args.repeat if not name.startswith("light_") else max(3, args.repeat // 6)
+            r = compare(path, threads, repeat, feeds)
+            ratios[(group, threads)].append(r["ratio"])
+            print(
+                f"| {name} | {threads} | {r['sliver_ms']:.3f} | {r['ort_ms']:.3f} "
+                f"| {r['ratio']:.2f} |",
+                flush=True,
+            )
+    print("\n| group | threads | models | geomean ort/sliver | min |")
+    print("|---|---|---|---|---|")
+    for (group, threads), rs in sorted(ratios.items()):
+        geo = math.exp(sum(math.log(r) for r in rs) / len(rs))
+        print(f"| {group} | {threads} | {len(rs)} | {geo:.2f} | {min(rs):.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
