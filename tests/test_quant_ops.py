@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 import pytest
 import sliver
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto as TP
 from onnx import helper as oh
 from onnx.reference import ReferenceEvaluator
@@ -355,6 +357,227 @@ def test_conv_integer(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Channels-last 8-bit conv (sliver:QLinearConv channels_last=1: igemm and depthwise kernels) vs
+# an independent numpy oracle: exact int64 sums wrapped to int32, then requant.h's reference
+# order. Inputs end at a guard page, so a kernel reading past X crashes the test.
+
+
+def fenced(x: np.ndarray) -> np.ndarray:
+    """A copy of x whose last byte is followed by an unreadable page."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    n = max(x.nbytes, 1)
+    size = (n + page - 1) // page * page + page
+    buf = mmap.mmap(-1, size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None)
+    assert libc.mprotect(ctypes.c_void_p(base + size - page), page, 0) == 0  # PROT_NONE
+    start = size - page - x.nbytes
+    y = np.frombuffer(buf, x.dtype, count=x.size, offset=start).reshape(x.shape)
+    y[...] = x
+    fenced.keep.append(buf)  # the mapping must outlive every session that reads it
+    return y
+
+
+fenced.keep = []
+
+
+def _ref_qconv_nhwc(x, c, attrs) -> np.ndarray:  # noqa: ANN001
+    """y[N, OH, OW, OC] for x[N, H, W, C] from first principles (c: the case's constants)."""
+    w, group = c["w"].astype(np.int64), attrs["group"]
+    oc, cg, kh, kw = w.shape
+    sh, sw = attrs["strides"]
+    dh, dw = attrs["dilations"]
+    pt, pl, pb, pr = attrs["pads"]
+    xi = x.astype(np.int64) - int(c["xz"])
+    n, h, wd, ch = xi.shape
+    xp = np.zeros((n, h + pt + pb, wd + pl + pr, ch), np.int64)
+    xp[:, pt : pt + h, pl : pl + wd, :] = xi
+    oh_ = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
+    ow_ = (wd + pl + pr - (kw - 1) * dw - 1) // sw + 1
+    wz = np.broadcast_to(c["wz"].astype(np.int64), (oc,))
+    wc = w - wz[:, None, None, None]
+    acc = np.zeros((n, oh_, ow_, oc), np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            win = xp[
+                :,
+                ky * dh : ky * dh + (oh_ - 1) * sh + 1 : sh,
+                kx * dw : kx * dw + (ow_ - 1) * sw + 1 : sw,
+                :,
+            ]
+            if group == 1:
+                acc += win @ wc[:, :, ky, kx].T
+            else:
+                acc += win * wc[:, 0, ky, kx]
+    acc += c.get("bias", np.zeros(oc, np.int32)).astype(np.int64)
+    acc = ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)  # int32 wrap, like the reference
+    ws = np.broadcast_to(c["ws"], (oc,)).astype(np.float32)
+    m = (np.float32(c["xs"]) * ws).astype(np.float32) / np.float32(c["ys"])
+    d = acc.astype(np.float64) * m.astype(np.float32).astype(np.float64)
+    d = d + float(c["yz"])
+    yt = c["yz"].dtype
+    lo, hi = attrs.get("activation_min", qrange(yt)[0]), attrs.get("activation_max", qrange(yt)[1])
+    return np.rint(np.clip(d, lo, hi)).astype(yt)
+
+
+@st.composite
+def nhwc_conv_cases(draw):  # noqa: ANN001, ANN201
+    """Shapes with ragged channel counts (K tails, column tails), borders, strides, dilations,
+    every code/zero-point type, huge biases and extreme scales (the full requant form)."""
+    dwise = draw(st.booleans())
+    ch = draw(st.integers(1, 40))
+    oc = ch if dwise else draw(st.sampled_from([1, 3, 8, 15, 16, 17, 24, 33, 40]))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    h = draw(st.integers(max(1, (kh - 1) * dh + 1 - pads[0] - pads[2]), 9))
+    w = draw(st.integers(max(1, (kw - 1) * dw + 1 - pads[1] - pads[3]), 9))
+    batch = draw(st.integers(1, 2))
+    xt, wt, yt = (draw(st.sampled_from([np.uint8, np.int8])) for _ in range(3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    c = {
+        "w": rand_q(rng, wt, (oc, 1 if dwise else ch, kh, kw)),
+        "xz": rand_zp(rng, xt),
+        "wz": np.array([rand_zp(rng, wt) for _ in range(oc)], wt)
+        if draw(st.booleans())
+        else rand_zp(rng, wt),
+        "yz": rand_zp(rng, yt),
+        "xs": rand_scale(rng),
+        "ws": np.exp(rng.uniform(-7, -2, size=oc)).astype(np.float32),
+        "ys": rand_scale(rng, 0.02, 0.5),
+    }
+    scales = draw(st.sampled_from(["normal", "normal", "tiny", "huge"]))
+    if scales == "tiny":  # multipliers ~1e-12: the one-rounding form is not exact
+        c["ys"] = np.float32(1e6)
+    elif scales == "huge":  # multipliers > 1: results saturate, int32 range matters
+        c["ws"] = np.float32(rng.uniform(0.5, 3, size=oc))
+        c["ys"] = np.float32(0.01)
+    bias = draw(st.sampled_from(["none", "small", "huge"]))
+    if bias != "none":
+        lim = 20000 if bias == "small" else 2**31 - 1
+        c["bias"] = rng.integers(-lim, lim, size=oc, dtype=np.int64).astype(np.int32)
+    attrs = {
+        "group": ch if dwise else 1,
+        "kernel_shape": [kh, kw],
+        "strides": [sh, sw],
+        "dilations": [dh, dw],
+        "pads": pads,
+    }
+    lo, hi = qrange(yt)
+    if draw(st.booleans()):
+        attrs["activation_min"] = int(rng.integers(lo, hi + 1))
+        attrs["activation_max"] = int(rng.integers(attrs["activation_min"], hi + 1))
+    x = rand_q(rng, xt, (batch, h, w, ch))
+    return x, c, attrs, draw(st.booleans())
+
+
+def _nhwc_conv_model(x, c, attrs, nchw_input):  # noqa: ANN001, ANN202
+    names = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"] + (["bias"] if "bias" in c else [])
+    node = oh.make_node(
+        "QLinearConv",
+        names,
+        ["y"],
+        domain="sliver",
+        channels_last=1,
+        nchw_input=int(nchw_input),
+        **attrs,
+    )
+    xin = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw_input else x
+    ins = [oh.make_tensor_value_info("x", TP_OF[x.dtype], xin.shape)]
+    outs = [oh.make_tensor_value_info("y", TP_OF[c["yz"].dtype], None)]
+    inits = [onnx.numpy_helper.from_array(np.asarray(c[k]), k) for k in names[1:]]
+    g = oh.make_graph([node], "g", ins, outs, inits)
+    opsets = [oh.make_opsetid("", 21), oh.make_opsetid("sliver", 1)]
+    return oh.make_model(g, opset_imports=opsets, ir_version=10), xin
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=nhwc_conv_cases())
+def test_nhwc_qlinear_conv(case, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    x, c, attrs, nchw_input = case
+    model, xin = _nhwc_conv_model(x, c, attrs, nchw_input)
+    want = _ref_qconv_nhwc(x, c, attrs)
+    s = sliver.InferenceSession(model.SerializeToString())
+    assert all(impl.startswith("native") for _, _, impl in s.profile_steps())
+    (got,) = s.run(None, {"x": fenced(xin)})
+    assert_same(got, want, f"native {attrs} x{x.shape}")
+    (py,), _ = run_sliver(model, {"x": xin}, False, monkeypatch)
+    assert_same(py, want, "python twin")
+
+
+def test_nhwc_qlinear_conv_scalar_kernels() -> None:
+    """SLIVER_ISA=scalar: the portable igemm/depthwise twins agree with the oracle too."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import test_quant_ops as t
+        from hypothesis import given, settings, HealthCheck
+        import sliver
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=t.nhwc_conv_cases())
+        def check(case):
+            x, c, attrs, nchw = case
+            model, xin = t._nhwc_conv_model(x, c, attrs, nchw)
+            s = sliver.InferenceSession(model.SerializeToString())
+            t.assert_same(s.run(None, {{"x": t.fenced(xin)}})[0], t._ref_qconv_nhwc(x, c, attrs),
+                          "scalar")
+
+        check()
+        print("scalar ok", sliver.cpu_info())
+        """
+    )
+    env = dict(os.environ, SLIVER_ISA="scalar")
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scalar ok" in r.stdout
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    dt=st.sampled_from([np.uint8, np.int8]),
+    ch=st.integers(1, 40),
+    k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    seed=st.integers(0, 2**31),
+)
+def test_nhwc_max_pool(dt, ch, k, s, d, seed) -> None:  # noqa: ANN001
+    """com.microsoft:NhwcMaxPool (16-channel blocks + tail) vs a numpy max over windows."""
+    rng = np.random.default_rng(seed)
+    pads = [int(rng.integers(0, k[i % 2])) for i in range(4)]
+    hw = [int(rng.integers((k[i] - 1) * d[i] + 1, 10)) for i in range(2)]
+    x = rand_q(rng, dt, (int(rng.integers(1, 3)), *hw, ch))
+    attrs = {"kernel_shape": list(k), "strides": list(s), "dilations": list(d), "pads": pads}
+    node = oh.make_node("NhwcMaxPool", ["x"], ["y"], domain=MS, **attrs)
+    model = make_model([node], {"x": x}, {"y": dt})
+    xp = np.full((x.shape[0], hw[0] + pads[0] + pads[2], hw[1] + pads[1] + pads[3], ch), -999)
+    xp[:, pads[0] : pads[0] + hw[0], pads[1] : pads[1] + hw[1]] = x
+    out = [(xp.shape[1 + i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(2)]
+    want = np.full((x.shape[0], *out, ch), -999)
+    for ky in range(k[0]):
+        for kx in range(k[1]):
+            win = xp[:, ky * d[0] :: s[0], kx * d[1] :: s[1]][:, : out[0], : out[1]]
+            want = np.maximum(want, win)
+    want = want.astype(dt)
+    s_ = sliver.InferenceSession(model.SerializeToString())
+    assert_same(s_.run(None, {"x": fenced(x)})[0], want, f"NhwcMaxPool {attrs}")
+
+
+# ---------------------------------------------------------------------------------------------
 # com.microsoft elementwise ops vs onnxruntime.
 
 
@@ -557,7 +780,7 @@ def test_qlinear_softmax(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
         "QLinearSoftmax", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, axis=axis, opset=opset
     )
     model = make_model([node], {"x": x}, {"y": dt}, p)
-    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch, expect_native=False)
+    check_both(model, {"x": x}, run_ort(model, {"x": x}), monkeypatch, expect_native=True)
 
 
 # ---------------------------------------------------------------------------------------------

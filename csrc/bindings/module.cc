@@ -109,19 +109,22 @@ PYBIND11_MODULE(_C, m) {
   });
 
   py::class_<KernelHandle>(m, "Kernel")
-      .def("describe", [](const KernelHandle& k) { return k.kernel->describe(); });
+      .def("describe", [](const KernelHandle& k) { return k.kernel->describe(); })
+      .def("weight_bytes", [](const KernelHandle& k) { return k.kernel->weight_bytes(); });
 
   m.def(
       "create_kernel",
       [](const std::string& op_type, const std::string& domain, const std::string& node_name,
          int opset, const py::dict& attrs, const std::vector<int>& input_dtypes,
          const py::list& input_shapes, const py::list& const_inputs,
-         const std::vector<int>& output_dtypes, const py::list& output_shapes) -> py::object {
+         const std::vector<int>& output_dtypes, const py::list& output_shapes,
+         const std::map<std::string, std::string>& config) -> py::object {
         KernelInit init;
         init.op_type = op_type;
         init.domain = domain;
         init.node_name = node_name;
         init.opset = opset;
+        init.config = config;
         for (auto kv : attrs) init.attrs.values[kv.first.cast<std::string>()] = to_attr(kv.second);
         for (int d : input_dtypes) init.input_dtypes.push_back(static_cast<DType>(d));
         for (int d : output_dtypes) init.output_dtypes.push_back(static_cast<DType>(d));
@@ -133,7 +136,11 @@ PYBIND11_MODULE(_C, m) {
         if (!k) return py::none();
         return py::cast(KernelHandle{std::shared_ptr<Kernel>(std::move(k))});
       },
-      "Native kernel for a node, or None when no native kernel accepts it.");
+      "Native kernel for a node, or None when no native kernel accepts it.", py::arg("op_type"),
+      py::arg("domain"), py::arg("node_name"), py::arg("opset"), py::arg("attrs"),
+      py::arg("input_dtypes"), py::arg("input_shapes"), py::arg("const_inputs"),
+      py::arg("output_dtypes"), py::arg("output_shapes"),
+      py::arg("config") = std::map<std::string, std::string>{});
 
   m.def(
       "python_kernel",
@@ -182,6 +189,12 @@ PYBIND11_MODULE(_C, m) {
       .def("set_inputs", &Plan::set_inputs)
       .def("set_outputs", &Plan::set_outputs)
       .def("num_steps", [](const Plan& p) { return p.steps().size(); })
+      .def("step_weight_bytes",
+           [](const Plan& p) {
+             std::vector<int64_t> v;
+             for (const Step& s : p.steps()) v.push_back(s.kernel->weight_bytes());
+             return v;
+           })
       .def("set_memory_planning", &Plan::set_memory_planning)
       .def("memory_stats",
            [](const Plan& p) {

@@ -69,4 +69,15 @@ inline AxisGeom resolve_axis(const WindowAttrs& w, size_t i, int64_t in) {
   return g;
 }
 
+/// A 2-D convolution's geometry (1-D runs as 2-D with a trivial height axis).
+struct ConvGeom {
+  int64_t n, c, m, group;  // images, input channels, output channels, groups
+  AxisGeom h, w;
+  int64_t in_plane() const { return h.in * w.in; }
+  int64_t out_plane() const { return h.out * w.out; }
+};
+
+/// Extent of input an axis' windows touch, counted from the start of the padding.
+inline int64_t window_extent(const AxisGeom& a) { return (a.out - 1) * a.s + (a.k - 1) * a.d + 1; }
+
 }  // namespace sliver::ops

@@ -3,7 +3,9 @@
 // Transpose, Slice and Expand are all "read a strided view, write it contiguously": each is a
 // shape plus per-dim source strides (permuted, stepped, or 0 where broadcast), copied by one
 // routine that merges chainable dims and moves the innermost run with memcpy, a fill or a
-// strided loop. Only the element size matters, so dtypes are dispatched by size.
+// strided loop. Only the element size matters, so dtypes are dispatched by size -- and an input
+// whose type is not known when the session is built (the output of a contrib op ONNX shape
+// inference does not know) still gets a kernel, which checks the value it receives.
 #include <cstring>
 
 #include "ops/common.h"
@@ -52,6 +54,18 @@ std::vector<int64_t> contiguous_strides(const Shape& s) {
   return st;
 }
 
+// A static dtype these kernels accept: one they can carry, or not known yet.
+bool layout_ok(DType t) { return t == DType::undefined || movable(t); }
+bool index_ok(DType t) { return t == DType::undefined || is_int_index(t); }
+
+// Run-time half of layout_ok: the value must be a numeric tensor.
+const Tensor& numeric(const Tensor& x, const char* op) {
+  if (!movable(x.dtype))
+    fail(op, ": the input is not a numeric tensor (", dtype_name(x.dtype),
+         "), which the native kernel chosen for an input of unknown type cannot carry");
+  return x;
+}
+
 template <class F>
 void by_size(DType t, F&& f) {
   if (!visit_bits(t, f)) fail("unsupported dtype ", dtype_name(t));
@@ -63,7 +77,7 @@ class TransposeKernel final : public Kernel {
  public:
   explicit TransposeKernel(std::vector<int64_t> perm) : perm_(std::move(perm)) {}
   void run(RunContext& ctx, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x = need(in, 0);
+    const Tensor& x = numeric(need(in, 0), "Transpose");
     const int64_t r = x.rank();
     std::vector<int64_t> perm = perm_;
     if (perm.empty())
@@ -93,7 +107,7 @@ class TransposeKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_transpose(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   return std::make_unique<TransposeKernel>(init.attrs.get_ints("perm"));
 }
 SLIVER_REGISTER_KERNEL("Transpose", make_transpose);
@@ -108,7 +122,7 @@ class SliceKernel final : public Kernel {
       : from_inputs_(from_inputs), starts_(std::move(starts)), ends_(std::move(ends)), axes_(std::move(axes)) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x = need(in, 0);
+    const Tensor& x = numeric(need(in, 0), "Slice");
     std::vector<int64_t> starts = starts_, ends = ends_, axes = axes_, steps;
     if (from_inputs_) {
       starts = read_ints(need(in, 1), "starts");
@@ -161,7 +175,7 @@ class SliceKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_slice(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   if (init.opset < 10)
     return std::make_unique<SliceKernel>(false, init.attrs.get_ints("starts"), init.attrs.get_ints("ends"),
                                          init.attrs.get_ints("axes"));
@@ -177,7 +191,7 @@ SLIVER_REGISTER_KERNEL("Slice", make_slice);
 class ExpandKernel final : public Kernel {
  public:
   void run(RunContext& ctx, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x = need(in, 0);
+    const Tensor& x = numeric(need(in, 0), "Expand");
     const Shape want = read_ints(need(in, 1), "shape");
     const Shape ys = broadcast_shapes({x.shape, want});
     Tensor y = Tensor::empty(x.dtype, ys);
@@ -190,7 +204,7 @@ class ExpandKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_expand(const KernelInit& init) {
-  if (init.num_inputs() != 2 || !movable(init.input_dtypes[0]) || !is_int_index(init.input_dtypes[1]))
+  if (init.num_inputs() != 2 || !layout_ok(init.input_dtypes[0]) || !index_ok(init.input_dtypes[1]))
     return nullptr;
   return std::make_unique<ExpandKernel>();
 }
@@ -202,7 +216,7 @@ class ConcatKernel final : public Kernel {
  public:
   explicit ConcatKernel(int64_t axis) : axis_(axis) {}
   void run(RunContext&, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x0 = need(in, 0);
+    const Tensor& x0 = numeric(need(in, 0), "Concat");
     const int64_t r = x0.rank();
     const int64_t axis = normalize_axis(axis_, r);
     Shape ys = x0.shape;
@@ -238,8 +252,12 @@ class ConcatKernel final : public Kernel {
 
 std::unique_ptr<Kernel> make_concat(const KernelInit& init) {
   if (init.num_inputs() < 1 || !init.attrs.has("axis")) return nullptr;
-  for (DType t : init.input_dtypes)
-    if (!movable(t) || t != init.input_dtypes[0]) return nullptr;
+  DType known = DType::undefined;  // inputs must agree; unknown ones are checked at run time
+  for (DType t : init.input_dtypes) {
+    if (!layout_ok(t) || (t != DType::undefined && known != DType::undefined && t != known))
+      return nullptr;
+    if (t != DType::undefined) known = t;
+  }
   return std::make_unique<ConcatKernel>(init.attrs.get_int("axis", 0));
 }
 SLIVER_REGISTER_KERNEL("Concat", make_concat);
@@ -250,7 +268,7 @@ class SplitKernel final : public Kernel {
       : axis_(axis), split_(std::move(split)), split_input_(split_input), num_outputs_attr_(num_outputs_attr) {}
 
   void run(RunContext&, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x = need(in, 0);
+    const Tensor& x = numeric(need(in, 0), "Split");
     const int64_t r = x.rank(), axis = normalize_axis(axis_, r), dim = x.shape[axis];
     const int64_t nout = static_cast<int64_t>(out.size());
     std::vector<int64_t> split = split_;
@@ -295,7 +313,7 @@ class SplitKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_split(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0]) || init.num_outputs() < 1) return nullptr;
+  if (!layout_ok(init.input_dtypes[0]) || init.num_outputs() < 1) return nullptr;
   const bool split_input = init.opset >= 13;
   if (split_input && init.has_input(1) && !is_int_index(init.input_dtypes[1])) return nullptr;
   return std::make_unique<SplitKernel>(init.attrs.get_int("axis", 0), init.attrs.get_ints("split"),
@@ -309,7 +327,7 @@ class GatherKernel final : public Kernel {
  public:
   explicit GatherKernel(int64_t axis) : axis_(axis) {}
   void run(RunContext& ctx, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x = need(in, 0);
+    const Tensor& x = numeric(need(in, 0), "Gather");
     const Tensor& idx_t = need(in, 1);
     const int64_t r = x.rank();
     if (r == 0) fail("Gather on a scalar");
@@ -344,7 +362,7 @@ class GatherKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_gather(const KernelInit& init) {
-  if (init.num_inputs() != 2 || !movable(init.input_dtypes[0]) || !is_int_index(init.input_dtypes[1]))
+  if (init.num_inputs() != 2 || !layout_ok(init.input_dtypes[0]) || !index_ok(init.input_dtypes[1]))
     return nullptr;
   return std::make_unique<GatherKernel>(init.attrs.get_int("axis", 0));
 }
@@ -370,7 +388,7 @@ void tile_fill(const char* src, char* dst, const Shape& in, const std::vector<in
 class TileKernel final : public Kernel {
  public:
   void run(RunContext&, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    const Tensor& x = need(in, 0);
+    const Tensor& x = numeric(need(in, 0), "Tile");
     const std::vector<int64_t> reps = read_ints(need(in, 1), "repeats");
     if (static_cast<int64_t>(reps.size()) != x.rank()) fail("repeats has ", reps.size(), " entries for rank ", x.rank());
     Shape ys = x.shape;
@@ -397,7 +415,7 @@ class TileKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_tile(const KernelInit& init) {
-  if (init.num_inputs() != 2 || !movable(init.input_dtypes[0]) || !is_int_index(init.input_dtypes[1]))
+  if (init.num_inputs() != 2 || !layout_ok(init.input_dtypes[0]) || !index_ok(init.input_dtypes[1]))
     return nullptr;
   return std::make_unique<TileKernel>();
 }

@@ -125,6 +125,7 @@ class GemmKernel final : public Kernel {
     out[0] = std::move(y);
   }
 
+  int64_t weight_bytes() const override { return packed_bytes(packed_b_); }
   std::string describe() const override {
     return std::string("gemm ") + f32_gemm_kernel().name + (packed_b_ ? " packed-B" : "") +
            fused_suffix(ep_, residual_input_ >= 0);
@@ -240,6 +241,7 @@ class MatMulKernel final : public Kernel {
     out[0] = std::move(y);
   }
 
+  int64_t weight_bytes() const override { return packed_bytes(packed_b_); }
   std::string describe() const override {
     return std::string("matmul ") + f32_gemm_kernel().name + (packed_b_.empty() ? "" : " packed-B") +
            fused_suffix(ep_, residual_input_ >= 0);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/common.h"
+#include "ops/dynamic_quant.h"
 #include "ops/q8_conv.h"
 #include "ops/q8_matmul.h"
 #include "ops/quant_util.h"
@@ -38,8 +39,10 @@ class MatMulIntegerKernel final : public Kernel {
       const Tensor* bz = opt(in, 3);
       const int64_t N = bt.rank() >= 2 ? bt.shape.back() : 1;
       b = std::make_shared<q::PackedB8>(
-          q::pack_b8(bt, bz ? q::zp_values(bz, bz->numel() == 1 ? 1 : N, "b_zero_point")
-                            : std::vector<int32_t>{0}));
+          q::pack_b8(bt,
+                     bz ? q::zp_values(bz, bz->numel() == 1 ? 1 : N, "b_zero_point")
+                        : std::vector<int32_t>{0},
+                     false, /*per_run=*/true));
     }
     out[0] = Tensor::empty(DType::i32, q::matmul_shape(a.shape, b->b_shape));
     q::q8_matmul(ctx.pool, a, *b, a_zp, out[0],
@@ -105,19 +108,6 @@ std::unique_ptr<Kernel> make_conv_integer(const KernelInit& init) {
 
 // ---- MatMulIntegerToFloat / DynamicQuantizeMatMul ----
 
-// onnxruntime's dynamic u8 parameters: range widened to include 0, scale = range / 255 (1 for
-// an all-zero input), zp = round(clamp(0 - min / scale, 0, 255)).
-void dynamic_params(const float* x, int64_t n, float* scale, int32_t* zp) {
-  float lo = 0.f, hi = 0.f;
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, x[i]);
-    hi = std::max(hi, x[i]);
-  }
-  *scale = hi == lo ? 1.f : (hi - lo) / 255.f;
-  const float z = 0.f - lo / *scale;
-  *zp = static_cast<int32_t>(q::round_even_small(std::max(0.f, std::min(255.f, z))));
-}
-
 // Inputs (to float): A, B, a_scale, b_scale, a_zero_point, b_zero_point, bias.
 // Inputs (dynamic):  A (float), B, b_scale, b_zero_point, bias.
 class MatMulToFloatKernel final : public Kernel {
@@ -138,13 +128,12 @@ class MatMulToFloatKernel final : public Kernel {
     int32_t a_zp = 0;
     if (dynamic_) {
       if (a_in.dtype != DType::f32) fail(op, ": A must be float32");
-      dynamic_params(a_in.ptr<float>(), a_in.numel(), &a_scale, &a_zp);
+      const q::DynamicParams p =
+          q::dynamic_params(ctx.pool, a_in.ptr<float>(), a_in.numel(), q::DynamicRule::onnxruntime);
+      a_scale = p.scale;
+      a_zp = p.zero_point;
       a = Tensor::empty(DType::u8, a_in.shape);
-      const float* src = a_in.ptr<float>();
-      uint8_t* dst = a.ptr<uint8_t>();
-      parallel_for(ctx.pool, a.numel(), 1.0, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) dst[i] = q::quantize_one<uint8_t>(src[i], a_scale, a_zp);
-      });
+      q::quantize_u8(ctx.pool, a_in.ptr<float>(), a_in.numel(), p, a.ptr<uint8_t>());
     } else {
       a_scale = q::scalar_f32(need(in, 2), "a_scale");
       a_zp = q::scalar_zp(opt(in, 4), "a_zero_point");

@@ -25,8 +25,17 @@ struct PackedB8 {
   std::vector<std::shared_ptr<PackedQ8B>> mats;
 };
 
+/// pack_q8_b (qgemm.h) for a row-major K x N B, built for speed (q8_pack_b_rows.cc): what
+/// per-run packing of an activation B uses. Same bytes and sums; every panel is marked for the
+/// exact kernel, so GEMM results are the same bits.
+std::shared_ptr<PackedQ8B> pack_q8_b_rows(int64_t K, int64_t N, const void* b, DType b_type,
+                                          int64_t ldb, const int32_t* zero_point,
+                                          bool zero_point_per_column);
+
 /// Packs every [K, N] matrix of b (rank >= 1; a 1-D b is [K, 1]). zp holds 1 or N values.
-inline PackedB8 pack_b8(const Tensor& b, const std::vector<int32_t>& zp, bool trans = false) {
+/// per_run: b is an activation packed on every run (the faster packer; same GEMM results).
+inline PackedB8 pack_b8(const Tensor& b, const std::vector<int32_t>& zp, bool trans = false,
+                        bool per_run = false) {
   if (!is_q8(b.dtype)) fail("B must be uint8 or int8, got ", dtype_name(b.dtype));
   PackedB8 p;
   p.b_shape = b.shape;
@@ -40,8 +49,12 @@ inline PackedB8 pack_b8(const Tensor& b, const std::vector<int32_t>& zp, bool tr
   if (per_col && static_cast<int64_t>(zp.size()) != N)
     fail("B zero point has ", zp.size(), " values but N is ", N);
   const uint8_t* base = static_cast<const uint8_t*>(b.data);
-  for (int64_t i = 0; i < batches; ++i)
-    p.mats.push_back(pack_q8_b(K, N, base + i * K * N, b.dtype, cols, trans, zp.data(), per_col));
+  for (int64_t i = 0; i < batches; ++i) {
+    const uint8_t* bi = base + i * K * N;
+    p.mats.push_back(per_run && !trans
+                         ? pack_q8_b_rows(K, N, bi, b.dtype, cols, zp.data(), per_col)
+                         : pack_q8_b(K, N, bi, b.dtype, cols, trans, zp.data(), per_col));
+  }
   return p;
 }
 

@@ -2,7 +2,8 @@
 //
 //  sliver:QLinearConv   QLinearConv + activation_min/activation_max: a Relu/Clip that sat
 //                       between the float Conv and its Q, folded into a clamp of the codes;
-//                       channels_last=1: X and Y are NHWC (q8_conv_nhwc.h, layout pass qdq_nhwc).
+//                       channels_last=1: X and Y are NHWC (q8_conv_nhwc.h, layout pass qdq_nhwc);
+//                       with nchw_input=1 too, X stays NCHW (the region's first conv).
 //  sliver:QLinearMatMul QLinearMatMul + int32 bias + transB + the same clamp; B constant
 //                       (packed once, Gemm/MatMul weights) or an activation (packed per run,
 //                       attention's Q x K^T and P x V).
@@ -106,6 +107,7 @@ class NhwcQLinearConvKernel final : public Kernel {
     op.y_zero_point = q::scalar_zp(opt(in, 7), "y_zero_point");
     conv_.compute(ctx.pool, need(in, 0), x_zp, op, clamp_.lo, clamp_.hi, out[0]);
   }
+  int64_t weight_bytes() const override { return conv_.weight_bytes(); }
   std::string describe() const override { return conv_.describe(); }
 
  private:
@@ -138,8 +140,9 @@ std::unique_ptr<Kernel> make_fused_qlinear_conv(const KernelInit& init) {
   }
   if (init.attrs.get_int("channels_last", 0) != 0) {
     if (!q::NhwcQ8Conv::supports(g)) return nullptr;
-    return std::make_unique<NhwcQLinearConvKernel>(q::NhwcQ8Conv(g, w, zp, std::move(bias)), yt,
-                                                   clamp);
+    const bool nchw_input = init.attrs.get_int("nchw_input", 0) != 0;
+    return std::make_unique<NhwcQLinearConvKernel>(
+        q::NhwcQ8Conv(g, w, zp, std::move(bias), nchw_input), yt, clamp);
   }
   return std::make_unique<FusedQLinearConvKernel>(
       q::Q8Conv("sliver:QLinearConv", g, w, std::move(zp), std::move(bias)), yt, clamp);
@@ -165,7 +168,8 @@ class FusedQLinearMatMulKernel final : public Kernel {
       if (bz && bz->numel() != 1)
         fail("sliver:QLinearMatMul: a per-column zero point needs a constant B");
       b = std::make_shared<q::PackedB8>(q::pack_b8(
-          bt, bz ? q::zp_values(bz, 1, "b_zero_point") : std::vector<int32_t>{0}));
+          bt, bz ? q::zp_values(bz, 1, "b_zero_point") : std::vector<int32_t>{0}, false,
+          /*per_run=*/true));
     }
     const int64_t N = b->mats[0]->N, K = b->mats[0]->K;
     Shape ys;
@@ -199,6 +203,7 @@ class FusedQLinearMatMulKernel final : public Kernel {
       g.rounding = RequantRounding::onnx_reference;
     });
   }
+  int64_t weight_bytes() const override { return b_ ? packed_bytes(b_->mats) : 0; }
   std::string describe() const override {
     return b_ ? "native sliver:QLinearMatMul (q8 gemm)"
               : "native sliver:QLinearMatMul (q8 gemm, B packed per run)";

@@ -18,25 +18,33 @@
 namespace sliver::ops {
 namespace {
 
-// Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point.
+// Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point. B is packed
+// once when it is a constant (weights); an activation B (attention's Q x K^T and P x V) is packed
+// per run, batch by batch, which costs one pass over B next to the GEMM's K passes.
 class QLinearMatMulKernel final : public Kernel {
  public:
-  QLinearMatMulKernel(q::PackedB8 b, DType y_type) : b_(std::move(b)), y_type_(y_type) {}
+  QLinearMatMulKernel(std::shared_ptr<const q::PackedB8> b, DType y_type)
+      : b_(std::move(b)), y_type_(y_type) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
            std::vector<Tensor>& out) override {
     const Tensor& a = need(in, 0);
+    for (int i : {1, 2, 6, 7})
+      if (opt(in, i) && in[i]->numel() != 1)
+        fail("QLinearMatMul: ", kNames[i], " must hold one value here, got shape ",
+             shape_str(in[i]->shape));
     const float a_scale = q::scalar_f32(need(in, 1), "a_scale");
     const int32_t a_zp = q::scalar_zp(opt(in, 2), "a_zero_point");
-    const int64_t N = b_.mats[0]->N;
+    std::shared_ptr<const q::PackedB8> b = b_ ? b_ : pack_b(need(in, 3), opt(in, 5));
+    const int64_t N = b->mats[0]->N;
     const std::vector<float> b_scale = q::scale_values(need(in, 4), N, "b_scale");
     const float y_scale = q::scalar_f32(need(in, 6), "y_scale");
     const Tensor* yzt = opt(in, 7);
     const DType yt = yzt ? yzt->dtype : y_type_;
     if (!q::is_q8(yt)) fail("QLinearMatMul: output type ", dtype_name(yt), " not handled");
     const int32_t y_zp = q::scalar_zp(yzt, "y_zero_point");
-    out[0] = Tensor::empty(yt, q::matmul_shape(a.shape, b_.b_shape));
-    q::q8_matmul(ctx.pool, a, b_, a_zp, out[0], [&](QGemmArgs& g) {
+    out[0] = Tensor::empty(yt, q::matmul_shape(a.shape, b->b_shape));
+    q::q8_matmul(ctx.pool, a, *b, a_zp, out[0], [&](QGemmArgs& g) {
       g.output = QGemmOutput::quantized;
       g.a_scale = a_scale;
       g.b_scale = b_scale.data();
@@ -49,30 +57,61 @@ class QLinearMatMulKernel final : public Kernel {
       g.rounding = RequantRounding::onnx_reference;
     });
   }
-  std::string describe() const override { return "native QLinearMatMul (q8 gemm)"; }
+  int64_t weight_bytes() const override { return b_ ? packed_bytes(b_->mats) : 0; }
+  std::string describe() const override {
+    return b_ ? "native QLinearMatMul (q8 gemm)"
+              : "native QLinearMatMul (q8 gemm, B packed per run)";
+  }
 
  private:
-  q::PackedB8 b_;
+  static constexpr const char* kNames[] = {"a",       "a_scale", "a_zero_point", "b",
+                                           "b_scale", "b_zero_point", "y_scale", "y_zero_point"};
+
+  // B's zero point is one value or one per column (of every batch matrix).
+  static std::shared_ptr<const q::PackedB8> pack_b(const Tensor& b, const Tensor* bz) {
+    if (!q::is_q8(b.dtype))
+      fail("QLinearMatMul: b must be uint8 or int8, got ", dtype_name(b.dtype));
+    if (bz && bz->dtype != b.dtype)
+      fail("QLinearMatMul: b_zero_point is ", dtype_name(bz->dtype), ", b is ",
+           dtype_name(b.dtype));
+    const int64_t N = b.rank() >= 2 ? b.shape.back() : 1;
+    if (bz && bz->numel() != 1 && (bz->numel() != N || b.rank() < 2))
+      fail("QLinearMatMul: b_zero_point ", shape_str(bz->shape), " is neither per tensor nor per ",
+           "column of b ", shape_str(b.shape));
+    return std::make_shared<const q::PackedB8>(
+        q::pack_b8(b, q::zp_list(bz, "b_zero_point"), false, /*per_run=*/true));
+  }
+
+  std::shared_ptr<const q::PackedB8> b_;  // nullptr: B is packed per run
   DType y_type_;
 };
 
 std::unique_ptr<Kernel> make_qlinear_matmul(const KernelInit& init) {
-  if (init.num_inputs() < 7 || !init.is_const(3) || !q::const_or_missing(init, 5)) return nullptr;
-  const Tensor& b = init.const_inputs[3];
-  if (!q::is_q8(b.dtype) || b.rank() < 2) return nullptr;
+  if (init.num_inputs() < 7) return nullptr;
   const DType at = q::q8_dtype(init, 0, 2);
   if (at != DType::undefined && !q::is_q8(at)) return nullptr;
+  for (int i : {1, 4, 6})  // float16 / bfloat16 scales (opset 21): reference fallback
+    if (in_dtype(init, i) != DType::undefined && in_dtype(init, i) != DType::f32) return nullptr;
   // Per-row a scales / zero points are not an 8-bit GEMM epilogue: reference fallback.
   for (int i : {1, 2, 6, 7})
     if (init.is_const(i) && init.const_inputs[i].numel() != 1) return nullptr;
+  DType yt = q::q8_dtype(init, 7, 7);
+  if (yt != DType::undefined && !q::is_q8(yt)) return nullptr;
+  if (yt == DType::undefined) yt = at == DType::undefined ? DType::u8 : at;
+  if (!init.is_const(3) || !q::const_or_missing(init, 5)) {
+    const DType bt = q::q8_dtype(init, 3, 5);
+    if (bt != DType::undefined && !q::is_q8(bt)) return nullptr;
+    return std::make_unique<QLinearMatMulKernel>(nullptr, yt);
+  }
+  const Tensor& b = init.const_inputs[3];
+  if (!q::is_q8(b.dtype) || b.rank() < 2) return nullptr;
   const int64_t N = b.shape.back();
   const Tensor* bz = q::const_input(init, 5);
   if (bz && bz->numel() != 1 && bz->numel() != N) return nullptr;
   if (bz && bz->dtype != b.dtype) return nullptr;
-  DType yt = q::q8_dtype(init, 7, 7);
-  if (yt == DType::undefined) yt = at == DType::undefined ? DType::u8 : at;
   std::vector<int32_t> zp = q::zp_list(bz, "b_zero_point");
-  return std::make_unique<QLinearMatMulKernel>(q::pack_b8(b, zp), yt);
+  return std::make_unique<QLinearMatMulKernel>(
+      std::make_shared<const q::PackedB8>(q::pack_b8(b, zp)), yt);
 }
 
 // com.microsoft QGemm: A, a_scale, a_zero_point, B, b_scale, b_zero_point, C (int32 bias),
@@ -146,6 +185,7 @@ class QGemmKernel final : public Kernel {
       qgemm(g, *b_.mats[0], ctx.pool);
     }
   }
+  int64_t weight_bytes() const override { return packed_bytes(b_.mats); }
   std::string describe() const override { return "native QGemm (q8 gemm)"; }
 
  private:

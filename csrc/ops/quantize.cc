@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/common.h"
+#include "ops/dynamic_quant.h"
 #include "ops/quant_util.h"
 #include "sliver/kernel.h"
 
@@ -192,31 +193,14 @@ class DynamicQuantizeLinearKernel final : public Kernel {
            std::vector<Tensor>& out) override {
     const Tensor& x = need(in, 0);
     if (x.dtype != DType::f32) fail("DynamicQuantizeLinear: x must be float32");
-    const float* xs = x.ptr<float>();
     const int64_t n = x.numel();
-    float lo = 0.f, hi = 0.f;
-    bool nan = false;
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = xs[i];
-      nan |= v != v;
-      lo = v < lo ? v : lo;
-      hi = v > hi ? v : hi;
-    }
-    if (nan) lo = hi = std::numeric_limits<float>::quiet_NaN();
-    const float range = hi == lo ? 1.f : hi - lo;
-    const float scale = range / 255.f;
-    float zpf = 0.f - lo / scale;
-    zpf = std::max(0.f, std::min(255.f, zpf));
-    const int32_t zp = static_cast<int32_t>(q::round_even_small(zpf));
+    const q::DynamicParams p = q::dynamic_params(ctx.pool, x.ptr<float>(), n, q::DynamicRule::onnx);
     out[0] = Tensor::empty(DType::u8, x.shape);
     out[1] = Tensor::empty(DType::f32, {});
     out[2] = Tensor::empty(DType::u8, {});
-    out[1].ptr<float>()[0] = scale;
-    out[2].ptr<uint8_t>()[0] = static_cast<uint8_t>(zp);
-    uint8_t* ys = out[0].ptr<uint8_t>();
-    parallel_for(ctx.pool, n, 1.0, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) ys[i] = q::quantize_one<uint8_t>(xs[i], scale, zp);
-    });
+    out[1].ptr<float>()[0] = p.scale;
+    out[2].ptr<uint8_t>()[0] = static_cast<uint8_t>(p.zero_point);
+    q::quantize_u8(ctx.pool, x.ptr<float>(), n, p, out[0].ptr<uint8_t>());
   }
   std::string describe() const override { return "native dynamic quantize"; }
 };

@@ -3,6 +3,10 @@
 //
 // The view ops return a view of their input (no copy); the executor copies a result only if it
 // would hand the caller memory it shares with a feed, a constant or another result.
+//
+// None of them reads element values, so an input whose type is unknown when the session is built
+// (say, the output of a contrib op ONNX shape inference does not know) still gets a kernel; only
+// a value that turns out to have no native layout at run time (strings, sequences) is an error.
 #include <cmath>
 #include <limits>
 
@@ -11,9 +15,21 @@
 namespace sliver::ops {
 namespace {
 
+// A static dtype these kernels accept: one they can carry, or not known yet.
+bool layout_ok(DType t) { return t == DType::undefined || movable(t); }
+bool index_ok(DType t) { return t == DType::undefined || is_int_index(t); }
+
+// Run-time half of layout_ok: the value must be a numeric tensor.
+void need_layout(const Tensor& x, const char* op) {
+  if (!movable(x.dtype))
+    fail(op, ": the input is not a numeric tensor (", dtype_name(x.dtype),
+         "), which the native kernel chosen for an input of unknown type cannot carry");
+}
+
 // ---- views ----
 
 enum class View { reshape, flatten, squeeze, unsqueeze, identity };
+constexpr const char* kNames[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"};
 
 class ViewKernel final : public Kernel {
  public:
@@ -22,11 +38,15 @@ class ViewKernel final : public Kernel {
 
   void run(RunContext&, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const Tensor& x = need(in, 0);
-    if (op_ == View::identity || x.dtype == DType::opaque) {
+    if (op_ == View::identity) {
       out[0] = x;
-      if (out.size() > 1) out[1] = mask(x.shape);  // Dropout's mask: everything kept
+      if (out.size() > 1) {  // Dropout's mask: everything kept
+        need_layout(x, "Dropout");
+        out[1] = mask(x.shape);
+      }
       return;
     }
+    need_layout(x, kNames[static_cast<int>(op_)]);
     out[0] = x.view(shape_of(x, in));
   }
 
@@ -120,19 +140,19 @@ class ViewKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_reshape(const KernelInit& init) {
-  if (init.num_inputs() != 2 || !is_int_index(init.input_dtypes[1]) || !movable(init.input_dtypes[0]))
-    return nullptr;
+  if (init.num_inputs() != 2 || !index_ok(init.input_dtypes[1])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   return std::make_unique<ViewKernel>(View::reshape, std::vector<int64_t>{}, false, 0,
                                       init.attrs.get_int("allowzero", 0) != 0);
 }
 std::unique_ptr<Kernel> make_flatten(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   return std::make_unique<ViewKernel>(View::flatten, std::vector<int64_t>{}, false,
                                       init.attrs.get_int("axis", 1), false);
 }
 template <View kOp>
 std::unique_ptr<Kernel> make_squeeze_like(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   const bool axes_input = init.opset >= 13;
   if (axes_input && init.has_input(1) && !is_int_index(init.input_dtypes[1])) return nullptr;
   return std::make_unique<ViewKernel>(kOp, init.attrs.get_ints("axes"), axes_input, 0, false);
@@ -143,7 +163,7 @@ std::unique_ptr<Kernel> make_identity(const KernelInit& init) {
 }
 // Inference Dropout is the identity; a training_mode input must be a constant false.
 std::unique_ptr<Kernel> make_dropout(const KernelInit& init) {
-  if (init.num_inputs() < 1 || !movable(init.input_dtypes[0])) return nullptr;
+  if (init.num_inputs() < 1 || !layout_ok(init.input_dtypes[0])) return nullptr;
   if (init.has_input(2)) {
     if (!init.is_const(2) || init.const_inputs[2].numel() != 1 ||
         read_scalar(init.const_inputs[2], "training_mode") != 0)
@@ -165,6 +185,7 @@ class ShapeKernel final : public Kernel {
   ShapeKernel(bool size, int64_t start, int64_t end) : size_(size), start_(start), end_(end) {}
   void run(RunContext&, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const Tensor& x = need(in, 0);
+    need_layout(x, size_ ? "Size" : "Shape");
     if (size_) {
       Tensor t = Tensor::empty(DType::i64, {});
       t.ptr<int64_t>()[0] = x.numel();
@@ -185,12 +206,12 @@ class ShapeKernel final : public Kernel {
 };
 
 std::unique_ptr<Kernel> make_shape(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   return std::make_unique<ShapeKernel>(false, init.attrs.get_int("start", 0),
                                        init.attrs.get_int("end", std::numeric_limits<int64_t>::max()));
 }
 std::unique_ptr<Kernel> make_size(const KernelInit& init) {
-  if (!movable(init.input_dtypes[0])) return nullptr;
+  if (!layout_ok(init.input_dtypes[0])) return nullptr;
   return std::make_unique<ShapeKernel>(true, 0, 0);
 }
 SLIVER_REGISTER_KERNEL("Shape", make_shape);

@@ -177,6 +177,7 @@ struct F32Problem {
   Epilogue rest;  // what finish_epilogue still has to do
   const F32SpmmHelpers* helpers;
   const F32SpmmKernel* kern[33];  // by NT
+  const F32PanelWriter* writer;   // non-null: the caller writes the panels (left only)
 };
 
 void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
@@ -185,7 +186,8 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const int64_t K = W.in, kc = W.kc, chunks = W.chunks(), nb = W.blocks();
   const F32SpmmKernel& kern = *P.kern[NT];
   float* panel = t_scratch.get<float>(0, K * NT);
-  if (P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
+  if (P.writer) (*P.writer)(t.c0, t.nt, NT, panel);
+  else if (P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
   else P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
   const bool direct = P.left && chunks == 1;  // the kernel writes Y itself
   const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
@@ -237,15 +239,15 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
 
 void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x, int64_t ldx,
               float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
-              const SpmmOptions& opt) {
+              const SpmmOptions& opt, const F32PanelWriter* writer = nullptr) {
   const char* fn = left ? "f32_spmm_left" : "f32_spmm_right";
   SLIVER_CHECK(cols >= 0, fn, ": negative size ", cols);
   SLIVER_CHECK(ep.bias_per_row == left, fn, ": the bias must index output channels");
   if (cols == 0 || w.out == 0) return;
-  SLIVER_CHECK(x != nullptr || w.in == 0, fn, ": null X");
+  SLIVER_CHECK(x != nullptr || writer != nullptr || w.in == 0, fn, ": null X");
   SLIVER_CHECK(y != nullptr, fn, ": null Y");
   if (left) {
-    SLIVER_CHECK(w.in <= 1 || ldx >= cols, fn, ": ldx=", ldx, " < N=", cols);
+    SLIVER_CHECK(writer || w.in <= 1 || ldx >= cols, fn, ": ldx=", ldx, " < N=", cols);
     SLIVER_CHECK(w.out <= 1 || ldy >= cols, fn, ": ldy=", ldy, " < N=", cols);
   } else {
     SLIVER_CHECK(cols <= 1 || ldx >= w.in, fn, ": ldx=", ldx, " < K=", w.in);
@@ -272,6 +274,7 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   P.rest.post_beta = ep.post_beta;
   P.finish = !P.act_inline || ep.residual || ep.post_act != Act::none;
   P.helpers = &f32_helpers(opt.force_scalar);
+  P.writer = writer;
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile);
   for (const Tile& t : tiles)
@@ -430,22 +433,47 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 // ---- cost model ----
 
 // Density of stored weights (block padding included) at or below which the sparse kernels beat
-// the dense ones: the crossovers of `bench_sparse.py --crossover` (1 thread, densities 0.05 to
-// 0.6, so 0.6 means "still faster at 0.6"), per column class and packed layout. Wide: >= 32
-// activation columns (conv pixels, sequence 128, batch 32); narrow: 2..31 (batch 8); GEMV: 1.
-// Measured crossovers (Zen 3, 2024): FP32 wide >= 0.6 for every layout; narrow 0.42 (R = 1),
-// >= 0.6 (R = 4); GEMV 0.18 (R = 1), 0.52 (R = 4). INT8 wide 0.37-0.45 (R = 1), 0.42-0.6
-// (R = 4), 0.56-0.6 (c2); narrow 0.22 / 0.42 / 0.37; GEMV: R = 1 and c2 never (dense u8 x s8
-// GEMV streams 12 multiply-adds a cycle; a scattered pair costs ~3 cycles), R = 4 0.13.
+// the dense ones, per activation-extent class and packed layout: the crossovers of
+// `bench_sparse.py --crossover`-style sweeps (1 thread, densities 0.1 ... 0.7, so 0.7 means
+// "still faster at 0.7") over out in {16, 64, 512}, in in {144, 576} and extents 1, 4, 8, 16,
+// 32, 256 (both layouts; conv-like shapes with in = 27 too), Zen 3, unstructured, 4x1 and 1x4
+// patterns. Classes: a vector (1); 2-7 columns, which fill half an 8-lane tile while the dense
+// GEMM keeps its whole register tile busy (FP32 0.08 unstructured even at out 512, INT8 never);
+// 8-15; 16-31; wide (>= 32: FP32 0.6-0.7; INT8 0.4-0.6, 1x4 pairs 0.5-0.7).
+// Two shape corrections, both from the same sweeps: with few output rows (< 32) the per-column
+// panel packing is shared by few rows (crossovers about 3/4 of the table's), and INT8 with long
+// K (>= 512) chunks a panel that no longer fits L1 (about 0.85).
 struct Crossover {
   double r1, r4, r8, c2;  // INT8 only has c2
 };
-constexpr Crossover kF32Wide = {0.60, 0.60, 0.60, 0};
-constexpr Crossover kF32Narrow = {0.40, 0.60, 0.60, 0};
-constexpr Crossover kF32Gemv = {0.18, 0.50, 0.50, 0};
-constexpr Crossover kQ8Wide = {0.40, 0.50, 0.45, 0.55};
-constexpr Crossover kQ8Narrow = {0.22, 0.40, 0.40, 0.35};
-constexpr Crossover kQ8Gemv = {0.0, 0.12, 0.08, 0.0};
+constexpr Crossover kF32Classes[] = {
+    {0.08, 0.35, 0.35, 0},  // 1
+    {0.08, 0.15, 0.15, 0},  // 2-7
+    {0.30, 0.50, 0.50, 0},  // 8-15
+    {0.50, 0.60, 0.60, 0},  // 16-31
+    {0.60, 0.65, 0.65, 0},  // >= 32
+};
+constexpr Crossover kQ8Classes[] = {
+    {0.00, 0.12, 0.08, 0.00},  // 1
+    {0.00, 0.10, 0.08, 0.08},  // 2-7
+    {0.18, 0.35, 0.35, 0.28},  // 8-15
+    {0.38, 0.45, 0.45, 0.50},  // 16-31
+    {0.45, 0.50, 0.45, 0.55},  // >= 32
+};
+constexpr int64_t kFewRows = 32, kLongK = 512;
+constexpr double kFewRowsFactor = 0.75, kLongKFactor = 0.85;
+
+int extent_class(int64_t cols) {
+  return cols <= 1 ? 0 : cols < 8 ? 1 : cols < 16 ? 2 : cols < 32 ? 3 : 4;
+}
+
+// The table's crossover adjusted for the weight's shape.
+double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
+  double d = sparse_crossover_density(int8, block_rows, kr, cols);
+  if (out < kFewRows) d *= kFewRowsFactor;
+  if (int8 && in >= kLongK) d *= kLongKFactor;
+  return d;
+}
 
 }  // namespace
 
@@ -466,6 +494,12 @@ void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t
   f32_spmm(w, true, N, x, ldx, y, ldy, ep, pool, opt);
 }
 
+void f32_spmm_left_panels(const SparseF32Weights& w, int64_t N, const F32PanelWriter& write,
+                          float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
+                          const SpmmOptions& opt) {
+  f32_spmm(w, true, N, nullptr, 0, y, ldy, ep, pool, opt, &write);
+}
+
 void f32_spmm_right(const SparseF32Weights& w, int64_t M, const float* x, int64_t ldx, float* y,
                     int64_t ldy, const Epilogue& ep, ThreadPool* pool, const SpmmOptions& opt) {
   f32_spmm(w, false, M, x, ldx, y, ldy, ep, pool, opt);
@@ -482,25 +516,23 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 }
 
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols) {
-  const Crossover& c = cols == 1 ? (int8 ? kQ8Gemv : kF32Gemv)
-                       : cols < 32 ? (int8 ? kQ8Narrow : kF32Narrow)
-                                   : (int8 ? kQ8Wide : kF32Wide);
+  const Crossover& c = (int8 ? kQ8Classes : kF32Classes)[extent_class(cols)];
   if (int8 && kr == 2) return c.c2;
   return block_rows >= 8 ? c.r8 : block_rows >= 4 ? c.r4 : c.r1;
 }
 
-bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols) {
+bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols, double dense_speedup) {
   if (w.out * w.in == 0 || cols <= 0) return false;
   const double stored = static_cast<double>(w.entries) * w.block /
                         (static_cast<double>(w.out) * static_cast<double>(w.in));
-  return stored <= sparse_crossover_density(false, w.block, 1, cols);
+  return stored * dense_speedup <= crossover_for(false, w.block, 1, cols, w.out, w.in);
 }
 
-bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols) {
+bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols, double dense_speedup) {
   if (w.out * w.in == 0 || cols <= 0) return false;
   const double stored = static_cast<double>(w.pairs) * 2 * w.block /
                         (static_cast<double>(w.out) * static_cast<double>(w.in));
-  return stored <= sparse_crossover_density(true, w.block, w.kr, cols);
+  return stored * dense_speedup <= crossover_for(true, w.block, w.kr, cols, w.out, w.in);
 }
 
 }  // namespace sliver

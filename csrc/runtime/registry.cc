@@ -7,9 +7,16 @@ namespace sliver {
 
 namespace {
 // Several factories may share a key (e.g. a fast one that declines unusual
-// attributes, then a general one); they are tried in registration order.
-std::unordered_map<std::string, std::vector<KernelFactory>>& table() {
-  static std::unordered_map<std::string, std::vector<KernelFactory>> t;
+// attributes, then a general one); they are tried by priority, higher first,
+// and in registration order within a priority (kept sorted on insertion, so the
+// order of static initialisers across files does not matter between priorities).
+struct Entry {
+  int priority;
+  KernelFactory factory;
+};
+
+std::unordered_map<std::string, std::vector<Entry>>& table() {
+  static std::unordered_map<std::string, std::vector<Entry>> t;
   return t;
 }
 
@@ -21,8 +28,11 @@ T get_as(const Attrs& a, const std::string& name, T dflt, F convert) {
 }
 }  // namespace
 
-void register_kernel(const std::string& key, KernelFactory factory) {
-  table()[key].push_back(factory);
+void register_kernel(const std::string& key, KernelFactory factory, int priority) {
+  std::vector<Entry>& v = table()[key];
+  auto pos =
+      std::find_if(v.begin(), v.end(), [&](const Entry& e) { return e.priority < priority; });
+  v.insert(pos, Entry{priority, factory});
 }
 
 std::unique_ptr<Kernel> create_kernel(const KernelInit& init) {
@@ -31,8 +41,8 @@ std::unique_ptr<Kernel> create_kernel(const KernelInit& init) {
                         : init.domain + ":" + init.op_type;
   auto it = table().find(key);
   if (it == table().end()) return nullptr;
-  for (KernelFactory f : it->second) {
-    if (auto k = f(init)) return k;
+  for (const Entry& e : it->second) {
+    if (auto k = e.factory(init)) return k;
   }
   return nullptr;
 }

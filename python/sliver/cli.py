@@ -54,12 +54,30 @@ def _parse_pairs(items: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
-def _session(path: str, threads: int, level: int | None = None) -> InferenceSession:
+def _session(
+    path: str, threads: int, level: int | None = None, sparse: str | None = None
+) -> InferenceSession:
     so = SessionOptions()
     so.intra_op_num_threads = threads
     if level is not None:
         so.graph_optimization_level = level
+    if sparse is not None:
+        so.add_session_config_entry("sliver.sparse", sparse)
     return InferenceSession(path, so)
+
+
+def packed_weight_bytes(sess: InferenceSession) -> list[int]:
+    """Bytes of packed weights each compiled step's kernel holds (0 where none or unreported)."""
+    return list(sess._plan.native.step_weight_bytes())
+
+
+def layer_report(sess: InferenceSession) -> list[tuple[str, str, str, int]]:
+    """(node, op, kernel description, packed bytes) for every step that holds packed weights
+    or runs on sparse weights: the kernel strings carry the sparse format, block height R,
+    density and block pattern (e.g. ``sparse f32_spmm_left conv_1x1 R=1 density 0.10 ...``)."""
+    steps = zip(sess.profile_steps(), packed_weight_bytes(sess), strict=True)
+    return [(name, op, impl, nbytes) for (name, op, impl), nbytes in steps
+            if nbytes > 0 or impl.startswith("sparse")]
 
 
 def _time_runs(run, repeat: int, warmup: int = 2) -> list[float]:
@@ -117,7 +135,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"model: {args.model}")
     opsets = ", ".join(f"{o.domain or 'ai.onnx'}={o.version}" for o in model.opset_import)
     print(f"opsets: {opsets}")
-    sess = _session(args.model, 1)
+    sess = _session(args.model, 1, sparse=args.sparse)
     for kind, items in (("input", sess.get_inputs()), ("output", sess.get_outputs())):
         for i in items:
             print(f"{kind}: {i.name} {i.type} {i.shape}")
@@ -132,6 +150,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print("weights (name, dtype, shape, zero fraction, quantization):")
     for name, dt, shape, zf, q in weight_report(model):
         print(f"  {name:40s} {dt:8s} {str(list(shape)):20s} zeros {zf:6.1%} {q}")
+    layers = layer_report(sess)
+    n_sparse = sum(impl.startswith("sparse") for _, _, impl, _ in layers)
+    total = sum(packed_weight_bytes(sess))
+    print(f"weight layers ({n_sparse} sparse of {len(layers)}; packed weights {total} bytes, "
+          f"sliver.sparse={args.sparse or 'auto'}):")
+    for name, op, impl, nbytes in layers:
+        print(f"  {name:32s} {op:22s} {nbytes:10d} B  {impl}")
     return 0
 
 
@@ -250,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_run)
     sp = sub.add_parser("inspect", help="inputs, outputs, ops, kernels chosen, weights")
     sp.add_argument("model")
+    sp.add_argument("--sparse", choices=["auto", "dense", "sparse"], default=None,
+                    help="sliver.sparse for the inspected session (default auto)")
     sp.set_defaults(fn=cmd_inspect)
     sp = sub.add_parser("bench", help="latency on sliver and onnxruntime, interleaved")
     common(sp)

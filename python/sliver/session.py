@@ -131,6 +131,7 @@ class InferenceSession:
         # "sliver.native_kernels" = "0" runs every node on its Python reference implementation:
         # the spec oracle the tests compare the native kernels with.
         native = self._options._config.get("sliver.native_kernels", "1") != "0"
+        graph.session_config = dict(self._options._config)  # kernels' KernelInit::config
         self._plan: CompiledPlan = compile_graph(graph, allow_native=native)
         # Like onnxruntime's memory pattern: intermediates live in one arena planned from the
         # first run's allocations (csrc/include/sliver/memory_plan.h).

@@ -47,6 +47,9 @@ struct StaticShape {
 
 struct KernelInit {
   std::string op_type, domain, node_name;
+  // The session's "sliver.*" config entries (SessionOptions.add_session_config_entry), e.g.
+  // "sliver.sparse" = auto | dense | sparse.
+  std::map<std::string, std::string> config;
   int opset = 0;
   Attrs attrs;
   std::vector<DType> input_dtypes;        // DType::undefined: missing optional input or unknown
@@ -58,6 +61,10 @@ struct KernelInit {
   int num_outputs() const { return static_cast<int>(output_dtypes.size()); }
   bool has_input(int i) const { return i < num_inputs() && input_dtypes[i] != DType::undefined; }
   bool is_const(int i) const { return i < static_cast<int>(const_inputs.size()) && const_inputs[i].defined(); }
+  std::string config_value(const std::string& key, const std::string& dflt) const {
+    auto it = config.find(key);
+    return it == config.end() ? dflt : it->second;
+  }
 };
 
 struct RunContext {
@@ -73,12 +80,36 @@ class Kernel {
                    std::vector<Tensor>& out) = 0;
   // What was chosen at creation (micro-kernel, layout), for `sliver inspect` and profiles.
   virtual std::string describe() const { return ""; }
+  // Bytes of the packed weights the kernel holds (its own copies: panels, sparse entries), for
+  // `sliver inspect` and the weight-size goals of pruned models. 0: none, or not reported.
+  virtual int64_t weight_bytes() const { return 0; }
 };
+
+struct PackedA;
+struct PackedB;
+struct PackedQ8B;
+// Sizes of the dense packed layouts (pack/packed_bytes.cc), for weight_bytes() overrides; a null
+// pointer counts 0.
+int64_t packed_bytes(const PackedA* p);
+int64_t packed_bytes(const PackedB* p);
+int64_t packed_bytes(const PackedQ8B* p);
+template <class P>
+int64_t packed_bytes(const std::shared_ptr<P>& p) {
+  return packed_bytes(p.get());
+}
+template <class P>
+int64_t packed_bytes(const std::vector<std::shared_ptr<P>>& v) {
+  int64_t n = 0;
+  for (const auto& p : v) n += packed_bytes(p.get());
+  return n;
+}
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const KernelInit&);
 
 // Key: "Op" for the ONNX domain, "domain:Op" otherwise (e.g. "com.microsoft:QLinearAdd").
-void register_kernel(const std::string& key, KernelFactory factory);
+// Factories of one key are tried by priority, higher first, then in registration order: a
+// specialised kernel (e.g. sparse weights) registers above 0 and declines what it does not win.
+void register_kernel(const std::string& key, KernelFactory factory, int priority = 0);
 std::unique_ptr<Kernel> create_kernel(const KernelInit& init);  // nullptr when none accepts
 std::vector<std::string> registered_kernels();
 
@@ -90,3 +121,7 @@ std::vector<std::string> registered_kernels();
 #define SLIVER_REGISTER_KERNEL(key, factory)                                  \
   static const bool SLIVER_CONCAT(sliver_registered_, __COUNTER__) =          \
       (::sliver::register_kernel(key, factory), true)
+// The same, tried before the factories of a lower priority (SLIVER_REGISTER_KERNEL's is 0).
+#define SLIVER_REGISTER_KERNEL_PRIORITY(key, factory, priority)               \
+  static const bool SLIVER_CONCAT(sliver_registered_, __COUNTER__) =          \
+      (::sliver::register_kernel(key, factory, priority), true)

@@ -62,6 +62,61 @@ inline int32_t requantize(int32_t acc, float multiplier, int32_t zero_point, int
   return static_cast<int32_t>(round_half_even(static_cast<double>(f))) + zero_point;
 }
 
+/// How a kernel may requantize a column (each form bit-identical to the onnx_reference order
+/// for every accumulator the column can produce; see requant_form_for):
+enum class RequantForm : int {
+  full = 0,       // float64 product, float64 add, clamp, round half to even (as written above)
+  short_f64 = 1,  // rne(fma64(acc, m, zp)): one rounding
+  short_f32 = 2,  // fma32(float(acc), m, zp + 1.5 * 2^23): the float32 FMA itself rounds
+};
+
+/// The cheapest exact form for a column whose accumulators satisfy |acc| <= acc_bound.
+///
+/// Why the short forms are exact. m is a float32, m = M * 2^e with an integer |M| < 2^24. If
+/// acc_bound * |M| < 2^53, every product acc * m is a float64 (an integer below 2^53 times a
+/// power of two), so the reference's first rounding does nothing; if also the sum acc * m + zp
+/// needs at most 53 bits (|acc * M| + |zp| * 2^-e < 2^53 for e < 0), its second rounding does
+/// nothing either. The reference then rounds the exact value acc * m + zp half to even, once,
+/// and clamping to integer bounds commutes with that rounding. short_f64 computes that with
+/// one FMA (exact, so no rounding) and one conversion; it needs the result in int32.
+/// short_f32 goes further: with |acc| < 2^24, float(acc) is exact, and a float32 FMA computes
+/// acc * m + (zp + 1.5 * 2^23) exactly before rounding once -- at that magnitude float32 holds
+/// only integers, so that one rounding IS the round half to even of acc * m + zp, and the
+/// result's low bits are the integer (|acc * m + zp| < 2^22). Typical layers pass with a wide
+/// margin (acc_bound ~ 2^20, e ~ -30); tiny or huge multipliers, NaN and huge biases or K take
+/// the full order.
+inline RequantForm requant_form_for(double acc_bound, float multiplier, int32_t zero_point) {
+  if (!std::isfinite(multiplier) || !(acc_bound >= 0) || acc_bound >= 2147483648.0)
+    return RequantForm::full;
+  const double am = std::fabs(static_cast<double>(multiplier));
+  const double zp = std::fabs(static_cast<double>(zero_point));
+  if (multiplier != 0.f) {
+    int ex = 0;
+    const double mant = std::ldexp(std::frexp(am, &ex), 24);  // |M|, an integer below 2^24
+    const int e = ex - 24;
+    constexpr double k2p52 = 4503599627370496.0;  // 2^52: a margin below 2^53 for the sums
+    if (acc_bound * mant >= k2p52) return RequantForm::full;
+    if (e < 0 && (e < -60 || acc_bound * mant + std::ldexp(zp, -e) >= k2p52))
+      return RequantForm::full;
+    if (e >= 0 && acc_bound * am + zp >= k2p52) return RequantForm::full;
+  }
+  if (acc_bound * am + zp + 1.0 >= 2147483647.0) return RequantForm::full;
+  if (acc_bound < 16777216.0 && acc_bound * am + zp + 1.0 < 4194304.0)  // 2^24, 2^22
+    return RequantForm::short_f32;
+  return RequantForm::short_f64;
+}
+
+/// Per-call output parameters of the 8-bit conv kernels (igemm and depthwise), per column.
+struct Q8ConvRequant {
+  const int32_t* col_term = nullptr;     // [columns, padded to 16] added to every sum
+  const double* multiplier = nullptr;    // [columns, padded to 16] float32 multipliers, widened
+  const float* multiplier_f32 = nullptr; // the same, as float32
+  int32_t y_zero_point = 0;
+  int32_t qmin = 0, qmax = 255;  // clamp, inside the output type
+  bool y_signed = false;         // int8 output (else uint8)
+  RequantForm form = RequantForm::full;  // the cheapest form exact for every column
+};
+
 /// Reference dequantization of one accumulator to float.
 inline float dequantize_acc(int32_t acc, float scale, const float* float_bias) {
   volatile float prod = static_cast<float>(acc) * scale;

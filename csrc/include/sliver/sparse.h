@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -155,6 +156,15 @@ void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t
                    int64_t ldy, const Epilogue& ep, ThreadPool* pool,
                    const SpmmOptions& opt = {});
 
+/// The same with the activation panels written by the caller instead of packed from a matrix
+/// (a convolution's im2col straight into panel layout, one copy of the window values instead of
+/// two): write(c0, nt, NT, dst) fills panel rows k < w.in of the tile of columns [c0, c0 + nt),
+/// row k at dst + k * NT (32-byte aligned), lanes [nt, NT) zero. Called from worker threads.
+using F32PanelWriter = std::function<void(int64_t c0, int64_t nt, int NT, float* dst)>;
+void f32_spmm_left_panels(const SparseF32Weights& w, int64_t N, const F32PanelWriter& write,
+                          float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
+                          const SpmmOptions& opt = {});
+
 /// Weights on the right (Gemm/MatMul with constant B): Y[M, out] = epilogue(X[M, in] W^T),
 /// where W was packed as [out, in] (i.e. B [in, out] with s_out = 1); X element (m, k) at
 /// x[m * ldx + k], Y element (m, n) at y[m * ldy + n]. ep.bias is per output column
@@ -181,9 +191,12 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 /// Which engine a layer should use, from its shape and packed weights. `cols` is the extent the
 /// weights do not touch (N pixels on the left, M rows on the right). Thresholds are the measured
 /// density crossovers of benchmarks/bench_sparse.py on AMD Zen 3 (see sparse_driver.cc); the
-/// density compared is that of the stored weights (block padding included).
-bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols);
-bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols);
+/// density compared is that of the stored weights (block padding included). The crossovers were
+/// measured against the packed-weight GEMMs (f32_gemm, qgemm); `dense_speedup` says how much
+/// faster the dense kernel the layer would otherwise run is (an op with its own tuned path), and
+/// divides the crossover.
+bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols, double dense_speedup = 1.0);
+bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols, double dense_speedup = 1.0);
 /// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr).
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols);
 

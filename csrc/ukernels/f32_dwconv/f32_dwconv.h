@@ -1,4 +1,4 @@
-// FP32 depthwise convolution, one output row per call.
+// FP32 depthwise convolution: row kernels (any window) and plane kernels (3x3, 5x5).
 //
 // A depthwise convolution gives each channel its own small window, so there is no reduction over
 // channels to feed a GEMM; it is a stencil. The operator (csrc/ops/conv.cc) turns every output row
@@ -30,6 +30,47 @@ struct F32DwconvKernel {
             float bias, float* y);
 #include "f32_dwconv.inc"
 #undef SLIVER_F32_DWCONV_KERNEL
+
+// ---------------------------------------------------------------------------------------------
+// Plane kernels: one channel plane per call, for the common square windows with stride 1 or 2.
+//
+// The row kernels above need every tap inside memory, so the operator copies each plane with
+// its padding first; that copy and the per-row tap pointers cost more than the arithmetic for
+// the small planes of mobile CNNs. A plane kernel reads the unpadded plane directly: rows above
+// or below it read `zero` instead, and the chunks of 8 outputs whose windows cross the left or
+// right edge use masked loads (masked-off lanes read as 0 and are never accessed). It also
+// applies the bias and a clamp (Relu, Relu6/Clip) while the outputs are in registers:
+//   y[oh][ow] = clamp(bias + sum_{i,j < K} w[i*K + j] * x[oh*S - pad_top + i][ow*S - pad_left + j])
+// with x = 0 outside the plane.
+struct F32Dwconv2dParams {
+  const float* x;  // input plane, in_h x in_w, rows in_w floats apart
+  int64_t in_h, in_w;
+  const float* zero;  // in_w zeros, read in place of rows outside the plane
+  float* y;           // output plane, out_h x out_w, rows out_w floats apart
+  int64_t out_h, out_w;
+  int64_t pad_top, pad_left;  // 0 <= pad < K
+  const float* w;             // K * K weights, row-major
+  float bias;
+  bool clamp;      // y = min(max(y, lo), hi) (NaN becomes lo, as in the GEMM epilogue)
+  float lo, hi;
+};
+using F32Dwconv2dFn = void (*)(const F32Dwconv2dParams& p);
+
+struct F32Dwconv2dKernel {
+  const char* name;
+  int k, stride;  // K x K windows, stride S (both axes), dilation 1
+  const char* isa;
+  F32Dwconv2dFn fn;
+};
+
+#define SLIVER_F32_DWCONV2D_KERNEL(name, k, stride, isa) void name(const F32Dwconv2dParams& p);
+#include "f32_dwconv2d.inc"
+#undef SLIVER_F32_DWCONV2D_KERNEL
+
+/// The best usable plane kernel for K x K windows with this stride, or nullptr.
+const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride);
+/// The compiled plane kernel with this name, or nullptr (tests; check isa_usable first).
+const F32Dwconv2dKernel* find_f32_dwconv2d_kernel(const std::string& name);
 
 /// The best usable kernel for windows of `ntaps` taps.
 const F32DwconvKernel& f32_dwconv_kernel(int ntaps);

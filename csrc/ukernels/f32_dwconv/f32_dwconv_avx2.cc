@@ -27,7 +27,8 @@ inline __m256 load8(const float* p) {
   } else {
     const __m256 a = _mm256_loadu_ps(p);
     const __m256 b = _mm256_maskload_ps(p + 8, first_lanes(7));
-    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+    // a0 a2 b0 b2 | a4 a6 b4 b6, then lanes 0 2 1 3 of 64 bits
+    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
   }
 }

@@ -1,4 +1,4 @@
-// Picks the depthwise row kernel for this CPU and window size, from f32_dwconv.inc.
+// Picks the depthwise row and plane kernels for this CPU and window, from the .inc lists.
 #include <cstring>
 
 #include "f32_dwconv.h"
@@ -13,7 +13,25 @@ const F32DwconvKernel kKernels[] = {
 #undef SLIVER_F32_DWCONV_KERNEL
 };
 
+const F32Dwconv2dKernel kPlaneKernels[] = {
+#define SLIVER_F32_DWCONV2D_KERNEL(name, k, stride, isa) {#name, k, stride, #isa, name},
+#include "f32_dwconv2d.inc"
+#undef SLIVER_F32_DWCONV2D_KERNEL
+};
+
 }  // namespace
+
+const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride) {
+  for (const F32Dwconv2dKernel& p : kPlaneKernels)
+    if (p.k == k && p.stride == stride && isa_usable(p.isa)) return &p;
+  return nullptr;
+}
+
+const F32Dwconv2dKernel* find_f32_dwconv2d_kernel(const std::string& name) {
+  for (const F32Dwconv2dKernel& p : kPlaneKernels)
+    if (name == p.name) return &p;
+  return nullptr;
+}
 
 const F32DwconvKernel& f32_dwconv_kernel(int ntaps) {
   for (const F32DwconvKernel& k : kKernels)

@@ -198,19 +198,114 @@ SLIVER_INLINE void natural_row(int NT, int64_t nt, const uint8_t* s, int64_t ste
   }
 }
 
+// The NT lanes of rows k and k + 1 (natural order) interleaved into the kr = 2 layout at d.
+SLIVER_INLINE void interleave_pair(int NT, const int16_t* r0, const int16_t* r1, int16_t* d) {
+  for (int j0 = 0; j0 < NT; j0 += 8) {
+    const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(r0 + j0));
+    const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(r1 + j0));
+    _mm_store_si128(reinterpret_cast<__m128i*>(d + 2 * j0), _mm_unpacklo_epi16(a, b));
+    _mm_store_si128(reinterpret_cast<__m128i*>(d + 2 * j0 + 8), _mm_unpackhi_epi16(a, b));
+  }
+}
+
+// Swapping the middle 64-bit quarters of every 16 lanes gives the lane order the kr = 1
+// kernels' unpacks undo (sparse.h).
+SLIVER_INLINE void kernel_lane_order(int NT, int16_t* d) {
+  for (int j0 = 0; NT >= 16 && j0 < NT; j0 += 16) {
+    __m256i* v = reinterpret_cast<__m256i*>(d + j0);
+    _mm256_storeu_si256(v, _mm256_permute4x64_epi64(_mm256_loadu_si256(v), 0xd8));
+  }
+}
+
+// r[j] = 16 bytes of lane j -> r[k] = byte k of lanes 0-15: four rounds of unpacks, each
+// doubling the width of the units that already hold consecutive lanes of one k.
+SLIVER_INLINE void transpose16x16(__m128i r[16]) {
+  __m128i t[16], s[16];
+  for (int p = 0; p < 8; ++p) {  // 16-bit units: lanes (2p, 2p + 1) of one k
+    t[p] = _mm_unpacklo_epi8(r[2 * p], r[2 * p + 1]);      // k 0-7
+    t[p + 8] = _mm_unpackhi_epi8(r[2 * p], r[2 * p + 1]);  // k 8-15
+  }
+  for (int h = 0; h < 16; h += 8) {  // 32-bit units: lanes 4q..4q+3
+    for (int q = 0; q < 4; ++q) {
+      s[h + q] = _mm_unpacklo_epi16(t[h + 2 * q], t[h + 2 * q + 1]);      // k h+0..h+3
+      s[h + 4 + q] = _mm_unpackhi_epi16(t[h + 2 * q], t[h + 2 * q + 1]);  // k h+4..h+7
+    }
+  }
+  for (int g = 0; g < 16; g += 4) {  // s[g..g+3]: lanes 0-3, 4-7, 8-11, 12-15 of k g..g+3
+    const __m128i lo01 = _mm_unpacklo_epi32(s[g], s[g + 1]);      // lanes 0-7, k g, g+1
+    const __m128i hi01 = _mm_unpackhi_epi32(s[g], s[g + 1]);      // lanes 0-7, k g+2, g+3
+    const __m128i lo23 = _mm_unpacklo_epi32(s[g + 2], s[g + 3]);  // lanes 8-15, k g, g+1
+    const __m128i hi23 = _mm_unpackhi_epi32(s[g + 2], s[g + 3]);  // lanes 8-15, k g+2, g+3
+    r[g] = _mm_unpacklo_epi64(lo01, lo23);
+    r[g + 1] = _mm_unpackhi_epi64(lo01, lo23);
+    r[g + 2] = _mm_unpacklo_epi64(hi01, hi23);
+    r[g + 3] = _mm_unpackhi_epi64(hi01, hi23);
+  }
+}
+
+// Natural-order rows k = 0..15 (row k at d + k * NT) of a tile whose lanes are `lane_step`
+// bytes apart with kn <= 16 consecutive k's readable in each (weights on the right: X rows are
+// lanes); rows past kn centre to 0. A strided byte gather costs several cycles an element;
+// this is a fraction of one.
+void transposed_rows16(int NT, int64_t nt, int kn, const uint8_t* src, int64_t lane_step,
+                       bool is_signed, int32_t zp, __m256i vzp, int16_t* d) {
+  const __m128i pad = _mm_set1_epi8(static_cast<char>(zp));  // centres to 0
+  for (int j0 = 0; j0 < NT; j0 += 16) {
+    __m128i r[16];
+    for (int j = 0; j < 16; ++j) {
+      const uint8_t* s = src + (j0 + j) * lane_step;
+      if (j0 + j >= nt) {
+        r[j] = pad;
+      } else if (kn == 16) {
+        r[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+      } else {  // the K tail: never read past the row
+        alignas(16) uint8_t t[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(t), pad);
+        std::memcpy(t, s, static_cast<size_t>(kn));
+        r[j] = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+      }
+    }
+    transpose16x16(r);
+    for (int k = 0; k < 16; ++k) {
+      const __m256i v = _mm256_sub_epi16(
+          is_signed ? _mm256_cvtepi8_epi16(r[k]) : _mm256_cvtepu8_epi16(r[k]), vzp);
+      if (NT >= 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k * NT + j0), v);
+      } else {  // NT = 8: the low 8 lanes
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k * NT), _mm256_castsi256_si128(v));
+      }
+    }
+  }
+}
+
 // Source row k of the tile starts at src + k * k_step; its lanes are `lane_step` apart.
 void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
           int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
   const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
+  if (k_step == 1 && lane_step != 1 && NT >= 8) {  // lanes are rows of X: transpose 16 k's
+    alignas(32) int16_t blk[16 * 32];
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+      const int kn = static_cast<int>(std::min<int64_t>(16, kc - k0));
+      const bool in_place = kr == 1 && kn == 16;
+      transposed_rows16(NT, nt, kn, src + k0, lane_step, is_signed, zp, vzp,
+                        in_place ? dst + k0 * NT : blk);
+      for (int k = 0; k < kn; k += kr) {
+        int16_t* d = dst + (k0 + k) * NT;
+        if (kr == 2) {  // an odd tail pairs its last row with a zero row, as the layout wants
+          interleave_pair(NT, blk + k * NT, blk + (k + 1) * NT, d);
+          continue;
+        }
+        if (!in_place) std::memcpy(d, blk + k * NT, static_cast<size_t>(NT) * sizeof(int16_t));
+        kernel_lane_order(NT, d);
+      }
+    }
+    return;
+  }
   if (kr == 1 || NT == 1) {
     for (int64_t k = 0; k < kc; ++k) {
       int16_t* d = dst + k * NT;
       natural_row(NT, nt, src + k * k_step, lane_step, is_signed, zp, vzp, d);
-      // Swapping the middle 64-bit quarters gives the lane order the kernels' unpacks undo.
-      for (int j0 = 0; NT >= 16 && j0 < NT; j0 += 16) {
-        __m256i* v = reinterpret_cast<__m256i*>(d + j0);
-        _mm256_store_si256(v, _mm256_permute4x64_epi64(_mm256_load_si256(v), 0xd8));
-      }
+      kernel_lane_order(NT, d);
     }
     if (kr == 2 && kc % 2) dst[kc] = 0;  // the vector form's partner of the last row
     return;
@@ -220,13 +315,7 @@ void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_
     natural_row(NT, nt, src + k * k_step, lane_step, is_signed, zp, vzp, r0);
     if (k + 1 < kc) natural_row(NT, nt, src + (k + 1) * k_step, lane_step, is_signed, zp, vzp, r1);
     else std::memset(r1, 0, sizeof(r1));
-    int16_t* d = dst + k * NT;
-    for (int j0 = 0; j0 < NT; j0 += 8) {
-      const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(r0 + j0));
-      const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(r1 + j0));
-      _mm_store_si128(reinterpret_cast<__m128i*>(d + 2 * j0), _mm_unpacklo_epi16(a, b));
-      _mm_store_si128(reinterpret_cast<__m128i*>(d + 2 * j0 + 8), _mm_unpackhi_epi16(a, b));
-    }
+    interleave_pair(NT, r0, r1, dst + k * NT);
   }
 }
 

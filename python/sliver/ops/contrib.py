@@ -15,6 +15,10 @@ round-to-odd sum so the final float32 rounding is correct).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -433,48 +437,100 @@ def _qlinear_concat(node: Node, graph: Graph) -> Op:
     return run
 
 
+def _libm_logf() -> Callable[[float], float] | None:
+    """The C library's ``logf`` (what onnxruntime's softmax table calls), or None."""
+    try:
+        name = ctypes.util.find_library("m") or ("msvcrt" if os.name == "nt" else None)
+        fn = ctypes.CDLL(name).logf if name else None
+    except (OSError, AttributeError):
+        return None
+    if fn is not None:
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    return fn
+
+
+_LOGF = _libm_logf()
+
+
+def _logf(x: np.float32) -> float:
+    """float32 natural log of a float32, from the C library when it loads (else the float64 log
+    rounded to float32, which differs from glibc's logf in about one input in 10^4)."""
+    return float(_LOGF(float(x))) if _LOGF is not None else float(F32(math.log(float(x))))
+
+
+def softmax_exp_table(x_scale: float, d: int, signed: bool) -> np.ndarray:
+    """onnxruntime's QLinearSoftmax table: 256 float32 exponentials indexed by byte code.
+
+    Entry i (code i, or i - 128 for int8) is exp((i - 255 + shift) * x_scale) computed in float64,
+    where shift * x_scale = max(0, logf(FLT_MAX / d) - 5) lifts the largest entry as high as a
+    float sum of d of them allows (with e^5 to spare): a row's maximum indexes entry 255.
+    """
+    xs = float(F32(x_scale))
+    head = _logf(F32(np.finfo(F32).max) / F32(d)) - 5.0
+    shift = (head if head > 0.0 else 0.0) / xs  # max(0, NaN) is 0, as std::max(0.0, v) gives
+    table = np.zeros(256, F32)
+    for i in range(256):
+        table[(i - 128) & 0xFF if signed else i] = F32(math.exp((i - 255.0 + shift) * xs))
+    return table
+
+
+def softmax_y_inverse(y_scale: float) -> float:
+    """The integer onnxruntime scales probabilities by: floor(1 / y_scale) in float32 (the
+    float64 quotient when that overflows)."""
+    with np.errstate(all="ignore"):
+        v = float(np.floor(F32(1.0) / F32(y_scale)))
+    return v if math.isfinite(v) else math.floor(1.0 / float(F32(y_scale)))
+
+
 @register_python_op("com.microsoft:QLinearSoftmax")
 def _qlinear_softmax(node: Node, graph: Graph) -> Op:
+    """onnxruntime's QLinearSoftmax (1.32, x86-64), bit for bit.
+
+    With a row r of x along the reduced axis (opset 13: that axis; older: every axis from it on)
+    and e = table[code distance to max(r)]: y = clamp(round_half_even(float64(e) * y_inv /
+    float64(sum32(e))) + y_zero_point), sum32 adding left to right in float32. x_zero_point does
+    not matter (softmax ignores a shift). csrc/ops/qlinear_softmax.cc is the native twin.
+    """
     opset = int(_attr(node, "opset", 13))
-    axis_attr = _attr(node, "axis", None)
+    axis_attr = int(_attr(node, "axis", -1))  # the schema's default, for every opset
 
     def run(x, xs, xz=None, ys=None, yz=None):  # noqa: ANN001, ANN202
         x = np.asarray(x)
+        if x.dtype not in (np.uint8, np.int8):
+            raise ValueError(f"QLinearSoftmax: x must be uint8 or int8, got {x.dtype}")
+        if x.ndim == 0:
+            raise ValueError("QLinearSoftmax: x must have rank >= 1")
         signed = x.dtype == np.int8
-        axis = (axis_attr if axis_attr is not None else (1 if opset < 13 else -1)) % x.ndim
+        axis = axis_attr
+        if not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"QLinearSoftmax: axis {axis} is out of range for rank {x.ndim}")
+        axis %= x.ndim
         if opset >= 13:
             xt = np.moveaxis(x, axis, -1)
             d = xt.shape[-1]
-            rows = xt.reshape(-1, d)
         else:
+            xt = x
             d = int(np.prod(x.shape[axis:]))
-            rows = x.reshape(-1, d)
-        xsv = float(_scale(xs))
-        # onnxruntime's exp table (float32 values, computed in double), indexed by byte code.
-        shift = max(0.0, float(np.log(np.float64(np.finfo(np.float32).max) / d)) - 5.0) / xsv
-        i = np.arange(256, dtype=np.float64)
-        vals = np.exp((i - 255 + shift) * xsv).astype(np.float32)
-        table = np.zeros(256, np.float32)
-        table[((i.astype(np.int64) - 128) if signed else i.astype(np.int64)) & 0xFF] = vals
-        y_inv = F32(np.floor(F32(1.0) / _scale(ys)))
-        yzv = _zp(yz)
+        if x.size == 0:
+            return (np.empty_like(x),)
+        rows = xt.reshape(-1, d)
+        table = softmax_exp_table(float(_scale(xs)), d, signed)
+        top = rows.max(axis=1, keepdims=True).astype(np.int32)
         if signed:
-            idx = (
-                (127 - rows.max(axis=1, keepdims=True).astype(np.int32)) + rows.astype(np.int32)
-            ) & 0xFF
+            idx = ((127 - top) + rows.astype(np.int32)) & 0xFF
         else:
-            idx = rows.astype(np.int32) + (255 - rows.max(axis=1, keepdims=True).astype(np.int32))
+            idx = rows.astype(np.int32) + (255 - top)
         e = table[idx]
-        vsum = np.cumsum(e, axis=1, dtype=np.float32)[:, -1:]  # sequential float32 sum
-        q = (
-            np.rint(((e * y_inv).astype(np.float32) / vsum).astype(np.float32)).astype(np.int64)
-            + yzv
-        )
+        vsum = np.cumsum(e, axis=1, dtype=F32)[:, -1:]  # left to right, float32
         lo, hi = _qrange(x.dtype)
-        out = np.clip(q, lo, hi).astype(x.dtype)
-        if opset >= 13:
-            return (np.moveaxis(out.reshape(xt.shape), -1, axis),)
-        return (out.reshape(x.shape),)
+        z = _zp(yz)
+        with np.errstate(all="ignore"):
+            q = e.astype(np.float64) * softmax_y_inverse(_scale(ys)) / vsum.astype(np.float64)
+        # Clamping to the integer bounds before rounding equals rounding then saturating.
+        q = np.where(q > lo - z, q, float(lo - z))  # NaN -> low end
+        q = np.minimum(q, float(hi - z))
+        out = (np.rint(q) + z).astype(x.dtype).reshape(xt.shape)
+        return (np.moveaxis(out, -1, axis) if opset >= 13 else out,)
 
     return run
 

@@ -5,7 +5,8 @@ are tested against, and the fallback where they decline.
 ``activation_min``/``activation_max`` (int codes, default: the output type's range): the
 requantized result is clamped to them, which is how a Relu/Clip between the float Conv and
 its Q survives the rewrite (qdq_to_integer); ``channels_last`` (default 0): 1 when X and Y
-are NHWC (the layout pass qdq_nhwc).
+are NHWC (the layout pass qdq_nhwc); ``nchw_input`` (default 0): 1 when, with channels_last,
+X is still NCHW (only Y is NHWC).
 
 ``com.microsoft:NhwcMaxPool``: MaxPool on an NHWC image (onnxruntime's contrib op).
 
@@ -49,7 +50,7 @@ def _clamp_attrs(node: Node, dtype: np.dtype) -> tuple[int, int]:
     return int(node.attrs.get("activation_min", lo)), int(node.attrs.get("activation_max", hi))
 
 
-OWN_ATTRS = ("activation_min", "activation_max", "channels_last")
+OWN_ATTRS = ("activation_min", "activation_max", "channels_last", "nchw_input")
 
 
 @register_python_op("sliver:QLinearConv")
@@ -60,9 +61,10 @@ def qlinear_conv(node: Node, graph: Graph) -> Op:
         Node("QLinearConv", "", node.name, node.inputs, node.outputs, attrs), graph
     )
     channels_last = bool(node.attrs.get("channels_last", 0))
+    nhwc_x = channels_last and not node.attrs.get("nchw_input", 0)
 
     def run(x, *args: np.ndarray) -> tuple:  # noqa: ANN001
-        if channels_last:
+        if nhwc_x:
             x = np.ascontiguousarray(np.moveaxis(np.asarray(x), -1, 1))
         (y,) = conv(x, *args)
         lo, hi = _clamp_attrs(node, y.dtype)

@@ -44,6 +44,16 @@ def _native_attrs(node: Node) -> dict[str, Any]:
     }
 
 
+def session_config(graph: Graph) -> dict[str, str]:
+    """The ``sliver.*`` session config entries kernels see (``KernelInit::config``).
+
+    The session attaches its SessionOptions config to the graph as ``session_config``; graphs
+    compiled on their own (control-flow bodies, tests) have none, so every setting is default.
+    """
+    config = getattr(graph, "session_config", None) or {}
+    return {str(k): str(v) for k, v in config.items() if str(k).startswith("sliver.")}
+
+
 def native_kernel(node: Node, graph: Graph) -> Any | None:
     """The native kernel for ``node``, or None when no native kernel accepts it."""
     if any(not isinstance(v, (int, float, str, bytes, list, tuple, np.ndarray)) for v in node.attrs.values()):
@@ -61,6 +71,7 @@ def native_kernel(node: Node, graph: Graph) -> Any | None:
             [c if isinstance(c, np.ndarray) and c.dtype != object else None for c in consts],
             [graph.value(o).dtype if o else 0 for o in node.outputs],
             [_static_shape(graph, o) if o else None for o in node.outputs],
+            session_config(graph),
         )
     except _C.NativeError as e:
         shapes = [graph.value(i).shape for i in node.inputs]

@@ -1,0 +1,128 @@
+// Packing for the channels-last 8-bit conv kernels; see q8_conv_pack.h.
+#include "ops/q8_conv_pack.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "sliver/error.h"
+
+namespace sliver::ops::q {
+namespace {
+
+std::shared_ptr<int16_t> alloc_i16(int64_t n) {
+  const size_t bytes = std::max<size_t>(64, (static_cast<size_t>(n) * 2 + 63) / 64 * 64);
+  auto* p = static_cast<int16_t*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return std::shared_ptr<int16_t>(p, [](int16_t* q) { std::free(q); });
+}
+
+int32_t code(const uint8_t* w, DType t, int64_t i) {
+  return t == DType::u8 ? int32_t{w[i]} : int32_t{static_cast<int8_t>(w[i])};
+}
+
+int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+}  // namespace
+
+IgemmWeights pack_igemm_weights(const uint8_t* w, DType w_type, int64_t oc, int64_t ntaps,
+                                int64_t taps_k, int64_t c, const std::vector<int32_t>& zp) {
+  SLIVER_CHECK(c >= 4 && c >= taps_k && ntaps >= 1 && oc >= 1, "pack_igemm_weights: oc=", oc,
+               " ntaps=", ntaps, " k=", taps_k, " c=", c);
+  SLIVER_CHECK(zp.size() == 1 || static_cast<int64_t>(zp.size()) == oc,
+               "pack_igemm_weights: ", zp.size(), " zero points for ", oc, " channels");
+  IgemmWeights pw;
+  pw.oc = oc;
+  pw.ntaps = ntaps;
+  pw.c = c;
+  pw.groups = (c + 3) / 4;
+  pw.data = alloc_i16(pw.panels() * pw.panel_elems());
+  pw.colsum.assign(static_cast<size_t>(pw.panels() * 16), 0);
+  pw.abssum.assign(static_cast<size_t>(oc), 0);
+  const int64_t K = ntaps * taps_k;
+  for (int64_t n = 0; n < oc; ++n) {
+    const int32_t z = zp[zp.size() == 1 ? 0 : n];
+    int16_t* panel = pw.data.get() + (n / 16) * pw.panel_elems();
+    const int64_t j = n % 16;
+    for (int64_t t = 0; t < ntaps; ++t)
+      for (int64_t g = 0; g < pw.groups; ++g) {
+        const int64_t off = std::min(4 * g, c - 4);
+        int16_t* grp = panel + (t * pw.groups + g) * 64 + (j / 8) * 32 + 2 * (j % 8);
+        for (int64_t jb = 0; jb < 4; ++jb) {
+          const int64_t k = off + jb;  // byte k of the tap row; earlier groups own k < 4 g
+          if (k < 4 * g || k >= taps_k) continue;
+          const int32_t v = code(w, w_type, n * K + t * taps_k + k) - z;
+          grp[(jb & 1) * 16 + (jb >> 1)] = static_cast<int16_t>(v);
+          pw.colsum[n] += v;
+          pw.abssum[n] += std::abs(v);
+        }
+      }
+  }
+  return pw;
+}
+
+DwconvWeights pack_dwconv_weights(const uint8_t* w, DType w_type, int64_t channels, int64_t ntaps,
+                                  const std::vector<int32_t>& zp) {
+  SLIVER_CHECK(channels >= 1 && ntaps >= 1, "pack_dwconv_weights: C=", channels, " taps=", ntaps);
+  SLIVER_CHECK(zp.size() == 1 || static_cast<int64_t>(zp.size()) == channels,
+               "pack_dwconv_weights: ", zp.size(), " zero points for ", channels, " channels");
+  DwconvWeights pw;
+  pw.channels = channels;
+  pw.ntaps = ntaps;
+  pw.pairs = (ntaps + 1) / 2;
+  const int64_t blocks = (channels + 15) / 16;
+  pw.data = alloc_i16(blocks * pw.pairs * 32);
+  pw.colsum.assign(static_cast<size_t>(blocks * 16), 0);
+  pw.abssum.assign(static_cast<size_t>(channels), 0);
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    const int32_t z = zp[zp.size() == 1 ? 0 : ch];
+    const int64_t ci = ch % 16;
+    int16_t* blk = pw.data.get() + (ch / 16) * pw.pairs * 32 + (ci / 8) * 16 + 2 * (ci % 8);
+    for (int64_t t = 0; t < ntaps; ++t) {
+      const int32_t v = code(w, w_type, ch * ntaps + t) - z;
+      blk[(t / 2) * 32 + (t % 2)] = static_cast<int16_t>(v);
+      pw.colsum[ch] += v;
+      pw.abssum[ch] += std::abs(v);
+    }
+  }
+  return pw;
+}
+
+void prepare_conv_requant(int64_t columns, const std::vector<int32_t>& colsum,
+                          const std::vector<int64_t>& abssum, const std::vector<int32_t>& bias,
+                          DType x_type, int32_t x_zp, int32_t x_offset, float x_scale,
+                          const std::vector<float>& w_scale, float y_scale, int32_t y_zp,
+                          DType y_type, int32_t qmin, int32_t qmax, ConvRequantArrays* out) {
+  const int64_t np = round16(columns);
+  out->col_term.assign(static_cast<size_t>(np), 0);
+  out->multiplier.assign(static_cast<size_t>(np), 0.0);
+  out->multiplier_f32.assign(static_cast<size_t>(np), 0.f);
+  // Largest |x - x_zp| any code can give.
+  const int32_t xlo = x_type == DType::u8 ? 0 : -128, xhi = xlo + 255;
+  const double xmax = std::max(x_zp - xlo, xhi - x_zp);
+  RequantForm form = RequantForm::short_f32;
+  for (int64_t n = 0; n < columns; ++n) {
+    const uint32_t b = bias.empty() ? 0u : static_cast<uint32_t>(bias[n]);
+    out->col_term[n] = static_cast<int32_t>(b - static_cast<uint32_t>(x_offset) *
+                                                   static_cast<uint32_t>(colsum[n]));
+    const float m = requant_multiplier(x_scale, w_scale[w_scale.size() == 1 ? 0 : n], y_scale);
+    out->multiplier[n] = m;
+    out->multiplier_f32[n] = m;
+    const double bound =
+        std::fabs(static_cast<double>(bias.empty() ? 0 : bias[n])) + xmax * abssum[n];
+    form = std::min(form, requant_form_for(bound, m, y_zp));
+  }
+  Q8ConvRequant& rq = out->rq;
+  rq.col_term = out->col_term.data();
+  rq.multiplier = out->multiplier.data();
+  rq.multiplier_f32 = out->multiplier_f32.data();
+  rq.y_zero_point = y_zp;
+  rq.qmin = qmin;
+  rq.qmax = qmax;
+  rq.y_signed = y_type == DType::i8;
+  rq.form = form;
+}
+
+}  // namespace sliver::ops::q

@@ -1,0 +1,314 @@
+"""Native FP32 Conv / sliver:FusedConv against onnx.reference, over random geometry.
+
+The reference runs in float64 (the same model with DOUBLE tensors), so the tolerance only has to
+cover sliver's float32 rounding: a few units in the last place per multiply-add of the K-term
+dot products, which Winograd F(2x2, 3x3) roughly doubles (its transforms add a handful of terms
+before and after the products). Every path of the operator is pinned by a case that asserts it
+was taken (im2col, Winograd, direct and packed 1x1, depthwise plane and row kernels); the random
+cases then cover odd sizes, pads, strides, dilations, groups, 1-D convs and ragged tiles; the
+portable kernels (SLIVER_ISA=scalar: GEMM panels of 8, scalar transforms and stencils) are
+checked in a subprocess; and 1 and 2 threads must give identical bits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import numpy as np
+import onnx
+import pytest
+import sliver
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+# Error bound per unit of sum(|w| * |x|) over a window: float32 rounding of a K-term dot
+# product stays far below K * 2^-24 of that sum in practice; Winograd's transforms multiply it
+# by a small constant. 2e-6 leaves room for both at the K (<= 500) drawn here.
+SUM_ABS_REL_TOL = 2e-6
+# Vector sigmoid/tanh/exp are within 6e-7 of exact (tests/test_native_ops.py), plus rounding.
+ACT_REL_TOL = 1e-6
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+ACTS = {
+    "": lambda y: y,
+    "Relu": lambda y: np.maximum(y, 0),
+    "Clip": lambda y: np.clip(y, -0.5, 1.5),
+    "LeakyRelu": lambda y: np.where(y >= 0, y, 0.1 * y),
+    "Sigmoid": lambda y: 1 / (1 + np.exp(-y)),
+    "HardSwish": lambda y: y * np.clip(y / 6 + 0.5, 0, 1),
+}
+ACT_PARAMS = {"Clip": [-0.5, 1.5], "LeakyRelu": [0.1]}
+
+
+def conv_model(x_shape, w, b, attrs: dict, dtype: int, fused: dict | None = None, res=None):
+    """One Conv (or sliver:FusedConv with `fused` attributes and an optional residual input)."""
+    inputs = [helper.make_tensor_value_info("x", dtype, x_shape)]
+    inits = [onnx.numpy_helper.from_array(w, "w")]
+    names = ["x", "w"]
+    if b is not None:
+        inits.append(onnx.numpy_helper.from_array(b, "b"))
+        names.append("b")
+    if fused is not None and res is not None:
+        if b is None:
+            names.append("")
+        inputs.append(helper.make_tensor_value_info("r", dtype, res.shape))
+        names.append("r")
+    op, domain = ("FusedConv", "sliver") if fused is not None else ("Conv", None)
+    node = helper.make_node(op, names, ["y"], domain=domain, **attrs, **(fused or {}))
+    graph = helper.make_graph([node], "g", inputs, [onnx.ValueInfoProto(name="y")], inits)
+    opsets = [helper.make_opsetid("", 21)] + ([helper.make_opsetid("sliver", 1)] if fused else [])
+    return helper.make_model(graph, opset_imports=opsets, ir_version=10)
+
+
+def run_native(model: onnx.ModelProto, feeds: dict, threads: int = 1):
+    """Runs with sliver, optimisations off, asserting that the conv ran natively."""
+    opts = sliver.SessionOptions()
+    opts.graph_optimization_level = sliver.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = threads
+    sess = sliver.InferenceSession(model.SerializeToString(), opts)
+    (impl,) = [impl for _, _, impl in sess.profile_steps()]
+    assert impl not in ("reference", "python"), impl
+    return sess.run(None, feeds)[0], impl
+
+
+def reference(x, w, b, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Conv in float64 (onnx.reference), and the same conv of |x| and |w| (the error scale)."""
+
+    def conv(xv, wv, bv):
+        model = conv_model(list(xv.shape), wv, bv, attrs, TensorProto.DOUBLE)
+        return ReferenceEvaluator(model).run(None, {"x": xv})[0]
+
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = conv(x64, w64, None if b is None else b.astype(np.float64))
+    scale = conv(np.abs(x64), np.abs(w64), None if b is None else np.abs(b.astype(np.float64)))
+    return y, scale
+
+
+def check(x, w, b, attrs: dict, act: str = "", post: str = "", res=None, threads: int = 1) -> str:
+    """sliver (Conv, or FusedConv when act/post/res) vs the float64 reference; returns the path."""
+    fused = None
+    if act or post or res is not None:
+        fused = {"activation": act, "post_activation": post}
+        if act in ACT_PARAMS:
+            fused["activation_params"] = ACT_PARAMS[act]
+        if post in ACT_PARAMS:
+            fused["post_activation_params"] = ACT_PARAMS[post]
+    model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT, fused, res)
+    feeds = {"x": x} if res is None else {"x": x, "r": res}
+    got, impl = run_native(model, feeds, threads)
+    want, scale = reference(x, w, b, attrs)
+    want = ACTS[act](want)
+    if res is not None:
+        want = want + res
+        scale = scale + np.abs(res)
+    want = ACTS[post](want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    # The activations are 1-Lipschitz here (sigmoid: 1/4), so the error bound carries through;
+    # the activation and the residual add round once more, relative to the result.
+    err = np.abs(got.astype(np.float64) - want)
+    bound = SUM_ABS_REL_TOL * scale + ACT_REL_TOL * np.abs(want) + 1e-30
+    worst = np.unravel_index(np.argmax(err / bound), err.shape) if err.size else None
+    assert err.size == 0 or np.all(err <= bound), (
+        f"{impl}: |error| {err[worst]:.3g} > {bound[worst]:.3g} at {worst}, attrs {attrs}"
+    )
+    return impl
+
+
+def rand(rng: np.random.Generator, shape) -> np.ndarray:
+    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every path, pinned
+
+PATHS = [
+    # (path, c, m, group, size, kernel, strides, pads, dilations)
+    ("conv_winograd", 16, 16, 1, (13, 21), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ("conv_winograd", 9, 24, 1, (40, 7), (3, 3), (1, 1), (0, 2, 1, 0), (1, 1)),
+    ("conv_winograd", 16, 20, 2, (9, 35), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ("conv_im2col", 3, 16, 1, (33, 17), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ("conv_im2col", 8, 13, 1, (19, 32), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    ("conv_im2col", 6, 10, 1, (20, 16), (5, 3), (1, 2), (2, 0, 1, 1), (2, 1)),
+    ("conv_im2col", 12, 50, 1, (16, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+    ("conv_im2col", 8, 8, 1, (17, 9), (1, 1), (3, 2), (0, 0, 0, 0), (1, 1)),
+    ("conv_1x1", 24, 40, 1, (9, 11), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_3x3s1", 8, 8, 8, (13, 37), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_3x3s2", 8, 8, 8, (16, 33), (3, 3), (2, 2), (1, 0, 1, 2), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_5x5s1", 4, 4, 4, (11, 19), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_5x5s2", 4, 4, 4, (18, 7), (5, 5), (2, 2), (2, 1, 0, 2), (1, 1)),
+    ("conv_depthwise f32_dwconv_", 6, 6, 6, (12, 12), (3, 3), (3, 3), (1, 1, 1, 1), (1, 1)),
+    ("conv_depthwise f32_dwconv_", 6, 6, 6, (12, 12), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("case", PATHS, ids=[f"{p[0]}-{i}" for i, p in enumerate(PATHS)])
+@pytest.mark.parametrize("epilogue", ["plain", "relu", "fused"])
+def test_each_path(case, epilogue: str) -> None:
+    path, c, m, group, size, kernel, strides, pads, dils = case
+    rng = np.random.default_rng(zlib.crc32(repr((case, epilogue)).encode()))
+    x = rand(rng, [2, c, *size])
+    w = rand(rng, [m, c // group, *kernel])
+    b = rand(rng, [m])
+    attrs = {"group": group, "strides": list(strides), "pads": list(pads), "dilations": list(dils)}
+    act, post, res = "", "", None
+    if epilogue == "relu":
+        act = "Relu"
+    elif epilogue == "fused":
+        want, _ = reference(x, w, b, attrs)
+        act, post, res = "HardSwish", "Clip", rand(rng, want.shape)
+    impl = check(x, w, b, attrs, act, post, res)
+    assert path in impl.replace("_avx2", "").replace("_scalar", ""), (path, impl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random geometry
+
+
+@st.composite
+def conv_case(draw):
+    nsp = draw(st.sampled_from([1, 2, 2, 2]))
+    kind = draw(st.sampled_from(["dense", "dense", "wino", "group", "dw", "pointwise"]))
+    k = [draw(st.sampled_from([1, 2, 3, 3, 5])) for _ in range(nsp)]
+    s = [draw(st.sampled_from([1, 1, 2, 3])) for _ in range(nsp)]
+    d = [draw(st.sampled_from([1, 1, 1, 2])) for _ in range(nsp)]
+    if kind == "wino":
+        k, s, d = [3] * nsp, [1] * nsp, [1] * nsp
+    if kind == "pointwise":
+        k = [1] * nsp
+    group = 1
+    cg = draw(st.integers(1, 12))
+    mg = draw(st.integers(1, 12))
+    if kind == "wino":
+        cg, mg = draw(st.integers(8, 20)), draw(st.integers(8, 20))
+    elif kind == "pointwise":
+        mg = draw(st.sampled_from([5, 47, 48, 60]))
+    elif kind == "group":
+        group = draw(st.integers(2, 4))
+    elif kind == "dw":
+        group, cg, mg = draw(st.integers(1, 9)), 1, 1
+    size = [draw(st.integers((ki - 1) * di + 1, 40)) for ki, di in zip(k, d, strict=True)]
+    auto_pad = draw(st.sampled_from(["NOTSET"] * 4 + ["VALID", "SAME_UPPER", "SAME_LOWER"]))
+    attrs = {
+        "group": group,
+        "strides": s,
+        "dilations": d,
+        "auto_pad": auto_pad,
+        "kernel_shape": k,
+    }
+    if auto_pad == "NOTSET":
+        attrs["pads"] = [draw(st.integers(0, ki - 1)) for ki in k + k]
+    n = draw(st.integers(1, 2))
+    act = draw(st.sampled_from(["", "", "Relu", "Clip", "LeakyRelu", "Sigmoid"]))
+    residual = draw(st.booleans())
+    bias = draw(st.booleans())
+    return n, group * cg, group * mg, cg, size, attrs, act, residual, bias
+
+
+@given(seed=st.integers(0, 2**31 - 1), case=conv_case())
+@SETTINGS
+def test_random_geometry(seed: int, case) -> None:
+    n, c, m, cg, size, attrs, act, residual, bias = case
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [n, c, *size])
+    w = rand(rng, [m, cg, *attrs["kernel_shape"]])
+    b = rand(rng, [m]) if bias else None
+    res = None
+    if residual:
+        want, _ = reference(x, w, b, attrs)
+        res = rand(rng, want.shape)
+    check(x, w, b, attrs, act, "Relu" if residual else "", res)
+
+
+@given(seed=st.integers(0, 2**31 - 1), case=conv_case())
+@settings(max_examples=25, deadline=None, derandomize=True)
+def test_threads_give_identical_bits(seed: int, case) -> None:
+    """Work is split over pixels, tiles and rows, never over a dot product: 1 and 2 threads agree
+    bit for bit."""
+    n, c, m, cg, size, attrs, *_ = case
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [n, c, *size])
+    w = rand(rng, [m, cg, *attrs["kernel_shape"]])
+    model = conv_model(list(x.shape), w, rand(rng, [m]), attrs, TensorProto.FLOAT)
+    one, _ = run_native(model, {"x": x}, threads=1)
+    two, _ = run_native(model, {"x": x}, threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_larger_layers() -> None:
+    """CNN-sized layers (several Winograd blocks, K blocking past 320, many panels per thread)."""
+    rng = np.random.default_rng(7)
+    for c, m, size, kernel, strides, pads in [
+        (32, 40, (30, 34), (3, 3), (1, 1), (1, 1, 1, 1)),
+        (48, 24, (12, 12), (3, 3), (2, 2), (1, 1, 1, 1)),
+        (40, 64, (16, 16), (1, 1), (1, 1), (0, 0, 0, 0)),
+        (3, 16, (64, 64), (3, 3), (1, 1), (1, 1, 1, 1)),
+    ]:
+        x = rand(rng, [1, c, *size])
+        w = rand(rng, [m, c, *kernel])
+        attrs = {"strides": list(strides), "pads": list(pads)}
+        for threads in (1, 2):
+            check(x, w, rand(rng, [m]), attrs, "Relu", threads=threads)
+
+
+def test_special_values() -> None:
+    """NaN and infinity propagate through every path as through the direct sum."""
+    rng = np.random.default_rng(11)
+    for c, m, group, kernel, strides in [
+        (16, 16, 1, 3, 1),  # Winograd
+        (4, 8, 1, 3, 2),  # im2col
+        (8, 8, 8, 3, 1),  # depthwise plane kernel
+    ]:
+        x = rand(rng, [1, c, 12, 12])
+        x[0, 0, 5, 6] = np.nan
+        x[0, c - 1, 2, 3] = np.inf
+        w = rand(rng, [m, c // group, kernel, kernel])
+        attrs = {"group": group, "strides": [strides] * 2, "pads": [1] * 4}
+        model = conv_model(list(x.shape), w, None, attrs, TensorProto.FLOAT)
+        got, impl = run_native(model, {"x": x})
+        want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=impl)
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-4, atol=1e-4, err_msg=impl)
+
+
+def test_scalar_kernels_in_subprocess() -> None:
+    """SLIVER_ISA=scalar selects the portable twins (GEMM panels of 8, scalar Winograd
+    transforms and depthwise stencils); every path must still agree with the reference."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import test_f32_conv as t
+        for case in t.PATHS:
+            for epilogue in ("plain", "fused"):
+                t.test_each_path(case, epilogue)
+        t.test_larger_layers()
+        print("scalar ok", __import__("sliver").cpu_info())
+        """
+    )
+    env = dict(os.environ, SLIVER_ISA="scalar")
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scalar ok" in r.stdout
+
+
+def test_error_bound_is_not_vacuous() -> None:
+    """The tolerance catches a real mistake: one weight off by 1e-3 of its size."""
+    rng = np.random.default_rng(5)
+    x, w = rand(rng, [1, 16, 10, 10]), rand(rng, [16, 16, 3, 3])
+    attrs = {"pads": [1, 1, 1, 1]}
+    model = conv_model(list(x.shape), w * np.float32(1.001), None, attrs, TensorProto.FLOAT)
+    got, _ = run_native(model, {"x": x})
+    want, scale = reference(x, w, None, attrs)
+    assert not np.all(np.abs(got - want) <= SUM_ABS_REL_TOL * scale)
+    assert math.isfinite(float(np.max(np.abs(got - want))))
