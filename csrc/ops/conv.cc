@@ -42,14 +42,24 @@ inline void gather_row(float* dst, int64_t n, const float* src, int64_t len, int
 // channel ci (0 in the padding). The micro-kernel reads B as panels of NR pixels stored k-major
 // (b[k * NR + t]); writing those panels directly is the only copy of the window values made.
 //
-// The panels are written from an input without padding: when the windows reach outside the
-// input, the operator first copies it into zero-bordered planes (one pass over the input, a
-// fraction of the K/C_in passes im2col makes). Then every row of a panel is a plain copy: NR
-// adjacent inputs (stride 1) when the panel's pixels lie on one output row, else one run per
-// output-row segment of the panel.
+// The panels are read from planes where every window lies inside: the input itself, or, when
+// the windows reach into the padding, a zero-bordered copy (one pass over the input, a fraction
+// of the K / C_in passes im2col makes). Then every row of a panel is a plain copy (stride 1:
+// NR adjacent inputs) when the panel's pixels lie on one output row, else one run per output
+// row. (Splitting strided rows into phases in the copy, to make stride 2 contiguous too,
+// measured slower: the deinterleaving copy costs more than the strided gathers it saves.)
+
+// Where im2col reads its inputs: the input planes or their zero-bordered copy.
+struct Im2colSource {
+  const float* x = nullptr;  // image 0, channel 0
+  int64_t plane = 0;         // floats between channels
+  int64_t ld = 0;            // floats between input rows
+  int64_t step = 1;          // floats between the inputs of horizontally adjacent outputs
+  std::vector<int64_t> tap;  // per window column j: offset of its input (for output column 0)
+};
 
 // L floats src[t * S] (S = 0: stride s) to dst, L a compile-time length: fixed-size moves the
-// compiler turns into vector loads, shuffles and stores, with no loop or call to memcpy.
+// compiler turns into vector loads and stores, with no loop or call to memcpy.
 template <int L, int S>
 inline void copy_run(float* __restrict dst, const float* __restrict src, int64_t s) {
   if constexpr (S == 1) {
@@ -61,31 +71,32 @@ inline void copy_run(float* __restrict dst, const float* __restrict src, int64_t
 }
 
 // Writes the panel of output pixels [pa, pb) (pb - pa <= NR; columns past pb are zeros) of one
-// image and group, from input planes that need no padding (pad_begin == 0 and every window
-// inside the input: see padded_geometry); x points at the group's first input channel, d at
-// K * NR floats. L > 0: the panel is NR / L whole output rows of L pixels (W.out == L); L == 0:
-// any panel.
+// image and group (output geometry g, inputs at x laid out as in.plane/ld/step/tap) into d
+// (K * NR floats). S: in.step when 1 or 2, else 0. L > 0: the panel is NR / L whole output
+// rows of L pixels (W.out == L); L == 0: any panel.
 template <int NR, int S, int L>
-void im2col_panel(const ConvGeom& g, int64_t cg, const float* x, float* d, int64_t pa, int64_t pb) {
+void im2col_panel(const ConvGeom& g, const Im2colSource& in, int64_t cg, const float* x, float* d,
+                  int64_t pa, int64_t pb) {
   const AxisGeom &H = g.h, &W = g.w;
-  const int64_t plane = g.in_plane(), kw = W.k, row_step = H.d * W.in;
+  const int64_t kw = W.k, row_step = H.d * in.ld, in_row_step = H.s * in.ld;
   const int64_t oh = pa / W.out, ow = pa % W.out;
-  const float* xr = x + oh * H.s * W.in + ow * W.s;  // input under tap (0, 0) of pixel pa
+  const float* xr = x + oh * in_row_step + ow * in.step;  // input of pixel pa, before the tap
+  const int64_t* tap = in.tap.data();
   if (L > 0 || (pb - pa == NR && ow + NR <= W.out)) {
     // Runs of adjacent pixels on one output row each, starting in_row_step apart.
     constexpr int kRun = L > 0 ? L : NR;
-    const int64_t runs = L > 0 ? (pb - pa + L - 1) / L : 1, in_row_step = H.s * W.in;
+    const int64_t runs = L > 0 ? (pb - pa + L - 1) / L : 1;
     if (L > 0 && pb - pa < NR) {
       for (int64_t r = 0; r < cg * H.k * kw; ++r)
         std::memset(d + r * NR + runs * L, 0, sizeof(float) * (NR - runs * L));
     }
-    for (int64_t ci = 0; ci < cg; ++ci, xr += plane) {
+    for (int64_t ci = 0; ci < cg; ++ci, xr += in.plane) {
       const float* src = xr;
       for (int64_t i = 0; i < H.k; ++i, src += row_step) {
         for (int64_t j = 0; j < kw; ++j, d += NR) {
-          const float* sj = src + j * W.d;
+          const float* sj = src + tap[j];
           for (int64_t r = 0; r < runs; ++r)
-            copy_run<kRun, S>(d + r * kRun, sj + r * in_row_step, W.s);
+            copy_run<kRun, S>(d + r * kRun, sj + r * in_row_step, in.step);
         }
       }
     }
@@ -95,14 +106,14 @@ void im2col_panel(const ConvGeom& g, int64_t cg, const float* x, float* d, int64
   int64_t off[NR];
   for (int64_t t = 0; t < NR; ++t) {
     const int64_t p = std::min(pa + t, pb - 1);  // columns past pb: zeroed below
-    off[t] = (p / W.out - oh) * H.s * W.in + (p % W.out - ow) * W.s;
+    off[t] = (p / W.out - oh) * in_row_step + (p % W.out - ow) * in.step;
   }
   const int64_t n = pb - pa;
-  for (int64_t ci = 0; ci < cg; ++ci, xr += plane) {
+  for (int64_t ci = 0; ci < cg; ++ci, xr += in.plane) {
     const float* src = xr;
     for (int64_t i = 0; i < H.k; ++i, src += row_step) {
       for (int64_t j = 0; j < kw; ++j, d += NR) {
-        const float* sj = src + j * W.d;
+        const float* sj = src + tap[j];
         for (int t = 0; t < NR; ++t) d[t] = sj[off[t]];
         for (int64_t t = n; t < NR; ++t) d[t] = 0.f;
       }
@@ -112,25 +123,26 @@ void im2col_panel(const ConvGeom& g, int64_t cg, const float* x, float* d, int64
 
 // Panels [q0, q1) of the block of pixels starting at p0 (panel q: pixels p0 + q * NR ...,
 // below p1), at dst + q * K * NR.
-void im2col_panels(int nr, const ConvGeom& g, int64_t cg, const float* x, float* dst, int64_t p0,
-                   int64_t p1, int64_t q0, int64_t q1) {
-  using PanelFn = void (*)(const ConvGeom&, int64_t, const float*, float*, int64_t, int64_t);
-  auto by_stride = [&](auto nr_c, auto l_c) -> PanelFn {
+void im2col_panels(int nr, const ConvGeom& g, const Im2colSource& in, int64_t cg, const float* x,
+                   float* dst, int64_t p0, int64_t p1, int64_t q0, int64_t q1) {
+  using PanelFn = void (*)(const ConvGeom&, const Im2colSource&, int64_t, const float*, float*,
+                           int64_t, int64_t);
+  auto by_step = [&](auto nr_c, auto l_c) -> PanelFn {
     constexpr int R = decltype(nr_c)::value, L = decltype(l_c)::value;
-    return g.w.s == 1 ? im2col_panel<R, 1, L> : g.w.s == 2 ? im2col_panel<R, 2, L>
-                                                           : im2col_panel<R, 0, L>;
+    return in.step == 1 ? im2col_panel<R, 1, L> : in.step == 2 ? im2col_panel<R, 2, L>
+                                                               : im2col_panel<R, 0, L>;
   };
   // Output rows narrower than a panel and dividing it: each panel is whole rows.
   auto pick = [&](auto nr_c) -> PanelFn {
     constexpr int R = decltype(nr_c)::value;
     using I = std::integral_constant<int, 0>;
-    if (R % g.w.out != 0 || g.w.out >= R) return by_stride(nr_c, I{});
+    if (R % g.w.out != 0 || g.w.out >= R) return by_step(nr_c, I{});
     switch (g.w.out) {
-      case 1: return by_stride(nr_c, std::integral_constant<int, 1>{});
-      case 2: return by_stride(nr_c, std::integral_constant<int, 2>{});
-      case 4: return by_stride(nr_c, std::integral_constant<int, 4>{});
-      case 8: return by_stride(nr_c, std::integral_constant<int, R == 16 ? 8 : 0>{});
-      default: return by_stride(nr_c, I{});
+      case 1: return by_step(nr_c, std::integral_constant<int, 1>{});
+      case 2: return by_step(nr_c, std::integral_constant<int, 2>{});
+      case 4: return by_step(nr_c, std::integral_constant<int, 4>{});
+      case 8: return by_step(nr_c, std::integral_constant<int, R == 16 ? 8 : 0>{});
+      default: return by_step(nr_c, I{});
     }
   };
   PanelFn fn;
@@ -142,19 +154,8 @@ void im2col_panels(int nr, const ConvGeom& g, int64_t cg, const float* x, float*
   const int64_t k = cg * g.h.k * g.w.k;
   for (int64_t q = q0; q < q1; ++q) {
     const int64_t pa = p0 + q * nr;
-    fn(g, cg, x, dst + q * k * nr, pa, std::min(p1, pa + nr));
+    fn(g, in, cg, x, dst + q * k * nr, pa, std::min(p1, pa + nr));
   }
-}
-
-// The geometry of g once its input is copied into zero-bordered planes: the padding becomes
-// part of the input, cut to what the windows touch.
-inline ConvGeom padded_geometry(const ConvGeom& g) {
-  ConvGeom p = g;
-  for (AxisGeom* a : {&p.h, &p.w}) {
-    a->in = window_extent(*a);
-    a->pad_begin = a->pad_end = 0;
-  }
-  return p;
 }
 
 // Whether some window reaches outside the input (then the input is copied with its padding).
@@ -177,7 +178,8 @@ constexpr double kConvMinParallelMacs = 1 << 17;
 // One image and group of an im2col conv.
 struct ConvGemm {
   const F32GemmKernel* kern;
-  const ConvGeom* g;  // no padding (see padded_geometry)
+  const ConvGeom* g;
+  const Im2colSource* in;
   int64_t cg, M, K;
   const PackedA* a;  // pack_conv_weights
   const float* x;    // the group's first input channel
@@ -193,7 +195,7 @@ void conv_tiles(const ConvGemm& c, int64_t t0, int64_t t1, int64_t q0, int64_t q
   float* buf = thread_scratch(0, static_cast<size_t>(c.group * std::max<int64_t>(c.K, 1) * NR));
   for (int64_t q = q0; q < q1; q += c.group) {
     const int64_t gq = std::min(c.group, q1 - q), p0 = q * NR, p1 = std::min(ohw, p0 + gq * NR);
-    im2col_panels(static_cast<int>(NR), *c.g, c.cg, c.x, buf, p0, p1, 0, gq);
+    im2col_panels(static_cast<int>(NR), *c.g, *c.in, c.cg, c.x, buf, p0, p1, 0, gq);
     Epilogue ep = c.ep;
     if (ep.residual) ep.residual += p0;
     conv_gemm_panels(*c.kern, *c.a, t0, t1, buf, gq, p1 - p0 - (gq - 1) * NR, c.y + p0, ohw, &ep);
@@ -348,22 +350,31 @@ class ConvKernel final : public Kernel {
       for (int64_t gi = 0; gi < g.group; ++gi)
         run_packed.push_back(pack_conv_weights(kern, mg, k, wt + gi * mg * k));
     const auto& packed = run_packed.empty() ? packed_ : run_packed;
-    // Windows reaching into the padding: im2col reads zero-bordered copies of the input planes.
-    ConvGeom gp = g;
+    // Windows reaching into the padding: im2col reads a zero-bordered copy of the input planes.
+    const AxisGeom &H = g.h, &W = g.w;
+    Im2colSource in;
+    in.step = W.s;
+    for (int64_t j = 0; j < W.k; ++j) in.tap.push_back(j * W.d);
     if (needs_padding(g)) {
-      gp = padded_geometry(g);
-      float* xp = thread_scratch(1, static_cast<size_t>(g.n * g.c * gp.in_plane()));
-      parallel_for(pool, g.n * g.c, static_cast<double>(gp.in_plane()),
-                   [&](int64_t c0, int64_t c1) { pad_planes(g, x, xp, c0, c1, gp.h.in, gp.w.in); });
-      x = xp;
+      const int64_t ph = window_extent(H), pw = window_extent(W);
+      in.ld = pw;
+      in.plane = ph * pw;
+      float* xp = thread_scratch(1, static_cast<size_t>(g.n * g.c * in.plane));
+      parallel_for(pool, g.n * g.c, static_cast<double>(in.plane),
+                   [&](int64_t c0, int64_t c1) { pad_planes(g, x, xp, c0, c1, ph, pw); });
+      in.x = xp;
+    } else {
+      in.x = x;
+      in.plane = g.in_plane();
+      in.ld = W.in;
     }
     const int64_t panels = (ohw + kern.nr - 1) / kern.nr, units = g.n * g.group * panels;
     const int64_t group = std::clamp<int64_t>(
         kConvGroupFloats / (std::max<int64_t>(k, 1) * kern.nr), 1, kConvMaxGroup);
     auto gemm_of = [&](int64_t ng) {  // ng = image * groups + group
       const int64_t n = ng / g.group, gi = ng % g.group;
-      ConvGemm c{&kern, &gp, cg_, mg, k, packed[gi].get(), nullptr, nullptr, ep, group};
-      c.x = x + (n * g.c + gi * cg_) * gp.in_plane();
+      ConvGemm c{&kern, &g, &in, cg_, mg, k, packed[gi].get(), nullptr, nullptr, ep, group};
+      c.x = in.x + (n * g.c + gi * cg_) * in.plane;
       const int64_t yoff = (n * g.m + gi * mg) * ohw;
       c.y = y + yoff;
       if (c.ep.bias) c.ep.bias += gi * mg;
