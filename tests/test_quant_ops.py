@@ -577,6 +577,55 @@ def test_nhwc_max_pool(dt, ch, k, s, d, seed) -> None:  # noqa: ANN001
     assert_same(s_.run(None, {"x": fenced(x)})[0], want, f"NhwcMaxPool {attrs}")
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_qoperator_stack_runs_channels_last(seed: int) -> None:
+    """QOperator: QLinearConv -> com.microsoft QLinearAdd (residual) -> QLinearConv -> GAP ->
+    Flatten. ONNX shape inference leaves everything after the contrib op untyped; qdq_nhwc must
+    still move the whole stack to channels-last (no Transpose inside, no Python fallback) and
+    match the NCHW graph bit for bit."""
+    rng = np.random.default_rng(seed)
+    xt = np.uint8 if seed % 2 == 0 else np.int8
+    c = 8 + 4 * seed
+
+    def conv(name: str, x: str, cin: int, **attrs: object) -> tuple[list, dict]:
+        p = {
+            f"{name}_w": rand_q(rng, np.int8, (c, cin, 3, 3)),
+            f"{name}_ws": np.exp(rng.uniform(-6, -3, size=c)).astype(np.float32),
+            f"{name}_wz": np.zeros(c, np.int8),
+            f"{name}_ys": rand_scale(rng, 0.02, 0.2),
+            f"{name}_yz": rand_zp(rng, xt),
+            f"{name}_b": rng.integers(-3000, 3000, size=c).astype(np.int32),
+        }
+        ins = [x, "xs", "xz", f"{name}_w", f"{name}_ws", f"{name}_wz", f"{name}_ys"]
+        ins += [f"{name}_yz", f"{name}_b"]
+        return [oh.make_node("QLinearConv", ins, [name], pads=[1] * 4, **attrs)], p
+
+    inits = {"xs": rand_scale(rng), "xz": rand_zp(rng, xt), "ys": rand_scale(rng)}
+    n0, p0 = conv("c0", "x", 3)
+    n1, p1 = conv("c1", "c0", c)
+    # the second conv reads c0 with the scale and zero point c0 was quantized with
+    n1[0].input[1], n1[0].input[2] = "c0_ys", "c0_yz"
+    add = oh.make_node(
+        "QLinearAdd",
+        ["c0", "c0_ys", "c0_yz", "c1", "c1_ys", "c1_yz", "ys", "xz"],
+        ["a"],
+        domain=MS,
+    )
+    gap = oh.make_node("QLinearGlobalAveragePool", ["a", "ys", "xz", "ys", "xz"], ["g"], domain=MS)
+    flat = oh.make_node("Flatten", ["g"], ["y"], axis=1)
+    x = rand_q(rng, xt, (1, 3, 9, 11))
+    model = make_model(n0 + n1 + [add, gap, flat], {"x": x}, {"y": xt}, inits | p0 | p1)
+    so = sliver.SessionOptions()
+    s = sliver.InferenceSession(model.SerializeToString(), so)
+    steps = s.profile_steps()
+    assert "Transpose" not in [op for _, op, _ in steps], steps
+    assert all(impl not in ("python", "reference") for _, _, impl in steps), steps
+    assert sum("nhwc" in impl for _, _, impl in steps) == 2, steps
+    so.graph_optimization_level = sliver.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    want = sliver.InferenceSession(model.SerializeToString(), so).run(None, {"x": x})[0]
+    assert_same(s.run(None, {"x": x})[0], want, "channels-last vs NCHW")
+
+
 # ---------------------------------------------------------------------------------------------
 # com.microsoft elementwise ops vs onnxruntime.
 

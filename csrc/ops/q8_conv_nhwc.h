@@ -11,12 +11,13 @@
 //
 // Paths:
 //  * dense, C >= 8 or C a multiple of 4: igemm on per-tap row pointers (1x1 convs: the rows);
-//  * dense, fewer channels (a first layer on 1-3 colour planes): the K = KH*KW*C bytes of 4
+//  * dense, fewer channels (a first layer on 1-3 colour planes): the K = KH*KW*C bytes of 6
 //    pixels are gathered into a small buffer that stays in L1, then the same kernel (one tap);
 //  * depthwise (multiplier 1): the tap-pair kernels (ukernels/q8_dwconv), one call per run of
 //    interior pixels of an output row, border pixels one by one.
-// All requantize exactly as requant.h's onnx_reference order (see q8_requant_avx2.h for the
-// one-rounding form used where packing proved it exact).
+// All requantize exactly as requant.h's onnx_reference order, in the cheapest RequantForm the
+// weights' accumulator bounds prove exact (q8_conv_pack.h, q8_requant_avx2.h); the per-call
+// arrays are cached while the scales and zero points stay the same (they are constants).
 //
 // nchw_input=1 (set by qdq_nhwc at a region's entry when the conv is the input's only reader):
 // X arrives NCHW and is transposed here, into a scratch copy, instead of by a graph Transpose.
@@ -62,8 +63,9 @@ class NhwcQ8Conv {
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t t = 0; t < taps; ++t) perm[o * K + t * cg + c] = pw[o * K + c * taps + t];
     gather_ = !(cg >= 8 || cg % 4 == 0);
-    ig_ = gather_ ? pack_igemm_weights(perm.data(), w.dtype, oc, 1, K, std::max<int64_t>(K, 4), w_zp)
-                  : pack_igemm_weights(perm.data(), w.dtype, oc, taps, cg, cg, w_zp);
+    ig_ = gather_
+              ? pack_igemm_weights(perm.data(), w.dtype, oc, 1, K, std::max<int64_t>(K, 4), w_zp)
+              : pack_igemm_weights(perm.data(), w.dtype, oc, taps, cg, cg, w_zp);
   }
 
   bool depthwise() const { return g_.group > 1; }
@@ -74,11 +76,11 @@ class NhwcQ8Conv {
     return ig_.panels() * ig_.panel_elems() * 2;
   }
   std::string describe() const {
-    const char* in = nchw_input_ ? ", nchw input" : "";
-    if (depthwise()) return std::string("native sliver:QLinearConv (nhwc depthwise, tap pairs") + in + ")";
-    if (gather_) return std::string("native sliver:QLinearConv (nhwc gather + q8 igemm") + in + ")";
-    return std::string(pointwise() ? "native sliver:QLinearConv (nhwc 1x1, q8 igemm"
-                                   : "native sliver:QLinearConv (nhwc q8 igemm") + in + ")";
+    const std::string path = depthwise() ? "depthwise, tap pairs"
+                             : gather_   ? "gather + q8 igemm"
+                             : pointwise() ? "1x1, q8 igemm"
+                                           : "q8 igemm";
+    return "native sliver:QLinearConv (nhwc " + path + (nchw_input_ ? ", nchw input)" : ")");
   }
 
   /// y[N, OH, OW, OC] = requantized conv of x[N, H, W, C] (x[N, C, H, W] with nchw_input),
@@ -92,7 +94,8 @@ class NhwcQ8Conv {
     if (x.rank() != 4 || x.shape[ch_axis] != C)
       fail("sliver:QLinearConv (channels last", nchw_input_ ? ", nchw input" : "", "): X ",
            shape_str(x.shape), " does not match ", C, " input channels");
-    const int64_t N = x.shape[0], H = x.shape[nchw_input_ ? 2 : 1], W = x.shape[nchw_input_ ? 3 : 2];
+    const int64_t N = x.shape[0], H = x.shape[nchw_input_ ? 2 : 1];
+    const int64_t W = x.shape[nchw_input_ ? 3 : 2];
     Geo e{N, H, W, C, 0, 0, 0, 0};
     conv_dim(g_.auto_pad, H, g_.kh, g_.sh, g_.dh, g_.pads[0], g_.pads[2], &e.oh, &e.pt);
     conv_dim(g_.auto_pad, W, g_.kw, g_.sw, g_.dw, g_.pads[1], g_.pads[3], &e.ow, &e.pl);

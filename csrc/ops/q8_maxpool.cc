@@ -1,12 +1,14 @@
 // MaxPool on 8-bit codes (uint8 / int8, ONNX MaxPool since opset 12), 1-3 spatial axes, NC...
 // layout; and com.microsoft:NhwcMaxPool, the same on channels-last 2-D images (what the layout
-// pass qdq_nhwc writes between channels-last convs). qdq_commute moves MaxPool between a DQ and a Q onto the codes (max commutes with the
-// increasing DQ), so a quantized CNN pools without leaving the integer domain. Registered under
-// MaxPool after the float kernel, which declines these types.
+// pass qdq_nhwc writes between channels-last convs). qdq_commute moves MaxPool between a DQ and
+// a Q onto the codes (max commutes with the increasing DQ), so a quantized CNN pools without
+// leaving the integer domain. Registered under MaxPool after the float kernel, which declines
+// these types.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "ops/common.h"
@@ -100,18 +102,26 @@ class Q8MaxPoolKernel final : public Kernel {
 
 // dst[c] = max over the n rows of rows[r][c]. Channels go 16 at a time through a fixed-size
 // block the compiler keeps in one vector register across the rows (a running max in dst,
-// re-stored per row, measured several times slower for the C = 16-64 of small CNNs).
+// re-stored per row, measured several times slower for the C = 16-64 of small CNNs). int8 codes
+// are compared as uint8 after flipping their sign bit (x ^ 0x80 is order-preserving): baseline
+// x86-64 has an unsigned byte max (pmaxub) but no signed one.
 template <class T>
 inline void max_rows(T* __restrict dst, const T* const* rows, int64_t n, int64_t C) {
+  constexpr uint8_t kFlip = std::is_signed_v<T> ? 0x80 : 0x00;
+  uint8_t* __restrict d = reinterpret_cast<uint8_t*>(dst);
   int64_t c = 0;
   for (; c + 16 <= C; c += 16) {
-    T m[16];
-    for (int i = 0; i < 16; ++i) m[i] = rows[0][c + i];
+    uint8_t m[16];
+    const uint8_t* __restrict s0 = reinterpret_cast<const uint8_t*>(rows[0]) + c;
+    for (int i = 0; i < 16; ++i) m[i] = s0[i] ^ kFlip;
     for (int64_t r = 1; r < n; ++r) {
-      const T* __restrict src = rows[r] + c;
-      for (int i = 0; i < 16; ++i) m[i] = m[i] > src[i] ? m[i] : src[i];
+      const uint8_t* __restrict src = reinterpret_cast<const uint8_t*>(rows[r]) + c;
+      for (int i = 0; i < 16; ++i) {
+        const uint8_t v = src[i] ^ kFlip;
+        m[i] = m[i] > v ? m[i] : v;
+      }
     }
-    for (int i = 0; i < 16; ++i) dst[c + i] = m[i];
+    for (int i = 0; i < 16; ++i) d[c + i] = m[i] ^ kFlip;
   }
   for (; c < C; ++c) {
     T m = rows[0][c];

@@ -64,7 +64,7 @@ inline void group3(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2, int6
   : [c0] "+x"(c0), [c1] "+x"(c1), [c2] "+x"(c2), [c3] "+x"(c3), [c4] "+x"(c4), [c5] "+x"(c5) \
   : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [off] "r"(off), [b] "r"(b), [flip] "m"(kFlip), \
     [mask] "m"(kMask)                                                                     \
-  : "xmm0", "xmm1", "xmm2", "xmm3"
+  : "xmm0", "xmm1", "xmm2", "xmm3", "memory"
   if constexpr (kSigned && kHalf) {
 #define FLIP "vpxor %[flip], %%ymm0, %%ymm0\n\t"
 #define HALF2(C1)
