@@ -4,6 +4,8 @@
 #include <optional>
 #include <sstream>
 
+#include "sliver/thread_pool.h"
+
 namespace sliver {
 
 namespace {
@@ -41,7 +43,11 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
   // A nested plan (a control-flow body run by its node's kernel) borrows the enclosing run's
   // threads; the pool runs one parallel region at a time, and the enclosing step waits.
   static thread_local ThreadPool* t_enclosing_pool = nullptr;
-  if (!pool) pool = t_enclosing_pool;
+  if (!pool) {
+    pool = t_enclosing_pool;
+  } else if (!t_enclosing_pool) {
+    pool->prewake();
+  }
   struct PoolScope {
     ThreadPool* saved;
     explicit PoolScope(ThreadPool* p) : saved(t_enclosing_pool) { t_enclosing_pool = p; }

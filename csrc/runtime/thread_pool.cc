@@ -70,7 +70,7 @@ void ThreadPool::parallel_for(int64_t n,
     fn(0, n);
     return;
   }
-  const int64_t ranges = std::min<int64_t>(n, num_threads_);
+  const int64_t ranges = std::min<int64_t>(n, kRangesPerThread * num_threads_);
   const int64_t base = n / ranges, rem = n % ranges;
   parallel_tasks(ranges, [&](int64_t r) {
     const int64_t begin = r * base + std::min(r, rem);
@@ -121,6 +121,15 @@ void ThreadPool::parallel_tasks(int64_t n, const std::function<void(int64_t i)>&
   if (error) std::rethrow_exception(error);
 }
 
+void ThreadPool::prewake() {
+  if (workers_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    ++pokes_;
+  }
+  wake_cv_.notify_all();
+}
+
 void ThreadPool::run_job() {
   TaskScope scope;
   const auto& fn = *job_;
@@ -144,7 +153,9 @@ void ThreadPool::worker_loop(int /*index*/) {
     auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
     if (!spin_until(fresh)) {
       std::unique_lock<std::mutex> lock(state_mutex_);
-      wake_cv_.wait(lock, fresh);
+      const uint64_t pokes = pokes_;
+      wake_cv_.wait(lock, [&] { return fresh() || pokes_ != pokes; });
+      if (!fresh()) continue;  // prewake(): spin again, ready for the job about to come
     }
     {
       std::lock_guard<std::mutex> lock(state_mutex_);  // pairs with the publishing critical section

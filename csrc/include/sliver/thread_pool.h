@@ -34,9 +34,18 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
-  /// Splits [0, n) into min(n, num_threads()) contiguous ranges of near-equal length (the split
-  /// depends only on n and num_threads(), not on timing) and calls fn(begin, end) once per range;
-  /// ranges are picked up by whichever thread is free. Returns when all are done.
+  /// Ranges per thread in parallel_for: enough for the caller to take over a late worker's
+  /// share, few enough that per-range setup stays negligible.
+  static constexpr int64_t kRangesPerThread = 4;
+
+  /// Wakes sleeping workers so they spin (for the usual short while) ahead of the next job: an
+  /// inference calls this when it starts, so the futex wake-up overlaps its first, serial steps.
+  void prewake();
+  /// Splits [0, n) into min(n, kRangesPerThread * num_threads()) contiguous ranges of near-equal
+  /// length (the split depends only on n and num_threads(), not on timing) and calls
+  /// fn(begin, end) once per range; ranges are picked up by whichever thread is free, so a
+  /// worker that wakes late (a busy or virtualised CPU) costs its share, not the whole call.
+  /// Returns when all are done.
   void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 
   /// Calls fn(i) once for every i in [0, n); indices are handed out one at a time to whichever
@@ -57,6 +66,7 @@ class ThreadPool {
   std::condition_variable wake_cv_;  // workers wait for a new generation
   std::condition_variable done_cv_;  // caller waits for busy_workers_ == 0
   std::atomic<uint64_t> generation_{0};
+  uint64_t pokes_ = 0;  // bumped by prewake(), guarded by state_mutex_
   bool stop_ = false;
   bool job_open_ = false;             // workers may still join the current job
   std::atomic<int> busy_workers_{0};  // workers that joined the current job and are not done
