@@ -610,6 +610,42 @@ def test_fuse_erf_gelu(order: str) -> None:
     assert second.inputs[3] == "x" and second.attrs["activation"] == ""
 
 
+@pytest.mark.parametrize("order", ["x*(1+e)*0.5", "(x*0.5)*(1+e)", "x*((1+e)*0.5)"])
+@pytest.mark.parametrize("seed", range(3))
+def test_fuse_standalone_gelu(order: str, seed: int, tmp_path) -> None:  # noqa: ANN001
+    """A GELU after something no epilogue absorbs (a Softmax) becomes one com.microsoft:Gelu
+    that matches the unfused graph and onnxruntime, also when the saved graph is reloaded;
+    the chain stays when one of its intermediates is a graph output."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("Softmax", ["x"], ["s"], axis=-1),
+        helper.make_node("Sub", ["s", "x"], ["h"]),
+    ]
+    nodes += _erf_gelu("h", "y", order)
+    inits = {
+        "sqrt2": np.array(math.sqrt(2), np.float32), "one": np.array(1, np.float32),
+        "half": np.array(0.5, np.float32),
+    }  # fmt: skip
+    shape = [int(d) for d in rng.integers(1, 9, size=int(rng.integers(1, 4)))]
+    model = make_model(nodes, [vi("x", ["B"] + shape[1:])], [vi("y", ["B"] + shape[1:])], inits)
+    feeds = {"x": rnd(rng, *shape, scale=4.0)}
+    opt = check_levels(model, feeds)
+    assert [n.key for n in opt.graph.nodes] == ["Softmax", "Sub", "com.microsoft:Gelu"]
+    ort = pytest.importorskip("onnxruntime")
+    path = str(tmp_path / "opt.onnx")
+    session(model, Level.ORT_ENABLE_ALL, optimized_model_filepath=path)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(
+        got.run(None, feeds)[0], want.run(None, feeds)[0], rtol=RTOL, atol=ATOL
+    )
+    exposed = make_model(
+        nodes, [vi("x", ["B"] + shape[1:])], [vi("y", ["B"] + shape[1:]), vi("g_erf", None)], inits
+    )
+    kept = check_levels(exposed, feeds)
+    assert "Erf" in [n.op_type for n in kept.graph.nodes]
+
+
 # -- the fused ops' numpy reference vs onnxruntime on the unfused graph ----------------------------
 def _fused_case(kind: str, act: str, post: str, rng: np.random.Generator):
     """(fused node, unfused ONNX model, inputs, inits) for y = post(act(op) + residual)."""

@@ -102,6 +102,7 @@ SLIVER_REGISTER_KERNEL("Elu", make_elu);
 SLIVER_REGISTER_KERNEL("HardSigmoid", make_hard_sigmoid);
 SLIVER_REGISTER_KERNEL("HardSwish", make_hard_swish);
 SLIVER_REGISTER_KERNEL("Gelu", make_gelu);
+SLIVER_REGISTER_KERNEL("com.microsoft:Gelu", make_gelu);  // what passes/fuse_gelu writes
 
 // ---- Clip: attributes before opset 11, optional inputs after ----
 

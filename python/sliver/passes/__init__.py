@@ -21,6 +21,7 @@ from . import (
     fold_shapes,
     fuse_dynamic_quant,
     fuse_epilogue,
+    fuse_gelu,
     matmul_add_to_gemm,
     qdq_binary,
     qdq_commute,
@@ -61,6 +62,7 @@ PIPELINE: list[tuple[GraphOptimizationLevel, str, Pass]] = [
     (EXTENDED, "qdq_drop_pair", qdq_drop_pair.run),
     (EXTENDED, "qdq_fold_lookups", qdq_fold_lookups.run),
     (EXTENDED, "fuse_epilogue", fuse_epilogue.run),
+    (EXTENDED, "fuse_gelu", fuse_gelu.run),
     (LAYOUT, "qdq_nhwc", qdq_nhwc.run),
 ]
 

@@ -18,6 +18,7 @@ import math
 
 from ..ir import Graph, Node
 from ..ops.fused import ACTIVATIONS, POST_ACTIVATIONS, RESIDUAL_INDEX
+from .erf_gelu import match_erf_gelu
 from .fusion import DTYPES, is_anchor, make_fused, reads_dequantized
 from .util import (
     constant,
@@ -28,23 +29,6 @@ from .util import (
     scalar_value,
     single_consumer,
 )
-
-# How close a constant must be to sqrt(2), 1 or 0.5 to be read as the erf-GELU's.
-GELU_CONST_RTOL = 1e-4
-
-
-def _const_scalar(graph: Graph, node: Node, x: str) -> float | None:
-    """The single-number constant a binary node combines with ``x``."""
-    if len(node.inputs) != 2 or x not in node.inputs:
-        return None
-    other = node.inputs[1] if node.inputs[0] == x else node.inputs[0]
-    if other == x:
-        return None
-    return scalar_value(constant(graph, other))
-
-
-def _near(v: float | None, target: float) -> bool:
-    return v is not None and abs(v - target) <= GELU_CONST_RTOL * abs(target)
 
 
 def activation_params(graph: Graph, node: Node) -> list[float] | None:
@@ -148,54 +132,11 @@ class _Chain:
         self.out = nodes[-1].outputs[0]
 
     def _erf_gelu(self) -> list[Node] | None:
-        """Matches x*0.5*(1+erf(x/sqrt2)) on x = self.out (three common orderings)."""
-        x, g = self.out, self.graph
-        users = self.ctx.consumers.get(x, [])
-        if len(users) != 2 or users[0] is users[1]:
+        """Matches x*0.5*(1+erf(x/sqrt2)) on x = self.out."""
+        users = self.ctx.consumers.get(self.out, [])
+        if any(id(u) in self.ctx.claimed for u in users):
             return None
-        if any(u.domain != "" or id(u) in self.ctx.claimed for u in users):
-            return None
-        for d, m in (users, users[::-1]):
-            scale = _const_scalar(g, d, x)
-            if d.op_type == "Div" and d.inputs[0] == x and _near(scale, math.sqrt(2)):
-                pass
-            elif d.op_type == "Mul" and _near(scale, 1 / math.sqrt(2)):
-                pass
-            else:
-                continue
-            e = self._take(d.outputs[0])
-            if e is None or e.op_type != "Erf":
-                continue
-            a = self._take(e.outputs[0])
-            if a is None or a.op_type != "Add" or not _near(_const_scalar(g, a, e.outputs[0]), 1.0):
-                continue
-            if m.op_type != "Mul" or len(m.inputs) != 2:
-                continue
-            tail = self._gelu_tail(x, a, m)
-            if tail is not None:
-                return [d, e, a] + tail
-        return None
-
-    def _gelu_tail(self, x: str, a: Node, m: Node) -> list[Node] | None:
-        """The multiplications after 1+erf(..): (x*(1+e))*0.5, (x*0.5)*(1+e), x*((1+e)*0.5)."""
-        g, one_plus = self.graph, a.outputs[0]
-        nxt = self._take(one_plus)
-        if nxt is m and set(m.inputs) == {x, one_plus}:
-            half = self._take(m.outputs[0])
-            if half is not None and half.op_type == "Mul":
-                if _near(_const_scalar(g, half, m.outputs[0]), 0.5):
-                    return [m, half]
-            return None
-        if nxt is None or nxt.op_type != "Mul" or id(nxt) in self.ctx.claimed:
-            return None
-        if _near(_const_scalar(g, m, x), 0.5):  # (x*0.5) * (1+e)
-            if set(nxt.inputs) == {m.outputs[0], one_plus} and self._take(m.outputs[0]) is nxt:
-                return [m, nxt]
-            return None
-        if _near(_const_scalar(g, nxt, one_plus), 0.5):  # x * ((1+e)*0.5)
-            if set(m.inputs) == {x, nxt.outputs[0]} and self._take(nxt.outputs[0]) is m:
-                return [nxt, m]
-        return None
+        return match_erf_gelu(self.graph, self.out, users, self._take)
 
     def fused(self) -> Node:
         """The node replacing the anchor and everything absorbed."""
