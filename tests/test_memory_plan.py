@@ -154,3 +154,84 @@ def test_value_dependent_shapes_stay_correct() -> None:
         y = sess.run(None, {"x": x})[0]
         s = np.float32(np.nonzero(x > 0)[0].astype(np.float32).sum())
         np.testing.assert_allclose(y, x + s, rtol=1e-6)
+
+
+# -- in-place reuse: an elementwise op may write into an input nothing else reads afterwards --
+_UNARY = {"Relu": lambda v: np.maximum(v, 0), "Neg": np.negative, "Abs": np.abs, "Exp": np.exp}
+
+
+def _inplace_model(ops: list[tuple[str, int]], shape: list[int]) -> bytes:
+    """A chain over x where step i applies ops[i] = (op, k): a unary op, or a binary op with
+    the output of step k (an earlier value that then has two readers), through a Reshape view
+    every third step; ReduceSum at the end keeps the chain's values out of the results."""
+    nodes, names = [], ["x"]
+    flat = helper.make_tensor("flat", TensorProto.INT64, [1], [-1])
+    back = helper.make_tensor("back", TensorProto.INT64, [len(shape)], shape)
+    for i, (op, k) in enumerate(ops):
+        cur = names[-1]
+        if i % 3 == 2:
+            nodes += [
+                helper.make_node("Reshape", [cur, "flat"], [f"f{i}"]),
+                helper.make_node("Reshape", [f"f{i}", "back"], [f"v{i}"]),
+            ]
+            cur = f"v{i}"
+        ins = [cur] if op in _UNARY else [cur, names[k % len(names)]]
+        nodes.append(helper.make_node(op, ins, [f"t{i}"]))
+        names.append(f"t{i}")
+    nodes.append(helper.make_node("ReduceSum", [names[-1]], ["y"], keepdims=1))
+    g = helper.make_graph(
+        nodes,
+        "inplace",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [flat, back],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _inplace_ref(x: np.ndarray, ops: list[tuple[str, int]]) -> np.ndarray:
+    vals = [x]
+    for op, k in ops:
+        cur = vals[-1]
+        if op in _UNARY:
+            vals.append(_UNARY[op](cur).astype(np.float32))
+        else:
+            other = vals[k % len(vals)]
+            vals.append({"Add": np.add, "Mul": np.multiply, "Sub": np.subtract}[op](cur, other))
+    return vals[-1].sum(keepdims=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from([*_UNARY, "Add", "Mul", "Sub"]), st.integers(0, 20)),
+        min_size=1,
+        max_size=9,
+    ),
+    shape=st.lists(st.integers(1, 33), min_size=1, max_size=3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_inplace_reuse_matches_numpy_and_spares_feeds(ops, shape, seed) -> None:  # noqa: ANN001
+    model = _inplace_model(ops, shape)
+    x = (np.random.default_rng(seed).standard_normal(shape) * 0.5).astype(np.float32)
+    x_before = x.copy()
+    sess, plain = _session(model), _session(model, planned=False)
+    want = _inplace_ref(x, ops)
+    for _ in range(3):  # record, then replay
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(plain.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_inplace_chain_needs_one_block() -> None:
+    """Relu -> Neg -> Abs -> Exp over a 256 KiB tensor: each op writes into its input, so the
+    arena holds one such block, not two alternating ones."""
+    shape = [256, 256]
+    model = _inplace_model([("Relu", 0), ("Neg", 0), ("Exp", 0), ("Abs", 0)], shape)
+    sess = _session(model)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for _ in range(2):
+        sess.run(None, {"x": x})
+    block = 256 * 256 * 4
+    s = _stats(sess)
+    assert s["replayed"] and block <= s["arena_bytes"] < 1.5 * block, s

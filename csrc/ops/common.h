@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <string>
@@ -87,6 +88,21 @@ inline const Tensor& need(const std::vector<const Tensor*>& in, size_t i) {
 
 inline const Tensor* opt(const std::vector<const Tensor*>& in, size_t i) {
   return i < in.size() ? in[i] : nullptr;
+}
+
+/// Memory for a result of `dtype` and `shape`: the buffer of the first of the `candidates`
+/// inputs the executor marked reusable (ctx.reusable_inputs) with that dtype and element count,
+/// else Tensor::empty. Only for kernels that compute each output element from input elements at
+/// the same index (elementwise maps, broadcasting the other operands).
+inline Tensor output_reusing(const RunContext& ctx, const std::vector<const Tensor*>& in,
+                             std::initializer_list<size_t> candidates, DType dtype,
+                             const Shape& shape) {
+  for (size_t i : candidates) {
+    if (i < in.size() && i < 64 && (ctx.reusable_inputs >> i & 1) && in[i] &&
+        in[i]->dtype == dtype && in[i]->numel() == shape_numel(shape))
+      return in[i]->view(shape);
+  }
+  return Tensor::empty(dtype, shape);
 }
 
 /// Input i's static dtype (undefined when the node has no such input).

@@ -82,7 +82,10 @@ class ArithKernel final : public Kernel {
       if (t.dtype != dtype_) fail("input ", i, " is ", dtype_name(t.dtype), ", expected ", dtype_name(dtype_));
       shapes.push_back(t.shape);
     }
-    Tensor y = Tensor::empty(dtype_, broadcast_shapes(shapes));
+    const Shape shape = broadcast_shapes(shapes);
+    // Either operand of full shape can take the result (the fold reads index i before writing it).
+    Tensor y = in.size() < 2 ? Tensor::empty(dtype_, shape)
+                             : output_reusing(ctx, in, {0, 1}, dtype_, shape);
     if (in.size() == 1) {
       std::memcpy(y.data, in[0]->data, y.nbytes());
     } else {

@@ -25,7 +25,7 @@ class F32UnaryKernel final : public Kernel {
       if (const Tensor* lo = opt(in, 1)) p.alpha = static_cast<float>(read_scalar(*lo, "min"));
       if (const Tensor* hi = opt(in, 2)) p.beta = static_cast<float>(read_scalar(*hi, "max"));
     }
-    Tensor y = Tensor::empty(DType::f32, x.shape);
+    Tensor y = output_reusing(ctx, in, {0}, DType::f32, x.shape);
     const float* px = x.ptr<float>();
     float* py = y.ptr<float>();
     const int64_t n = x.numel(), pieces = (n + kChunk - 1) / kChunk;

@@ -24,6 +24,24 @@ std::string describe_inputs(const std::vector<const Tensor*>& in) {
 }
 }  // namespace
 
+// In-place reuse: an input slot this step releases, read once by it, not pinned, whose memory
+// sliver allocated (a Python-run op's numpy result may be a view of other bytes) and only that
+// slot holds (use_count 1: no view or result shares it).
+uint64_t Plan::reusable_inputs(const Step& step, const std::vector<Tensor>& slots) const {
+  uint64_t mask = 0;
+  const size_t n = std::min<size_t>(step.inputs.size(), 64);
+  for (size_t i = 0; i < n; ++i) {
+    const int slot = step.inputs[i];
+    if (slot < 0 || (static_cast<size_t>(slot) < pinned_.size() && pinned_[slot])) continue;
+    const Tensor& t = slots[slot];
+    if (t.dtype == DType::opaque || t.owner.use_count() != 1 || !allocated_by_sliver(t)) continue;
+    if (std::count(step.inputs.begin(), step.inputs.end(), slot) != 1) continue;
+    if (std::find(step.release.begin(), step.release.end(), slot) == step.release.end()) continue;
+    mask |= uint64_t{1} << i;
+  }
+  return mask;
+}
+
 std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>& wanted,
                               ThreadPool* pool, std::vector<StepProfile>* profile) const {
   SLIVER_CHECK(feeds.size() == inputs_.size(), "expected ", inputs_.size(), " feeds, got ",
@@ -70,6 +88,7 @@ std::vector<Tensor> Plan::run(std::vector<Tensor> feeds, const std::vector<int>&
       }
     }
     out.assign(step.outputs.size(), Tensor{});
+    ctx.reusable_inputs = reusable_inputs(step, slots);
     if (memory) memory->step_begin(static_cast<int>(s));
     auto t0 = std::chrono::steady_clock::now();
     try {

@@ -79,7 +79,7 @@ class Recorder final : public MemoryPlanner::RunScope {
   void* allocate(size_t bytes, std::shared_ptr<void>* owner) override {
     void* p = std::aligned_alloc(kAlign, round_up(bytes));
     if (!p) throw std::bad_alloc();
-    *owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    *owner = std::shared_ptr<void>(p, HeapFree{});
     MemoryPlan::Block b;
     b.bytes = round_up(bytes);
     b.first = b.last = step_;
@@ -135,7 +135,7 @@ class Replayer final : public MemoryPlanner::RunScope {
     if (b.offset < 0) return heap();
     uint8_t* p = arena_.get() + b.offset;
     // Its own control block, so its death can be observed; it keeps the arena alive.
-    *owner = std::shared_ptr<void>(p, [keep = arena_](void*) {});
+    *owner = std::shared_ptr<void>(p, ArenaSliceRef{arena_});
     handed_[id] = *owner;
     return p;
   }

@@ -84,9 +84,13 @@ Tensor Tensor::empty(DType dtype, Shape shape) {
   }
   void* p = std::aligned_alloc(64, alloc);
   if (!p) fail("out of memory allocating ", alloc, " bytes");
-  t.owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  t.owner = std::shared_ptr<void>(p, HeapFree{});
   t.data = p;
   return t;
+}
+
+bool allocated_by_sliver(const Tensor& t) {
+  return std::get_deleter<HeapFree>(t.owner) || std::get_deleter<ArenaSliceRef>(t.owner);
 }
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {

@@ -36,9 +36,15 @@ class Plan {
  public:
   explicit Plan(int num_slots) : num_slots_(num_slots) {}
 
-  void bind_constant(int slot, Tensor value) { constants_.emplace_back(slot, std::move(value)); }
+  void bind_constant(int slot, Tensor value) {
+    pin(slot);
+    constants_.emplace_back(slot, std::move(value));
+  }
   void add_step(Step step) { steps_.push_back(std::move(step)); }
-  void set_inputs(std::vector<int> slots) { inputs_ = std::move(slots); }
+  void set_inputs(std::vector<int> slots) {
+    for (int s : slots) pin(s);
+    inputs_ = std::move(slots);
+  }
   void set_outputs(std::vector<int> slots) { outputs_ = std::move(slots); }
 
   // Runs all steps; returns the tensors of `wanted` output positions (indices into
@@ -54,6 +60,15 @@ class Plan {
  private:
   int num_slots_;
   std::vector<std::pair<int, Tensor>> constants_;
+  // Slots whose memory belongs to someone else (feeds: the caller's arrays; constants): never
+  // handed to a kernel as reusable output memory.
+  std::vector<bool> pinned_;
+  void pin(int slot) {
+    if (slot < 0) return;
+    if (static_cast<size_t>(slot) >= pinned_.size()) pinned_.resize(slot + 1, false);
+    pinned_[slot] = true;
+  }
+  uint64_t reusable_inputs(const Step& step, const std::vector<Tensor>& slots) const;
   std::vector<Step> steps_;
   std::vector<int> inputs_, outputs_;
   mutable MemoryPlanner memory_;

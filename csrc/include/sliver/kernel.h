@@ -69,6 +69,10 @@ struct KernelInit {
 
 struct RunContext {
   ThreadPool* pool = nullptr;  // the session's pool; nullptr runs single-threaded
+  // Bit i set: nothing reads in[i] after this step and nothing else holds its memory (no view,
+  // not a feed, constant or graph output), so an elementwise kernel may write its result there
+  // (see ops/common.h output_reusing). Set by the executor per step.
+  uint64_t reusable_inputs = 0;
 };
 
 class Kernel {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,5 +71,20 @@ struct Tensor {
   // Deep copy into fresh memory.
   Tensor clone() const;
 };
+
+/// Deleter of the memory Tensor::empty takes from the heap.
+struct HeapFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+/// Deleter of an arena slice the memory plan hands out: frees nothing, keeps the arena alive.
+struct ArenaSliceRef {
+  std::shared_ptr<uint8_t> arena;
+  void operator()(void*) const {}
+};
+
+/// Whether t's memory came from Tensor::empty (heap or arena), so no other owner (a numpy
+/// array, a packed constant) can be sharing its bytes without sharing `owner`.
+bool allocated_by_sliver(const Tensor& t);
 
 }  // namespace sliver
