@@ -698,6 +698,39 @@ def test_pool(op, seed, case, cip, dil) -> None:
     check(op, [("x", x, False)], attrs, opset=19, atol=1e-5, use_ref=use_ref)
 
 
+@given(
+    seed=seeds,
+    kh=st.integers(1, 5),
+    kw=st.integers(1, 2),
+    sh=st.integers(1, 4),
+    w_out=st.integers(1, 40),
+    h=st.integers(5, 12),
+    pad_h=st.booleans(),
+    nan=st.booleans(),
+)
+@settings(max_examples=40, deadline=None, derandomize=True)
+def test_max_pool_direct_rows(seed, kh, kw, sh, w_out, h, pad_h, nan) -> None:
+    """Non-overlapping max windows along W (kw = sw <= 2, the 2x2/2 and Nx1 pools of CNNs and
+    text recognisers) take the rows-first kernel; NaN must propagate like numpy's max."""
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [2, 3, h, w_out * kw + int(rng.integers(0, kw))])
+    if nan:
+        x.reshape(-1)[rng.choice(x.size, size=3, replace=False)] = np.nan
+    pads = [kh // 2 if pad_h else 0, 0, kh // 2 if pad_h else 0, 0]
+    attrs = {"kernel_shape": [kh, kw], "strides": [sh, kw], "pads": pads}
+    (got,) = check(
+        "MaxPool", [("x", x, False)], attrs, opset=19, atol=1e-6, use_ort=not nan, use_ref=not nan
+    )
+    if nan:  # onnxruntime and onnx.reference drop NaN in max pooling; numpy's max keeps it
+        xp = np.pad(x, [(0, 0), (0, 0), (pads[0], pads[2]), (0, 0)], constant_values=-np.inf)
+        oh = (xp.shape[2] - kh) // sh + 1
+        want = np.stack(
+            [xp[:, :, i * sh : i * sh + kh, : w_out * kw].max(axis=2) for i in range(oh)], axis=2
+        )
+        want = want.reshape(*want.shape[:3], w_out, kw).max(axis=4)
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=3, max_size=5))
 @settings(max_examples=10, deadline=None, derandomize=True)

@@ -82,7 +82,11 @@ class PoolKernel final : public Kernel {
     int64_t col_lo = 0, col_hi = 0;       // output columns whose window lies inside the row
     std::vector<int64_t> row_lo, row_hi;  // valid input-row taps per output row
     std::vector<float> divisor;           // [oh * W.out + ow]: taps the average divides by
+    // Max over non-overlapping windows (kw = sw <= 2) that all lie inside the plane: each output
+    // row straight from its kh input rows (f32_pool rows_max), no intermediate buffer.
+    bool direct = false;
   };
+  static constexpr int64_t kMaxDirectRows = 16;
   Windows2d windows2d(const AxisGeom& H, const AxisGeom& W) const {
     Windows2d w;
     w.row_lo.resize(H.out);
@@ -108,6 +112,10 @@ class PoolKernel final : public Kernel {
       for (int64_t ow = 0; ow < W.out; ++ow)
         w.divisor[oh * W.out + ow] = std::max(static_cast<float>(vh - vl) * hcount[ow], 1.f);
     }
+    w.direct = max_ && H.d == 1 && W.d == 1 && W.s == W.k && W.k <= 2 && W.pad_begin == 0 &&
+               w.col_lo == 0 && w.col_hi == W.out && H.k <= kMaxDirectRows;
+    for (int64_t oh = 0; oh < H.out && w.direct; ++oh)
+      w.direct = w.row_lo[oh] == 0 && w.row_hi[oh] == H.k;
     return w;
   }
 
@@ -119,6 +127,16 @@ class PoolKernel final : public Kernel {
   void plane2d(const AxisGeom& H, const AxisGeom& W, const Windows2d& win, const float* x,
                float* y) const {
     const int64_t n = W.out;
+    if (win.direct) {
+      const float* rows[kMaxDirectRows];
+      const F32PoolRowsMaxFn rows_max = f32_pool_row().rows_max;
+      for (int64_t oh = 0; oh < H.out; ++oh, y += n) {
+        const float* first = x + (oh * H.s - H.pad_begin) * W.in;
+        for (int64_t r = 0; r < H.k; ++r) rows[r] = first + r * W.in;
+        rows_max(n, W.k, rows, H.k, y);
+      }
+      return;
+    }
     float* hbuf = thread_scratch(1, static_cast<size_t>(H.in * n));
     for (int64_t ih = 0; ih < H.in; ++ih) reduce_row(x + ih * W.in, W, win, hbuf + ih * n);
     const F32VBinaryFn combine = f32_vbinary(max_ ? VBinary::max : VBinary::add).vv;

@@ -24,8 +24,21 @@ using F32PoolRowFn = void (*)(int64_t n, int64_t k, int64_t s, int64_t d, const 
 #undef SLIVER_F32_POOL_ROW
 #endif
 
+/// Max pooling of one output row with non-overlapping windows (kw == sw in {1, 2}, d = 1):
+/// y[t] = max over r < kh, j < kw of rows[r][t * kw + j], t < n; rows vertically first, so each
+/// input element is loaded once. NaN propagates.
+using F32PoolRowsMaxFn = void (*)(int64_t n, int64_t kw, const float* const* rows, int64_t kh,
+                                  float* y);
+void f32_pool_rows_max_scalar(int64_t n, int64_t kw, const float* const* rows, int64_t kh,
+                              float* y);
+#if defined(__x86_64__) || defined(_M_X64)
+void f32_pool_rows_max_avx2(int64_t n, int64_t kw, const float* const* rows, int64_t kh,
+                            float* y);
+#endif
+
 struct F32PoolRowKernels {
   F32PoolRowFn max, sum;
+  F32PoolRowsMaxFn rows_max;
   const char* isa;
 };
 

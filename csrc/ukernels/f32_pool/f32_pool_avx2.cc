@@ -49,7 +49,36 @@ void pool_row(int64_t n, int64_t k, int64_t s, int64_t d, const float* x, float*
     y[t] = acc;
   }
 }
+// Vertical max of the kh rows' 8 floats at offset o.
+inline __m256 column_max(const float* const* rows, int64_t kh, int64_t o) {
+  __m256 acc = _mm256_loadu_ps(rows[0] + o);
+  for (int64_t r = 1; r < kh; ++r) acc = nan_max(acc, _mm256_loadu_ps(rows[r] + o));
+  return acc;
+}
 }  // namespace
+
+void f32_pool_rows_max_avx2(int64_t n, int64_t kw, const float* const* rows, int64_t kh,
+                            float* y) {
+  int64_t t = 0;
+  if (kw == 1) {
+    for (; t + 8 <= n; t += 8) _mm256_storeu_ps(y + t, column_max(rows, kh, t));
+  } else if (kw == 2) {
+    for (; t + 8 <= n; t += 8) {
+      const __m256 lo = column_max(rows, kh, 2 * t), hi = column_max(rows, kh, 2 * t + 8);
+      const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // l0 l2 h0 h2 l4 ..
+      const __m256 od = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m256 m = nan_max(ev, od);
+      _mm256_storeu_ps(y + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m),
+                                                                     _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+  }
+  for (; t < n; ++t) {
+    float acc = rows[0][t * kw];
+    for (int64_t r = 0; r < kh; ++r)
+      for (int64_t j = r == 0 ? 1 : 0; j < kw; ++j) acc = nan_max1(acc, rows[r][t * kw + j]);
+    y[t] = acc;
+  }
+}
 
 void f32_pool_row_max_avx2(int64_t n, int64_t k, int64_t s, int64_t d, const float* x,
                            float* y) {

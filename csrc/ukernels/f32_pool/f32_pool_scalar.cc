@@ -18,6 +18,16 @@ void pool_row(int64_t n, int64_t k, int64_t s, int64_t d, const float* x, float*
 }
 }  // namespace
 
+void f32_pool_rows_max_scalar(int64_t n, int64_t kw, const float* const* rows, int64_t kh,
+                              float* y) {
+  for (int64_t t = 0; t < n; ++t) {
+    float acc = rows[0][t * kw];
+    for (int64_t r = 0; r < kh; ++r)
+      for (int64_t j = r == 0 ? 1 : 0; j < kw; ++j) acc = nan_max(acc, rows[r][t * kw + j]);
+    y[t] = acc;
+  }
+}
+
 void f32_pool_row_max_scalar(int64_t n, int64_t k, int64_t s, int64_t d, const float* x,
                              float* y) {
   pool_row<true>(n, k, s, d, x, y);
