@@ -94,6 +94,7 @@ namespace sliver {
 void register_gemm_testing(py::module_& m);
 void register_qgemm_testing(py::module_& m);
 void register_sparse_testing(py::module_& m);
+void register_q8_vbinary_testing(py::module_& m);
 }  // namespace sliver
 
 PYBIND11_MODULE(_C, m) {
@@ -169,6 +170,7 @@ PYBIND11_MODULE(_C, m) {
   register_gemm_testing(testing);
   register_qgemm_testing(testing);
   register_sparse_testing(testing);
+  register_q8_vbinary_testing(testing);
 
   py::class_<ThreadPool, std::shared_ptr<ThreadPool>>(m, "ThreadPool")
       .def(py::init<int>(), py::arg("num_threads"))

@@ -2,17 +2,20 @@
 // QLinearAdd, QLinearMul, QLinearLeakyRelu, QLinearSigmoid, QLinearGlobalAveragePool,
 // QLinearAveragePool, QLinearConcat.
 //
-// Why tables. The output of an 8-bit elementwise op is a function of at most two input codes,
-// and onnxruntime's float formula (with its fused multiply-adds) is cheap to evaluate exactly
-// once per code pair: a 64 KiB table built at session creation makes run() a gather that is
-// exact by construction. Unary ops get a 256-entry table, as onnxruntime does itself.
-//
-// The formulas (see python/sliver/ops/contrib.py for the same in numpy):
-//  QLinearAdd:  ra = sa/sc, rb = sb/sc, fixed = zc - fma(ra, za, rb*zb)
-//               vector-vector and scalar-B runs: fma(a, ra, fma(b, rb, fixed))
-//               scalar-A runs:                   fma(b, rb, fma(a, ra, fixed))
+// Binary ops compute onnxruntime's float formula per element with the kernels of
+// ukernels/q8_vbinary/q8_vaddmul.h, which also documents the formulas (the fused multiply-adds
+// and their order are part of them; python/sliver/ops/contrib.py has the same in numpy):
+//  QLinearAdd:  ra = sa/sc, rb = sb/sc
+//               vector-vector and scalar-B runs: fma(a, ra, fma(b, rb, zc - fma(ra, za, rb*zb)))
+//               scalar-A runs:                   fma(b, rb, fma(a, ra, zc - fma(rb, zb, ra*za)))
 //  QLinearMul:  (a - za)(b - zb) * (sa*sb/sc) + zc          (float32, no fusion)
-//  then round half to even and saturate.
+//  then cvtps2dq (round half to even; NaN and |v| >= 2^31 give INT_MIN) and saturate.
+// They used to be 64 KiB tables of every code pair: exact too, but a gather per element from a
+// table twice the size of L1 is several times slower than 32 elements per AVX2 step.
+//
+// Unary ops keep a 256-entry table (as onnxruntime does itself): their functions (the
+// logistic's rational approximation, LeakyRelu's branch) cost more than a lookup, which AVX2
+// does 32 codes at a time with byte shuffles (ukernels/q8_vbinary/q8_vlut.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -25,6 +28,8 @@
 #include "ops/quant_util.h"
 #include "sliver/broadcast.h"
 #include "sliver/kernel.h"
+#include "ukernels/q8_vbinary/q8_vaddmul.h"
+#include "ukernels/q8_vbinary/q8_vlut.h"
 
 namespace sliver::ops {
 namespace {
@@ -35,78 +40,24 @@ int32_t code(int b) {
   return static_cast<int32_t>(static_cast<T>(static_cast<uint8_t>(b)));
 }
 
-template <class T>
-uint8_t saturate_round(float v) {
-  const float lo = static_cast<float>(q::qmin<T>()), hi = static_cast<float>(q::qmax<T>());
-  v = v > lo ? v : lo;
-  v = v < hi ? v : hi;
-  return static_cast<uint8_t>(static_cast<T>(static_cast<int32_t>(q::round_even_small(v))));
-}
-
-struct BinaryParams {
-  float sa, sb, sc;
-  int32_t za, zb, zc;
-};
-
-BinaryParams read_binary_params(const KernelInit& init) {
-  BinaryParams p;
-  p.sa = q::scalar_f32(init.const_inputs[1], "A_scale");
-  p.za = q::scalar_zp(q::const_input(init, 2), "A_zero_point");
-  p.sb = q::scalar_f32(init.const_inputs[4], "B_scale");
-  p.zb = q::scalar_zp(q::const_input(init, 5), "B_zero_point");
-  p.sc = q::scalar_f32(init.const_inputs[6], "C_scale");
-  p.zc = q::scalar_zp(q::const_input(init, 7), "C_zero_point");
-  return p;
-}
-
-// table[a_byte * 256 + b_byte]
-using PairTable = std::vector<uint8_t>;
-
-template <class T>
-void build_add_tables(const BinaryParams& p, PairTable* ab_first_b, PairTable* a_first) {
-  const float ra = p.sa / p.sc, rb = p.sb / p.sc;
-  const float fixed = static_cast<float>(p.zc) -
-                      std::fma(ra, static_cast<float>(p.za), rb * static_cast<float>(p.zb));
-  ab_first_b->resize(65536);
-  a_first->resize(65536);
-  for (int i = 0; i < 256; ++i) {
-    const float a = static_cast<float>(code<T>(i));
-    const float fa = std::fma(a, ra, fixed);
-    for (int j = 0; j < 256; ++j) {
-      const float b = static_cast<float>(code<T>(j));
-      (*ab_first_b)[i * 256 + j] = saturate_round<T>(std::fma(a, ra, std::fma(b, rb, fixed)));
-      (*a_first)[i * 256 + j] = saturate_round<T>(std::fma(b, rb, fa));
-    }
-  }
-}
-
-template <class T>
-void build_mul_table(const BinaryParams& p, PairTable* t) {
-  const float ratio = p.sa * p.sb / p.sc;
-  const float zc = static_cast<float>(p.zc);
-  t->resize(65536);
-  for (int i = 0; i < 256; ++i) {
-    const int32_t a = code<T>(i) - p.za;
-    for (int j = 0; j < 256; ++j) {
-      const int32_t prod = a * (code<T>(j) - p.zb);
-      const float m = q::opaque(static_cast<float>(prod) * ratio);
-      (*t)[i * 256 + j] = saturate_round<T>(m + zc);
-    }
-  }
-}
-
-class QLinearBinaryKernel final : public Kernel {
+// QLinearAdd / QLinearMul on 32 codes per step; a broadcast is walked as runs in which each
+// operand advances or repeats, which is also how onnxruntime picks its Add formula.
+class QLinearAddMulKernel final : public Kernel {
  public:
-  QLinearBinaryKernel(std::string op, DType t, PairTable main, PairTable a_scalar)
-      : op_(std::move(op)), t_(t), main_(std::move(main)), a_scalar_(std::move(a_scalar)) {}
+  QLinearAddMulKernel(std::string op, Q8QLinearOp kind, DType t)
+      : op_(std::move(op)), kind_(kind), t_(t), fn_(q8_qlinear_kernel(kind, t == DType::i8).fn) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
            std::vector<Tensor>& out) override {
     const Tensor& a = need(in, 0);
     const Tensor& b = need(in, 3);
     if (a.dtype != t_ || b.dtype != t_)
-      fail(op_, ": inputs are ", dtype_name(a.dtype), " and ", dtype_name(b.dtype), ", expected ",
-           dtype_name(t_));
+      fail(op_, ": inputs are ", dtype_name(a.dtype), shape_str(a.shape), " and ",
+           dtype_name(b.dtype), shape_str(b.shape), ", expected ", dtype_name(t_));
+    const Q8QLinearParams p = q8_qlinear_params(
+        kind_, q::scalar_f32(need(in, 1), "A_scale"), q::scalar_zp(opt(in, 2), "A_zero_point"),
+        q::scalar_f32(need(in, 4), "B_scale"), q::scalar_zp(opt(in, 5), "B_zero_point"),
+        q::scalar_f32(need(in, 6), "C_scale"), q::scalar_zp(opt(in, 7), "C_zero_point"));
     const Shape shape = broadcast_shapes({a.shape, b.shape});
     out[0] = Tensor::empty(t_, shape);
     if (out[0].numel() == 0) return;
@@ -114,76 +65,28 @@ class QLinearBinaryKernel final : public Kernel {
     const uint8_t* pa = static_cast<const uint8_t*>(a.data);
     const uint8_t* pb = static_cast<const uint8_t*>(b.data);
     uint8_t* pc = static_cast<uint8_t*>(out[0].data);
-    const int64_t run = L.run();
     const int64_t sa = L.inner_stride(0), sb = L.inner_stride(1);
-    // onnxruntime folds a constant A first; B constant and both advancing share one formula.
-    const uint8_t* table = sa == 0 ? a_scalar_.data() : main_.data();
-    parallel_for(ctx.pool, L.runs(), static_cast<double>(run), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* ra = pa + L.offset(0, r);
-        const uint8_t* rb = pb + L.offset(1, r);
-        uint8_t* rc = pc + r * run;
-        if (sa == 0 && sb == 0) {
-          std::memset(rc, table[ra[0] * 256 + rb[0]], static_cast<size_t>(run));
-        } else if (sa == 0) {
-          const uint8_t* row = table + ra[0] * 256;
-          for (int64_t i = 0; i < run; ++i) rc[i] = row[rb[i]];
-        } else if (sb == 0) {
-          const uint8_t* col = table + rb[0];
-          for (int64_t i = 0; i < run; ++i) rc[i] = col[ra[i] * 256];
-        } else {
-          for (int64_t i = 0; i < run; ++i) rc[i] = table[ra[i] * 256 + rb[i]];
-        }
-      }
+    const Q8QLinearFn fn = fn_;
+    broadcast_for<2>(L, ctx.pool, 1.0, [&](int64_t n, int64_t y_off, const int64_t* off) {
+      fn(p, n, pa + off[0], sa, pb + off[1], sb, pc + y_off);
     });
   }
-  std::string describe() const override { return "native " + op_ + " (pair table)"; }
+  std::string describe() const override { return "native " + op_ + " (q8_vaddmul)"; }
 
  private:
   std::string op_;
+  Q8QLinearOp kind_;
   DType t_;
-  PairTable main_, a_scalar_;
+  Q8QLinearFn fn_;
 };
 
-// Scales and zero points must be constants (they are in every quantized model): the tables are
-// built once. Otherwise the Python implementation runs.
-bool binary_params_const(const KernelInit& init) {
-  if (init.num_inputs() < 7) return false;
-  for (int i : {1, 4, 6})
-    if (!init.is_const(i)) return false;
-  for (int i : {2, 5, 7})
-    if (!q::const_or_missing(init, i)) return false;
-  return true;
-}
-
-std::unique_ptr<Kernel> make_qlinear_add(const KernelInit& init) {
-  if (!binary_params_const(init)) return nullptr;
+template <Q8QLinearOp kKind>
+std::unique_ptr<Kernel> make_qlinear_add_mul(const KernelInit& init) {
+  if (init.num_inputs() < 7) return nullptr;
   const DType t = q::q8_dtype(init, 0, 2);
   if (!q::is_q8(t)) return nullptr;
-  const BinaryParams p = read_binary_params(init);
-  PairTable main, a_first;
-  if (t == DType::u8) {
-    build_add_tables<uint8_t>(p, &main, &a_first);
-  } else {
-    build_add_tables<int8_t>(p, &main, &a_first);
-  }
-  return std::make_unique<QLinearBinaryKernel>("QLinearAdd", t, std::move(main),
-                                               std::move(a_first));
-}
-
-std::unique_ptr<Kernel> make_qlinear_mul(const KernelInit& init) {
-  if (!binary_params_const(init)) return nullptr;
-  const DType t = q::q8_dtype(init, 0, 2);
-  if (!q::is_q8(t)) return nullptr;
-  const BinaryParams p = read_binary_params(init);
-  PairTable table;
-  if (t == DType::u8) {
-    build_mul_table<uint8_t>(p, &table);
-  } else {
-    build_mul_table<int8_t>(p, &table);
-  }
-  PairTable copy = table;  // the product is symmetric: both paths use the same table
-  return std::make_unique<QLinearBinaryKernel>("QLinearMul", t, std::move(table), std::move(copy));
+  return std::make_unique<QLinearAddMulKernel>(
+      kKind == Q8QLinearOp::add ? "QLinearAdd" : "QLinearMul", kKind, t);
 }
 
 // ---- unary lookup ops ----
@@ -220,8 +123,9 @@ std::vector<uint8_t> build_unary_table(float xs, int32_t xz, float ys, int32_t y
 }
 
 void apply_table(ThreadPool* pool, const uint8_t* table, const uint8_t* x, uint8_t* y, int64_t n) {
+  const Q8VLut1Fn fn = q8_vlut_kernels().lut1;
   parallel_for(pool, n, 1.0, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = table[x[i]];
+    if (e > b) fn(table, e - b, x + b, y + b);
   });
 }
 
@@ -575,14 +479,15 @@ class QLinearConcatKernel final : public Kernel {
         table = t == DType::u8 ? build_unary_table<uint8_t>(xs, xz, ys, yz, id)
                                : build_unary_table<int8_t>(xs, xz, ys, yz, id);
       }
+      const Q8VLut1Fn lut = q8_vlut_kernels().lut1;
       parallel_for(ctx.pool, outer, static_cast<double>(pitch), [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o) {
           const uint8_t* src = px + o * pitch;
           uint8_t* dst = py + o * out_pitch + offset;
           if (copy) {
             std::memcpy(dst, src, static_cast<size_t>(pitch));
-          } else {
-            for (int64_t i = 0; i < pitch; ++i) dst[i] = table[src[i]];
+          } else if (pitch > 0) {
+            lut(table.data(), pitch, src, dst);
           }
         }
       });
@@ -602,8 +507,8 @@ std::unique_ptr<Kernel> make_qlinear_concat(const KernelInit& init) {
 
 }  // namespace
 
-SLIVER_REGISTER_KERNEL("com.microsoft:QLinearAdd", make_qlinear_add);
-SLIVER_REGISTER_KERNEL("com.microsoft:QLinearMul", make_qlinear_mul);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearAdd", make_qlinear_add_mul<Q8QLinearOp::add>);
+SLIVER_REGISTER_KERNEL("com.microsoft:QLinearMul", make_qlinear_add_mul<Q8QLinearOp::mul>);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearLeakyRelu", make_qlinear_leaky_relu);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearSigmoid", make_qlinear_sigmoid);
 SLIVER_REGISTER_KERNEL("com.microsoft:QLinearGlobalAveragePool", make_qlinear_global_avg_pool);

@@ -1,68 +1,109 @@
-// q8_vbinary_avx2: 8 elements per step, bit-identical to q8_vbinary_scalar: each float product
-// is kept opaque so -mfma cannot contract it with the following add/sub.
+// q8_vbinary_avx2: 32 elements per step, bit-identical to q8_vbinary_scalar. Each float product
+// is kept opaque so -mfma cannot contract it with the following add/sub; the op, the operands'
+// code types and which operand repeats are resolved once per call, not per step.
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
+#include "q8_simd_avx2.h"
 #include "q8_vbinary.h"
 
 namespace sliver {
 namespace {
 
-inline __m256 opaque(__m256 v) {
-  __asm__("" : "+x"(v));
-  return v;
-}
+using namespace q8_simd_avx2;  // NOLINT(build/namespaces): this folder's helpers
 
-// 8 codes (or one code repeated) -> (float(c) - zp) * scale.
-inline __m256 dequant8(const uint8_t* x, int64_t stride, bool is_signed, __m256 zp, __m256 scale) {
-  __m256i c;
-  if (stride == 0) {
-    c = _mm256_set1_epi32(is_signed ? int32_t{static_cast<int8_t>(*x)} : int32_t{*x});
-  } else {
-    int64_t bits;
-    std::memcpy(&bits, x, sizeof(bits));
-    const __m128i v = _mm_cvtsi64_si128(bits);
-    c = is_signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
-  }
-  return opaque(_mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(c), zp), scale));
+// DQ of 8 codes: (float(c) - zp) * scale, rounded there.
+template <bool kSigned>
+inline __m256 dequant8(const uint8_t* x, __m256 zp, __m256 scale) {
+  return opaque(_mm256_mul_ps(_mm256_sub_ps(load8<kSigned>(x), zp), scale));
 }
 
 template <Q8BinaryOp kOp>
+inline __m256 apply(__m256 fa, __m256 fb) {
+  if constexpr (kOp == Q8BinaryOp::add) return _mm256_add_ps(fa, fb);
+  if constexpr (kOp == Q8BinaryOp::sub) return _mm256_sub_ps(fa, fb);
+  if constexpr (kOp == Q8BinaryOp::mul) return opaque(_mm256_mul_ps(fa, fb));
+  if constexpr (kOp == Q8BinaryOp::div) return _mm256_div_ps(fa, fb);
+  if constexpr (kOp == Q8BinaryOp::max) return _mm256_max_ps(fa, fb);  // fa > fb ? fa : fb
+  if constexpr (kOp == Q8BinaryOp::min) return _mm256_min_ps(fa, fb);  // fa < fb ? fa : fb
+}
+
+// Q(v) then the code clamp, as in q8_vbinary.h: q = v / sy; rne(clamp(q, qmin - zy, qmax - zy))
+// + zy clamped to [lo, hi] equals max(rne(min(q, hi - zy)), lo - zy) + zy, because the bounds
+// are integers and [lo, hi] lies inside [qmin, qmax]. cvtps2dq turns NaN and q < -2^31 into
+// INT_MIN, which the max then takes to lo, as the scalar clamp does.
+struct Requant {
+  __m256 sy, fhi;
+  __m256i ilo, zy;
+
+  explicit Requant(const Q8BinaryParams& p)
+      : sy(_mm256_set1_ps(p.y_scale)),
+        fhi(_mm256_set1_ps(static_cast<float>(p.hi - p.y_zero_point))),
+        ilo(_mm256_set1_epi32(p.lo - p.y_zero_point)),
+        zy(_mm256_set1_epi32(p.y_zero_point)) {}
+
+  __m256i operator()(__m256 v) const {
+    const __m256 q = _mm256_min_ps(fhi, _mm256_div_ps(v, sy));
+    return _mm256_add_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(q), ilo), zy);
+  }
+};
+
+template <Q8BinaryOp kOp, bool kSa, bool kSb>
 void run(const Q8BinaryParams& p, int64_t n, const uint8_t* a, int64_t as, const uint8_t* b,
          int64_t bs, uint8_t* y) {
-  const __m256 za = _mm256_set1_ps(static_cast<float>(p.a_zero_point)),
-               sa = _mm256_set1_ps(p.a_scale);
-  const __m256 zb = _mm256_set1_ps(static_cast<float>(p.b_zero_point)),
-               sb = _mm256_set1_ps(p.b_scale);
-  const __m256 sy = _mm256_set1_ps(p.y_scale);
-  const int32_t qmin = p.y_signed ? -128 : 0, qmax = qmin + 255;
-  const __m256 flo = _mm256_set1_ps(static_cast<float>(qmin - p.y_zero_point));
-  const __m256 fhi = _mm256_set1_ps(static_cast<float>(qmax - p.y_zero_point));
-  const __m256i zy = _mm256_set1_epi32(p.y_zero_point);
-  const __m256i clo = _mm256_set1_epi32(p.lo), chi = _mm256_set1_epi32(p.hi);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 fa = dequant8(a + i * as, as, p.a_signed, za, sa);
-    const __m256 fb = dequant8(b + i * bs, bs, p.b_signed, zb, sb);
-    __m256 v;
-    if constexpr (kOp == Q8BinaryOp::add) v = _mm256_add_ps(fa, fb);
-    if constexpr (kOp == Q8BinaryOp::sub) v = _mm256_sub_ps(fa, fb);
-    if constexpr (kOp == Q8BinaryOp::mul) v = opaque(_mm256_mul_ps(fa, fb));
-    if constexpr (kOp == Q8BinaryOp::div) v = _mm256_div_ps(fa, fb);
-    if constexpr (kOp == Q8BinaryOp::max) v = _mm256_max_ps(fa, fb);  // fa > fb ? fa : fb
-    if constexpr (kOp == Q8BinaryOp::min) v = _mm256_min_ps(fa, fb);  // fa < fb ? fa : fb
-    __m256 q = _mm256_div_ps(v, sy);
-    q = _mm256_min_ps(_mm256_max_ps(q, flo), fhi);  // max(NaN, lo) = lo
-    q = _mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256i c = _mm256_add_epi32(_mm256_cvttps_epi32(q), zy);
-    c = _mm256_min_epi32(_mm256_max_epi32(c, clo), chi);
-    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
-    const __m128i bytes = p.y_signed ? _mm_packs_epi16(w, w) : _mm_packus_epi16(w, w);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), bytes);
+  const __m256 za = _mm256_set1_ps(static_cast<float>(p.a_zero_point));
+  const __m256 sa = _mm256_set1_ps(p.a_scale);
+  const __m256 zb = _mm256_set1_ps(static_cast<float>(p.b_zero_point));
+  const __m256 sb = _mm256_set1_ps(p.b_scale);
+  const Requant rq(p);
+  const bool ys = p.y_signed;
+  if (as != 0 && bs != 0) {
+    drive2(n, a, b, y, [&](const uint8_t* pa, const uint8_t* pb, uint8_t* py) {
+      __m256i c[4];
+      for (int k = 0; k < 4; ++k)
+        c[k] = rq(apply<kOp>(dequant8<kSa>(pa + 8 * k, za, sa), dequant8<kSb>(pb + 8 * k, zb, sb)));
+      pack32(c[0], c[1], c[2], c[3], ys, py);
+    });
+    return;
   }
-  if (i < n) q8_vbinary_scalar(p, n - i, a + i * as, as, b + i * bs, bs, y + i);
+  // A repeating operand is dequantized once, by the same vector instructions (a broadcast load).
+  const uint8_t a8[8] = {a[0], a[0], a[0], a[0], a[0], a[0], a[0], a[0]};
+  const uint8_t b8[8] = {b[0], b[0], b[0], b[0], b[0], b[0], b[0], b[0]};
+  if (as == 0 && bs == 0) {
+    const __m256i c = rq(apply<kOp>(dequant8<kSa>(a8, za, sa), dequant8<kSb>(b8, zb, sb)));
+    alignas(32) uint8_t t[32];
+    pack32(c, c, c, c, ys, t);
+    std::memset(y, t[0], static_cast<size_t>(n));
+    return;
+  }
+  if (as == 0) {
+    const __m256 fa = dequant8<kSa>(a8, za, sa);
+    drive1(n, b, y, [&](const uint8_t* pb, uint8_t* py) {
+      __m256i c[4];
+      for (int k = 0; k < 4; ++k) c[k] = rq(apply<kOp>(fa, dequant8<kSb>(pb + 8 * k, zb, sb)));
+      pack32(c[0], c[1], c[2], c[3], ys, py);
+    });
+    return;
+  }
+  const __m256 fb = dequant8<kSb>(b8, zb, sb);
+  drive1(n, a, y, [&](const uint8_t* pa, uint8_t* py) {
+    __m256i c[4];
+    for (int k = 0; k < 4; ++k) c[k] = rq(apply<kOp>(dequant8<kSa>(pa + 8 * k, za, sa), fb));
+    pack32(c[0], c[1], c[2], c[3], ys, py);
+  });
+}
+
+template <Q8BinaryOp kOp>
+void run_op(const Q8BinaryParams& p, int64_t n, const uint8_t* a, int64_t as, const uint8_t* b,
+            int64_t bs, uint8_t* y) {
+  if (p.a_signed) {
+    if (p.b_signed) return run<kOp, true, true>(p, n, a, as, b, bs, y);
+    return run<kOp, true, false>(p, n, a, as, b, bs, y);
+  }
+  if (p.b_signed) return run<kOp, false, true>(p, n, a, as, b, bs, y);
+  return run<kOp, false, false>(p, n, a, as, b, bs, y);
 }
 
 }  // namespace
@@ -70,12 +111,12 @@ void run(const Q8BinaryParams& p, int64_t n, const uint8_t* a, int64_t as, const
 void q8_vbinary_avx2(const Q8BinaryParams& p, int64_t n, const uint8_t* a, int64_t a_stride,
                      const uint8_t* b, int64_t b_stride, uint8_t* y) {
   switch (p.op) {
-    case Q8BinaryOp::add: return run<Q8BinaryOp::add>(p, n, a, a_stride, b, b_stride, y);
-    case Q8BinaryOp::sub: return run<Q8BinaryOp::sub>(p, n, a, a_stride, b, b_stride, y);
-    case Q8BinaryOp::mul: return run<Q8BinaryOp::mul>(p, n, a, a_stride, b, b_stride, y);
-    case Q8BinaryOp::div: return run<Q8BinaryOp::div>(p, n, a, a_stride, b, b_stride, y);
-    case Q8BinaryOp::max: return run<Q8BinaryOp::max>(p, n, a, a_stride, b, b_stride, y);
-    case Q8BinaryOp::min: return run<Q8BinaryOp::min>(p, n, a, a_stride, b, b_stride, y);
+    case Q8BinaryOp::add: return run_op<Q8BinaryOp::add>(p, n, a, a_stride, b, b_stride, y);
+    case Q8BinaryOp::sub: return run_op<Q8BinaryOp::sub>(p, n, a, a_stride, b, b_stride, y);
+    case Q8BinaryOp::mul: return run_op<Q8BinaryOp::mul>(p, n, a, a_stride, b, b_stride, y);
+    case Q8BinaryOp::div: return run_op<Q8BinaryOp::div>(p, n, a, a_stride, b, b_stride, y);
+    case Q8BinaryOp::max: return run_op<Q8BinaryOp::max>(p, n, a, a_stride, b, b_stride, y);
+    case Q8BinaryOp::min: return run_op<Q8BinaryOp::min>(p, n, a, a_stride, b, b_stride, y);
   }
 }
 

@@ -85,6 +85,17 @@ def _round_to_q(v: np.ndarray, zp: int, dtype: np.dtype) -> np.ndarray:
     return (np.rint(v).astype(np.int64) + zp).astype(dtype)
 
 
+def _cvt_saturate(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """How MLAS's QLinearAdd/QLinearMul finish: cvtps2dq (round half to even; NaN and
+    |v| >= 2^31 give INT_MIN), then saturating packs. There is no float clamp first, so a huge
+    positive v ends at qmin."""
+    lo, hi = _qrange(dtype)
+    v = np.asarray(v, np.float32)
+    ok = (v >= F32(-(2.0**31))) & (v < F32(2.0**31))
+    r = np.where(ok, np.rint(np.where(ok, v, F32(0))), F32(lo))
+    return np.clip(r, lo, hi).astype(dtype)
+
+
 def quantize_mlas(x: np.ndarray, scale: np.float32, zp: int, dtype: np.dtype) -> np.ndarray:
     """MlasQuantizeLinear: saturate(round_half_even(x / scale) + zp), float32 division."""
     with np.errstate(all="ignore"):
@@ -156,17 +167,19 @@ def qlinear_add_values(
 
     v = zc - (ra*za + rb*zb) + ra*a + rb*b with ra = sa/sc, rb = sb/sc, in float32 with the
     kernel's fused multiply-adds: fixed = zc - fma(ra, za, rb*zb); then fma(a, ra, fma(b, rb,
-    fixed)), except when A is the operand held constant along a run, where the A term is
-    folded first: fma(b, rb, fma(a, ra, fixed)).
+    fixed)), except when A is the operand held constant along a run: MLAS has only a scalar-B
+    kernel, so onnxruntime swaps the operands, and the A term is folded first into a fixed part
+    with the roles swapped: fma(b, rb, fma(a, ra, zc - fma(rb, zb, ra*za))).
     """
     ra, rb = F32(F32(sa) / F32(sc)), F32(F32(sb) / F32(sc))
-    fixed = F32(F32(zc) - _fma(ra, F32(za), F32(rb * F32(zb))))
     af, bf = a.astype(np.float32), b.astype(np.float32)
     if _scalar_operand_is_a(a, b) == "a":
+        fixed = F32(F32(zc) - _fma(rb, F32(zb), F32(ra * F32(za))))
         v = _fma(bf, rb, _fma(af, ra, fixed))
     else:
+        fixed = F32(F32(zc) - _fma(ra, F32(za), F32(rb * F32(zb))))
         v = _fma(af, ra, _fma(bf, rb, fixed))
-    return _round_to_q(v, 0, a.dtype)  # zc is already in `fixed`
+    return _cvt_saturate(v, a.dtype)  # zc is already in `fixed`
 
 
 def qlinear_mul_values(
@@ -180,12 +193,11 @@ def qlinear_mul_values(
     zc: int,
 ) -> np.ndarray:
     """QLinearMul as MLAS computes it: round((a - za)(b - zb) * (sa*sb/sc) + zc), float32,
-    multiply then add (no fusion), saturated."""
+    multiply then add (no fusion), converted and saturated like qlinear_add_values."""
     ratio = F32(F32(F32(sa) * F32(sb)) / F32(sc))
     prod = (a.astype(np.int32) - za) * (b.astype(np.int32) - zb)
     v = (prod.astype(np.float32) * ratio).astype(np.float32) + F32(zc)
-    lo, hi = _qrange(a.dtype)
-    return np.clip(np.rint(v.astype(np.float32)), lo, hi).astype(a.dtype)
+    return _cvt_saturate(v, a.dtype)
 
 
 def _binary_factory(values: Callable[..., np.ndarray]) -> Callable[[Node, Graph], Op]:
