@@ -2,17 +2,18 @@
 // channels_last=1 (the layout pass qdq_nhwc puts whole integer conv stacks in this layout).
 //
 // Why channels-last. In NHWC the C values a filter tap reads are contiguous, and so are the OC
-// values one output pixel gets: a dense conv is a GEMM whose A rows are the taps' C-byte rows
-// of the image, which the indirect-GEMM kernels (ukernels/q8_gemm/q8_igemm.h) read in place
-// through one pointer per (tap, pixel) -- no im2row copy, no packing of A, the window's padding
-// a row of zero-point codes -- and whose [pixels, OC] result is the output itself. The NCHW
-// kernel (q8_conv.h) must transpose its input and scatter its output on every call, which costs
-// more than the products for the small convolutions of mobile CNNs.
+// values one output pixel gets: a dense conv is a GEMM whose A rows are the window's values and
+// whose [pixels, OC] result is the output itself. The NCHW kernel (q8_conv.h) must transpose its
+// input and scatter its output on every call, which costs more than the products for the small
+// convolutions of mobile CNNs.
 //
 // Paths:
-//  * dense, C >= 8 or C a multiple of 4: igemm on per-tap row pointers (1x1 convs: the rows);
-//  * dense, fewer channels (a first layer on 1-3 colour planes): the K = KH*KW*C bytes of 6
-//    pixels are gathered into a small buffer that stays in L1, then the same kernel (one tap);
+//  * dense: the input is widened once per call into a padded int16 image of x - x_zp (padding
+//    zeros, so windows need no bounds checks and the zero point no correction term), and the
+//    wconv kernels (ukernels/q8_conv/q8_wconv.h) read each window row's KW * C values straight
+//    from it as int16 pairs, for 6 pixels x 16 channels per call. The same kernel serves 1x1
+//    convs (one segment of C values) and first layers on 1-4 channels (K = 9-36: no gather,
+//    no per-byte unpacking, nothing per call but the widening).
 //  * depthwise (multiplier 1): the tap-pair kernels (ukernels/q8_dwconv), one call per run of
 //    interior pixels of an output row, border pixels one by one.
 // All requantize exactly as requant.h's onnx_reference order, in the cheapest RequantForm the
@@ -20,7 +21,8 @@
 // arrays are cached while the scales and zero points stay the same (they are constants).
 //
 // nchw_input=1 (set by qdq_nhwc at a region's entry when the conv is the input's only reader):
-// X arrives NCHW and is transposed here, into a scratch copy, instead of by a graph Transpose.
+// X arrives NCHW; the widening reads it in that layout (dense), or a scratch transpose does
+// (depthwise), instead of a graph Transpose.
 #pragma once
 
 #include <algorithm>
@@ -37,7 +39,7 @@
 #include "ops/quant_util.h"
 #include "sliver/requant.h"
 #include "ukernels/q8_dwconv/q8_dwconv.h"
-#include "ukernels/q8_gemm/q8_igemm.h"
+#include "ukernels/q8_conv/q8_wconv.h"
 
 namespace sliver::ops::q {
 
@@ -62,10 +64,10 @@ class NhwcQ8Conv {
     for (int64_t o = 0; o < oc; ++o)
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t t = 0; t < taps; ++t) perm[o * K + t * cg + c] = pw[o * K + c * taps + t];
-    gather_ = !(cg >= 8 || cg % 4 == 0);
-    ig_ = gather_
-              ? pack_igemm_weights(perm.data(), w.dtype, oc, 1, K, std::max<int64_t>(K, 4), w_zp)
-              : pack_igemm_weights(perm.data(), w.dtype, oc, taps, cg, cg, w_zp);
+    // A window row's KW * C values are one contiguous segment unless dilated.
+    const bool merged = g_.dw == 1 || g_.kw == 1;
+    wc_ = pack_wconv_weights(perm.data(), w.dtype, oc, merged ? g_.kh : taps,
+                             merged ? g_.kw * cg : cg, w_zp);
   }
 
   bool depthwise() const { return g_.group > 1; }
@@ -73,13 +75,12 @@ class NhwcQ8Conv {
   /// Bytes of the packed int16 weights.
   int64_t weight_bytes() const {
     if (depthwise()) return (dw_.channels + 15) / 16 * dw_.pairs * 32 * 2;
-    return ig_.panels() * ig_.panel_elems() * 2;
+    return wc_.panels() * wc_.panel_elems() * 2;
   }
   std::string describe() const {
-    const std::string path = depthwise() ? "depthwise, tap pairs"
-                             : gather_   ? "gather + q8 igemm"
-                             : pointwise() ? "1x1, q8 igemm"
-                                           : "q8 igemm";
+    const std::string path = depthwise()   ? "depthwise, tap pairs"
+                             : pointwise() ? "1x1, int16 image, q8 wconv"
+                                           : "int16 image, q8 wconv";
     return "native sliver:QLinearConv (nhwc " + path + (nchw_input_ ? ", nchw input)" : ")");
   }
 
@@ -103,7 +104,7 @@ class NhwcQ8Conv {
     if (y.numel() == 0) return;
     const uint8_t* px = static_cast<const uint8_t*>(x.data);
     std::vector<uint8_t> nhwc;
-    if (nchw_input_) {
+    if (nchw_input_ && depthwise()) {
       nhwc.resize(static_cast<size_t>(N * H * W * C));
       to_nhwc(px, N, C, H * W, nhwc.data());
       px = nhwc.data();
@@ -112,7 +113,7 @@ class NhwcQ8Conv {
     if (depthwise()) {
       depthwise_path(pool, px, x.dtype, x_zp, rq->rq, e, static_cast<uint8_t*>(y.data));
     } else {
-      igemm_path(pool, px, x.dtype, x_zp, rq->rq, e, static_cast<uint8_t*>(y.data));
+      wconv_path(pool, px, x.dtype, x_zp, rq->rq, e, static_cast<uint8_t*>(y.data));
     }
   }
 
@@ -151,31 +152,21 @@ class NhwcQ8Conv {
                                                        const ConvOutputParams& op, int32_t qlo,
                                                        int32_t qhi) const {
     const bool dw = depthwise();
-    const int32_t offset = x_zp + (!dw && x_type == DType::i8 ? 128 : 0);
+    const int32_t offset = dw ? x_zp : 0;  // the widened image already holds x - x_zp
     {
       std::lock_guard<std::mutex> lock(cache_->mu);
       if (cache_->arrays && cache_->key.matches(x_type, x_zp, op, qlo, qhi)) return cache_->arrays;
     }
     Key key{x_type, x_zp, op.x_scale, op.y_scale, op.y_zero_point, op.y_type, qlo, qhi, op.w_scale};
     auto arrays = std::make_shared<ConvRequantArrays>();
-    prepare_conv_requant(g_.oc, dw ? dw_.colsum : ig_.colsum, dw ? dw_.abssum : ig_.abssum, bias_,
+    prepare_conv_requant(g_.oc, dw ? dw_.colsum : wc_.colsum, dw ? dw_.abssum : wc_.abssum, bias_,
                          x_type, x_zp, offset, op.x_scale, op.w_scale, op.y_scale, op.y_zero_point,
                          op.y_type, qlo, qhi, arrays.get());
+    if (!dw) to_wconv_slots(g_.oc, arrays.get());
     std::lock_guard<std::mutex> lock(cache_->mu);
     cache_->key = std::move(key);
     cache_->arrays = arrays;
     return arrays;
-  }
-
-  // Copies n bytes; may write (never read) up to 16 bytes past dst + n, and reads 16 bytes
-  // whenever src + 16 <= end (the gather's runs are 1-48 bytes: one vector move each).
-  static void copy_run(uint8_t* __restrict dst, const uint8_t* __restrict src, int64_t n,
-                       const uint8_t* end) {
-    if (n <= 16 && src + 16 <= end) {
-      std::memcpy(dst, src, 16);
-    } else {
-      std::memcpy(dst, src, static_cast<size_t>(n));
-    }
   }
 
   // Position of output pixel r: image, row, column.
@@ -190,103 +181,84 @@ class NhwcQ8Conv {
     }
   };
 
-  static constexpr int64_t kMR = kQ8IgemmMR;
+  // The calling thread's widened image, reused across calls (no page faults per call).
+  static int16_t* scratch(size_t n) {
+    thread_local std::vector<int16_t> buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+  }
 
-  // Rows of pixels p, p+1, ... (kMR of them, repeating the last pixel past mr) as tap pointers
-  // ptr[kMR t + i]; with gather_, the K bytes of each pixel's window are first copied into buf
-  // (row i at i * gather_stride(), with room for copy_run's overhang) and ptr[i] points there.
-  int64_t gather_stride() const { return (ig_.c + 16 + 15) / 16 * 16; }
-
-  void fill_rows(const uint8_t* x, const uint8_t* x_end, const Geo& e, Pixel p, int64_t mr,
-                 const uint8_t* pad, const int64_t* tap_off, uint8_t* buf,
-                 const uint8_t** ptr) const {
-    const int64_t taps = g_.kh * g_.kw, C = e.C;
-    const int64_t kh = g_.kh, kw = g_.kw, sh = g_.sh, sw = g_.sw, dh = g_.dh, dw = g_.dw;
-    const int64_t H = e.H, W = e.W, stride = gather_stride();
-    for (int64_t i = 0; i < mr; ++i) {
-      if (i > 0) p.next(e);
-      const uint8_t* img = x + p.n * H * W * C;
-      const int64_t iy0 = p.oy * sh - e.pt, ix0 = p.ox * sw - e.pl;
-      const bool inside_x = ix0 >= 0 && ix0 + (kw - 1) * dw < W;
-      if (!gather_) {
-        if (inside_x && iy0 >= 0 && iy0 + (kh - 1) * dh < H) {
-          const uint8_t* base = img + (iy0 * W + ix0) * C;
-          for (int64_t t = 0; t < taps; ++t) ptr[kMR * t + i] = base + tap_off[t];
-          continue;
-        }
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            const int64_t iy = iy0 + ky * dh, ix = ix0 + kx * dw;
-            ptr[kMR * (ky * kw + kx) + i] =
-                iy >= 0 && iy < H && ix >= 0 && ix < W ? img + (iy * W + ix) * C : pad;
-          }
-        continue;
-      }
-      uint8_t* dst = buf + i * stride;
-      ptr[i] = dst;
-      const int64_t run = kw * C;
-      for (int64_t ky = 0; ky < kh; ++ky, dst += run) {
-        const int64_t iy = iy0 + ky * dh;
-        if (iy < 0 || iy >= H) {
-          std::memcpy(dst, pad, static_cast<size_t>(run));
-          continue;
-        }
-        const uint8_t* src = img + (iy * W + ix0) * C;
-        if (dw == 1 && inside_x) {
-          copy_run(dst, src, run, x_end);
-          continue;
-        }
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          const int64_t ix = ix0 + kx * dw;
-          std::memcpy(dst + kx * C, ix >= 0 && ix < W ? src + kx * dw * C : pad,
-                      static_cast<size_t>(C));
-        }
-      }
+  // Padded row r of image n of the widened image: x - x_zp, zeros outside the input.
+  void widen_row(const Q8WconvKernel& k, const uint8_t* x, bool signed_x, int32_t x_zp,
+                 const Geo& e, int64_t wp, int64_t n, int64_t iy, int16_t* dst) const {
+    const int64_t C = e.C, qa = std::clamp<int64_t>(e.pl, 0, wp);
+    const int64_t qb = std::clamp<int64_t>(e.W + e.pl, qa, wp);  // [qa, qb): inside the input
+    if (iy < 0 || iy >= e.H || qa == qb) {
+      std::memset(dst, 0, static_cast<size_t>(wp * C) * 2);
+      return;
+    }
+    std::memset(dst, 0, static_cast<size_t>(qa * C) * 2);
+    std::memset(dst + qb * C, 0, static_cast<size_t>((wp - qb) * C) * 2);
+    const int64_t ix0 = qa - e.pl;
+    if (nchw_input_) {
+      k.widen(x + n * C * e.H * e.W + iy * e.W + ix0, qb - qa, C, e.H * e.W, signed_x, x_zp,
+              dst + qa * C);
+    } else {
+      k.widen(x + ((n * e.H + iy) * e.W + ix0) * C, qb - qa, C, 0, signed_x, x_zp, dst + qa * C);
     }
   }
 
-  void igemm_path(ThreadPool* pool, const uint8_t* x, DType x_type, int32_t x_zp,
+  void wconv_path(ThreadPool* pool, const uint8_t* x, DType x_type, int32_t x_zp,
                   const Q8ConvRequant& rq, const Geo& e, uint8_t* y) const {
-    const int64_t rows = e.N * e.oh * e.ow, panels_m = (rows + kMR - 1) / kMR;
-    const int64_t taps = g_.kh * g_.kw, C = e.C, oc = g_.oc, panels_n = ig_.panels();
-    const int64_t ntaps = gather_ ? 1 : taps;
-    const uint8_t* x_end = x + e.N * e.H * e.W * C;
-    // Rows of zero-point codes long enough for any read (a padded tap, a gathered window row).
-    const std::vector<uint8_t> pad(static_cast<size_t>(std::max(g_.kw * C, ig_.c) + 64),
-                                   static_cast<uint8_t>(x_zp));
-    std::vector<int64_t> tap_off(static_cast<size_t>(taps));
-    for (int64_t ky = 0; ky < g_.kh; ++ky)
-      for (int64_t kx = 0; kx < g_.kw; ++kx)
-        tap_off[ky * g_.kw + kx] = (ky * g_.dh * e.W + kx * g_.dw) * C;
-    const Q8IgemmFn fn = q8_igemm_kernel(x_type == DType::i8).fn;
-    const bool direct_rows = !gather_ && pointwise();
-    const double cost = static_cast<double>(kMR * oc * ntaps * ig_.groups * 4);
-    parallel_for(pool, panels_m, cost, [&](int64_t b, int64_t end) {
-      std::vector<const uint8_t*> ptr(static_cast<size_t>(kMR * ntaps));
-      std::vector<uint8_t> buf(gather_ ? static_cast<size_t>(kMR * gather_stride()) : 0);
-      Q8IgemmTile t;
-      t.ntaps = ntaps;
-      t.c = ig_.c;
-      t.rows = ptr.data();
-      t.rq = &rq;
-      t.ldy = oc;
-      const int64_t r = b * kMR;
-      Pixel p{r / (e.oh * e.ow), r / e.ow % e.oh, r % e.ow};
-      for (int64_t mp = b; mp < end; ++mp) {
-        const int64_t r0 = mp * kMR;
-        t.mr = std::min(kMR, rows - r0);
-        if (direct_rows) {  // the image rows are A's rows
-          for (int64_t i = 0; i < t.mr; ++i) ptr[i] = x + (r0 + i) * C;
-        } else {
-          fill_rows(x, x_end, e, p, t.mr, pad.data(), tap_off.data(), buf.data(), ptr.data());
-          for (int64_t i = 0; i < kMR; ++i) p.next(e);
-        }
+    // Blocks of 16 tiles (96 pixels) per kernel call and panel: a panel's weights stay in L1
+    // while the block's pixels pass, and the kernel's setup is paid once per block.
+    constexpr int64_t kMR = kQ8WconvMR, kBlock = 16;
+    const int64_t C = e.C, oc = g_.oc, panels_n = wc_.panels();
+    const int64_t sh = g_.sh, sw = g_.sw;
+    // The padded image spans exactly the rows and columns the windows read.
+    const int64_t hp = (e.oh - 1) * sh + (g_.kh - 1) * g_.dh + 1;
+    const int64_t wp = (e.ow - 1) * sw + (g_.kw - 1) * g_.dw + 1;
+    const int64_t img = hp * wp * C;
+    const Q8WconvKernel& k = q8_wconv_kernel();
+    // Slack: an odd segment reads one value past the last window's row.
+    int16_t* xw = scratch(static_cast<size_t>(e.N * img + 16));
+    std::memset(xw + e.N * img, 0, 16 * 2);
+    const bool signed_x = x_type == DType::i8;
+    parallel_for(pool, e.N * hp, static_cast<double>(wp * C), [&](int64_t b, int64_t end) {
+      for (int64_t r = b; r < end; ++r)
+        widen_row(k, x, signed_x, x_zp, e, wp, r / hp, r % hp - e.pt, xw + r * wp * C);
+    });
+    // Each pair's offset from a pixel's base: segment (window row, or tap when dilated), then
+    // pair.
+    std::vector<int64_t> pair_off;
+    pair_off.reserve(static_cast<size_t>(wc_.nseg * wc_.pairs));
+    const bool row_segments = wc_.nseg == g_.kh;  // else one per tap (dilated rows)
+    for (int64_t s = 0; s < wc_.nseg; ++s) {
+      const int64_t ky = row_segments ? s : s / g_.kw, kx = row_segments ? 0 : s % g_.kw;
+      for (int64_t q = 0; q < wc_.pairs; ++q)
+        pair_off.push_back((ky * g_.dh * wp + kx * g_.dw) * C + 2 * q);
+    }
+    const int64_t rows = e.N * e.oh * e.ow, tiles = (rows + kMR - 1) / kMR;
+    const double cost = static_cast<double>(kMR * oc * static_cast<int64_t>(pair_off.size()) * 2);
+    parallel_for(pool, tiles, cost, [&](int64_t b, int64_t end) {
+      const int16_t* px[kBlock * kMR];
+      Q8WconvBlock a;
+      a.pair_off = pair_off.data();
+      a.npairs = static_cast<int64_t>(pair_off.size());
+      a.rq = &rq;
+      a.ldy = oc;
+      Pixel p{b * kMR / (e.oh * e.ow), b * kMR / e.ow % e.oh, b * kMR % e.ow};
+      for (int64_t r0 = b * kMR; r0 < std::min(rows, end * kMR); r0 += kBlock * kMR) {
+        a.pixels = std::min({kBlock * kMR, rows - r0, end * kMR - r0});
+        for (int64_t i = 0; i < a.pixels; ++i, p.next(e))
+          px[i] = xw + p.n * img + (p.oy * sh * wp + p.ox * sw) * C;
+        a.px = px;
         for (int64_t pn = 0; pn < panels_n; ++pn) {
-          t.n0 = pn * 16;
-          t.nc = std::min<int64_t>(16, oc - t.n0);
-          t.b = ig_.panel(pn);
-          t.y = y + r0 * oc + t.n0;
-          fn(t);
+          a.n0 = pn * 16;
+          a.nc = std::min<int64_t>(16, oc - a.n0);
+          a.b = wc_.panel(pn);
+          a.y = y + r0 * oc + a.n0;
+          k.fn(a);
         }
       }
     });
@@ -384,8 +356,7 @@ class NhwcQ8Conv {
   ConvGeometry g_;
   std::vector<int32_t> bias_;
   bool nchw_input_ = false;
-  bool gather_ = false;  // dense conv on few channels: gather K-byte rows, one tap
-  IgemmWeights ig_;
+  WconvWeights wc_;
   DwconvWeights dw_;
   std::shared_ptr<Cache> cache_ = std::make_shared<Cache>();  // shared_ptr: the class is moved
 };

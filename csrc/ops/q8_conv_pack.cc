@@ -7,6 +7,7 @@
 #include <new>
 
 #include "sliver/error.h"
+#include "ukernels/q8_conv/q8_wconv.h"
 
 namespace sliver::ops::q {
 namespace {
@@ -27,37 +28,30 @@ int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
 
-IgemmWeights pack_igemm_weights(const uint8_t* w, DType w_type, int64_t oc, int64_t ntaps,
-                                int64_t taps_k, int64_t c, const std::vector<int32_t>& zp) {
-  SLIVER_CHECK(c >= 4 && c >= taps_k && ntaps >= 1 && oc >= 1, "pack_igemm_weights: oc=", oc,
-               " ntaps=", ntaps, " k=", taps_k, " c=", c);
+WconvWeights pack_wconv_weights(const uint8_t* w, DType w_type, int64_t oc, int64_t nseg,
+                                int64_t run, const std::vector<int32_t>& zp) {
+  SLIVER_CHECK(run >= 1 && nseg >= 1 && oc >= 1, "pack_wconv_weights: oc=", oc, " segments=",
+               nseg, " run=", run);
   SLIVER_CHECK(zp.size() == 1 || static_cast<int64_t>(zp.size()) == oc,
-               "pack_igemm_weights: ", zp.size(), " zero points for ", oc, " channels");
-  IgemmWeights pw;
+               "pack_wconv_weights: ", zp.size(), " zero points for ", oc, " channels");
+  WconvWeights pw;
   pw.oc = oc;
-  pw.ntaps = ntaps;
-  pw.c = c;
-  pw.groups = (c + 3) / 4;
+  pw.nseg = nseg;
+  pw.run = run;
+  pw.pairs = (run + 1) / 2;
   pw.data = alloc_i16(pw.panels() * pw.panel_elems());
   pw.colsum.assign(static_cast<size_t>(pw.panels() * 16), 0);
   pw.abssum.assign(static_cast<size_t>(oc), 0);
-  const int64_t K = ntaps * taps_k;
   for (int64_t n = 0; n < oc; ++n) {
     const int32_t z = zp[zp.size() == 1 ? 0 : n];
-    int16_t* panel = pw.data.get() + (n / 16) * pw.panel_elems();
-    const int64_t j = n % 16;
-    for (int64_t t = 0; t < ntaps; ++t)
-      for (int64_t g = 0; g < pw.groups; ++g) {
-        const int64_t off = std::min(4 * g, c - 4);
-        int16_t* grp = panel + (t * pw.groups + g) * 64 + (j / 8) * 32 + 2 * (j % 8);
-        for (int64_t jb = 0; jb < 4; ++jb) {
-          const int64_t k = off + jb;  // byte k of the tap row; earlier groups own k < 4 g
-          if (k < 4 * g || k >= taps_k) continue;
-          const int32_t v = code(w, w_type, n * K + t * taps_k + k) - z;
-          grp[(jb & 1) * 16 + (jb >> 1)] = static_cast<int16_t>(v);
-          pw.colsum[n] += v;
-          pw.abssum[n] += std::abs(v);
-        }
+    const int64_t slot = q8_wconv_slot(n % 16, std::min<int64_t>(16, oc - n / 16 * 16));
+    int16_t* col = pw.data.get() + (n / 16) * pw.panel_elems() + 2 * slot;
+    for (int64_t s = 0; s < nseg; ++s)
+      for (int64_t e = 0; e < run; ++e) {
+        const int32_t v = code(w, w_type, (n * nseg + s) * run + e) - z;
+        col[(s * pw.pairs + e / 2) * 32 + e % 2] = static_cast<int16_t>(v);
+        pw.colsum[n] += v;
+        pw.abssum[n] += std::abs(v);
       }
   }
   return pw;
@@ -123,6 +117,22 @@ void prepare_conv_requant(int64_t columns, const std::vector<int32_t>& colsum,
   rq.qmax = qmax;
   rq.y_signed = y_type == DType::i8;
   rq.form = form;
+}
+
+void to_wconv_slots(int64_t columns, ConvRequantArrays* a) {
+  for (int64_t p0 = 0; p0 < columns; p0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, columns - p0);
+    if (nc <= 8) continue;  // in order already
+    const std::vector<int32_t> ct(a->col_term.begin() + p0, a->col_term.begin() + p0 + 16);
+    const std::vector<double> m(a->multiplier.begin() + p0, a->multiplier.begin() + p0 + 16);
+    const std::vector<float> f(a->multiplier_f32.begin() + p0, a->multiplier_f32.begin() + p0 + 16);
+    for (int64_t j = 0; j < 16; ++j) {
+      const int64_t s = p0 + q8_wconv_slot(j, nc);
+      a->col_term[s] = ct[j];
+      a->multiplier[s] = m[j];
+      a->multiplier_f32[s] = f[j];
+    }
+  }
 }
 
 }  // namespace sliver::ops::q

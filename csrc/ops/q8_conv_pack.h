@@ -1,7 +1,7 @@
 // Weights of the channels-last 8-bit conv kernels, packed once per node, and the per-call
 // requantization arrays built from them (q8_conv_nhwc.h is the user).
 //
-// Both layouts hold w' = w - w_zp as int16 (ukernels/q8_gemm/q8_igemm.h for dense convs,
+// Both layouts hold w' = w - w_zp as int16 (ukernels/q8_conv/q8_wconv.h for dense convs,
 // ukernels/q8_dwconv/q8_dwconv.h for depthwise ones). Packing also keeps, per output channel,
 // the sum of w' (the input zero point's correction) and the sum of |w'|, which bounds every
 // accumulator the layer can produce and so decides whether the short requantization form is
@@ -17,23 +17,24 @@
 
 namespace sliver::ops::q {
 
-/// Int16 weight panels for the igemm kernels: panel p holds columns [16 p, 16 p + 16).
-struct IgemmWeights {
-  int64_t oc = 0, ntaps = 0, c = 0;  // c: bytes per tap row (>= 4)
-  int64_t groups = 0;                // ceil(c / 4) per tap
+/// Int16 weight panels for the widened-image conv kernels (ukernels/q8_conv/q8_wconv.h): panel p
+/// holds columns [16 p, 16 p + 16) in the kernels' slot order, as nseg segments of `pairs` int16
+/// pairs.
+struct WconvWeights {
+  int64_t oc = 0, nseg = 0, run = 0, pairs = 0;  // run: values per segment; pairs = ceil(run / 2)
   std::shared_ptr<int16_t> data;
   std::vector<int32_t> colsum;  // [panels * 16] sum of w' (0 in padding)
   std::vector<int64_t> abssum;  // [oc] sum of |w'|
 
   int64_t panels() const { return (oc + 15) / 16; }
-  int64_t panel_elems() const { return ntaps * groups * 64; }
+  int64_t panel_elems() const { return nseg * pairs * 32; }
   const int16_t* panel(int64_t p) const { return data.get() + p * panel_elems(); }
 };
 
-/// w: codes of w_type (u8 / i8) laid out [oc][ntaps][k] with k < taps_k, each tap row read as c
-/// bytes (c >= taps_k: the bytes past taps_k get zero weights; c >= 4). zp: 1 or oc values.
-IgemmWeights pack_igemm_weights(const uint8_t* w, DType w_type, int64_t oc, int64_t ntaps,
-                                int64_t taps_k, int64_t c, const std::vector<int32_t>& zp);
+/// w: codes of w_type (u8 / i8) laid out [oc][nseg][run] (a segment: the weights of the run of
+/// values a kernel row reads in the widened image). zp: 1 or oc values.
+WconvWeights pack_wconv_weights(const uint8_t* w, DType w_type, int64_t oc, int64_t nseg,
+                                int64_t run, const std::vector<int32_t>& zp);
 
 /// Int16 tap-pair weights for the depthwise kernels.
 struct DwconvWeights {
@@ -57,12 +58,16 @@ struct ConvRequantArrays {
 
 /// col_term[n] = bias[n] - x_offset * colsum[n] (mod 2^32), the float32 multipliers of
 /// requant.h, and the cheapest requantization form exact for every column. x_offset = x_zp plus the
-/// kernel's code offset (128 for int8 codes in igemm, else 0); x_type's range and x_zp bound
+/// kernel's code offset (0 for both kernels: they see x - x_zp); x_type's range and x_zp bound
 /// |x - x_zp|. Arrays are padded to whole 16-column blocks. bias: empty or `columns` values.
 void prepare_conv_requant(int64_t columns, const std::vector<int32_t>& colsum,
                           const std::vector<int64_t>& abssum, const std::vector<int32_t>& bias,
                           DType x_type, int32_t x_zp, int32_t x_offset, float x_scale,
                           const std::vector<float>& w_scale, float y_scale, int32_t y_zp,
                           DType y_type, int32_t qmin, int32_t qmax, ConvRequantArrays* out);
+
+/// Reorders the arrays of a's 16-column blocks into the wconv kernels' slot order
+/// (ukernels/q8_conv/q8_wconv.h); rq's pointers stay valid.
+void to_wconv_slots(int64_t columns, ConvRequantArrays* a);
 
 }  // namespace sliver::ops::q

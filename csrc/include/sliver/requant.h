@@ -106,7 +106,7 @@ inline RequantForm requant_form_for(double acc_bound, float multiplier, int32_t 
   return RequantForm::short_f64;
 }
 
-/// Per-call output parameters of the 8-bit conv kernels (igemm and depthwise), per column.
+/// Per-call output parameters of the 8-bit conv kernels (wconv and depthwise), per column.
 struct Q8ConvRequant {
   const int32_t* col_term = nullptr;     // [columns, padded to 16] added to every sum
   const double* multiplier = nullptr;    // [columns, padded to 16] float32 multipliers, widened

@@ -1,4 +1,4 @@
-// AVX2 requantization of corrected int32 sums to 8-bit codes for the conv kernels (igemm and
+// AVX2 requantization of corrected int32 sums to 8-bit codes for the conv kernels (wconv and
 // depthwise), 16 columns at a time; include only from *_avx2.cc.
 //
 // The three RequantForm of requant.h, each bit-identical to its onnx_reference order where the
@@ -33,13 +33,15 @@ struct RequantConsts {
         magic_bits(_mm256_set1_epi32(0x4B400000)),  // the bits of 1.5 * 2^23
         lo8(_mm_set1_epi8(static_cast<char>(rq.qmin))),
         hi8(_mm_set1_epi8(static_cast<char>(rq.qmax))),
-        y_signed(rq.y_signed) {}
+        y_signed(rq.y_signed),
+        full_range(rq.qmin == (rq.y_signed ? -128 : 0) && rq.qmax == (rq.y_signed ? 127 : 255)) {}
   static constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
   __m256d zp, lo, hi;
   __m256 zp_magic;
   __m256i magic_bits;
   __m128i lo8, hi8;
   bool y_signed;
+  bool full_range;  // no activation clamp: the saturating packs are the clamp
 };
 
 // Keeps -mfma from contracting the full form's product with its add.
@@ -70,10 +72,10 @@ inline __m256i requant8_f32(__m256i v, const float* m, const RequantConsts& k) {
 inline __m128i pack_clamp(__m128i w0, __m128i w1, const RequantConsts& k) {
   if (k.y_signed) {
     const __m128i b = _mm_packs_epi16(w0, w1);
-    return _mm_min_epi8(_mm_max_epi8(b, k.lo8), k.hi8);
+    return k.full_range ? b : _mm_min_epi8(_mm_max_epi8(b, k.lo8), k.hi8);
   }
   const __m128i b = _mm_packus_epi16(w0, w1);
-  return _mm_min_epu8(_mm_max_epu8(b, k.lo8), k.hi8);
+  return k.full_range ? b : _mm_min_epu8(_mm_max_epu8(b, k.lo8), k.hi8);
 }
 
 /// Columns 0-7 (v0) and 8-15 (v1) -> 16 codes; m / m32: their 16 multipliers.
