@@ -33,7 +33,8 @@ ZERO_FRACTIONS = [0.0, 0.01, 0.5, 0.9, 0.99, 1.0]
 # INT8 the pairing kr (2 = aligned pairs, R = 1 only).
 KERNEL_SHAPES = [(r, nt) for r, nt in [(1, 32), (1, 16), (1, 8), (1, 1), (4, 16), (4, 8), (4, 1),
                                        (8, 8), (8, 1)]]
-Q8_KERNEL_SHAPES = [(r, nt, kr) for r, nt in KERNEL_SHAPES for kr in (1, 2) if kr == 1 or r == 1]
+Q8_KERNEL_SHAPES = [(r, nt, kr) for r, nt in KERNEL_SHAPES + [(1, 4)] for kr in (1, 2)
+                    if kr == 1 or r == 1]  # INT8 also has a 4-lane form (narrow batches)
 
 
 def sparse_mask(
@@ -254,9 +255,14 @@ def test_layout_choice_follows_structure():
 # INT8
 
 
-def q8_case(rng, out, inp, cols, zeros, pattern, layout, w_type, x_type, per_channel):
+def q8_case(rng, out, inp, cols, zeros, pattern, layout, w_type, x_type, per_channel,
+            narrow=False):
+    """Weights, activations, zero points and the exact int64 product. narrow: the zero point
+    of symmetric quantization (0 for s8, 128 for u8), so w - zp fits int8."""
     lo, hi = (0, 256) if w_type == np.uint8 else (-128, 128)
     zp = rng.integers(lo, hi, out if per_channel else 1).astype(np.int32)
+    if narrow:
+        zp[:] = 128 if w_type == np.uint8 else 0
     w = rng.integers(lo, hi, (out, inp)).astype(np.int32)
     m = sparse_mask(rng, out, inp, zeros, pattern)
     w = np.where(m, w, zp[:, None] if per_channel else zp[0]).astype(w_type)
@@ -292,21 +298,62 @@ def test_q8_int32_exact(layout, zeros, pattern, types):
     np.testing.assert_array_equal(split_guard(got, *acc.shape, byte_guard=True), wrap32(acc + b))
 
 
+def q8_bytes(pk, narrow: bool) -> int:
+    """What SparseQ8Weights stores: 16-bit pair counts per (chunk, block) run and an int32 start
+    every 64 runs, the 8-bit input steps, the int8 (or int16) weights."""
+    runs = pk.chunks * ((pk.out + pk.block - 1) // pk.block)
+    steps = pk.pairs * (2 if pk.kr == 1 else 1) + 2  # + 2 bytes of slack
+    return 2 * runs + 4 * (runs // 64 + 1) + steps + pk.pairs * 2 * pk.block * (2 - narrow)
+
+
 @pytest.mark.parametrize("layout", ["left", "right"])
 @pytest.mark.parametrize("block,tile,kr", Q8_KERNEL_SHAPES)
 @pytest.mark.parametrize("scalar", [False, True])
-def test_q8_every_kernel(layout, block, tile, kr, scalar):
-    rng = np.random.default_rng(2000 * block + 100 * kr + tile + (7 if scalar else 0))
+@pytest.mark.parametrize("narrow", [False, True])
+def test_q8_every_kernel(layout, block, tile, kr, scalar, narrow):
+    """Every kernel, with int16-stored weights (random zero points: w - zp up to 255) and int8
+    ones (zero point 0, or 128 for u8 weights; unblocked rows only)."""
+    rng = np.random.default_rng(2000 * block + 100 * kr + tile + (7 if scalar else 0) + narrow)
     out = int(rng.integers(1, 3 * block + 20))
     inp = int(rng.integers(1, 200))
     cols = int(rng.integers(1, 3 * tile + 5))
-    w, x, xz, zp, acc = q8_case(rng, out, inp, cols, 0.7, "unstructured", layout, np.int8,
-                                np.uint8, per_channel=True)
+    w_type = np.uint8 if narrow and rng.integers(2) else np.int8
+    w, x, xz, zp, acc = q8_case(rng, out, inp, cols, 0.7, "unstructured", layout, w_type,
+                                np.uint8, per_channel=True, narrow=narrow)
     pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp, block_rows=block, kr=kr,
                           kc=int(rng.integers(1, 90)))
+    assert pk.bytes == q8_bytes(pk, narrow and block == 1)  # blocks keep int16 weights
     assert pk.block == block and pk.kr == kr
     got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, tile=tile, force_scalar=scalar, ld_extra=2)
     np.testing.assert_array_equal(split_guard(got, *acc.shape, byte_guard=True), wrap32(acc))
+
+
+@pytest.mark.parametrize("kr", [1, 2])
+@pytest.mark.parametrize("narrow", [False, True])
+def test_q8_long_gaps_take_fillers(kr, narrow):
+    """Input steps are bytes: gaps of 255+ inputs (510+ for aligned pairs) between a row's
+    nonzeros, and a first nonzero far from the chunk's start, go through zero-weight fillers."""
+    rng = np.random.default_rng(31 + kr + 2 * narrow)
+    out, inp, cols = 12, 3000, 21
+    w = np.zeros((out, inp), np.int8)
+    for m in range(out):
+        ks = np.cumsum(rng.integers(1, 700, 12))
+        ks = ks[ks < inp]
+        w[m, ks] = rng.integers(1, 127, ks.size) * rng.choice([-1, 1], ks.size)
+        if kr == 2:
+            w[m, np.minimum(ks + 1, inp - 1)] = 3
+    zp = 0 if narrow else 5
+    wq = np.where(w == 0, zp, w).astype(np.int8) if not narrow else w
+    x = rng.integers(0, 256, (inp, cols)).astype(np.uint8)
+    pk = T.sparse_pack_q8(wq, zero_point=zp, kr=kr, kc=inp)
+    nz = w != 0
+    plain = sum(len(np.unique(np.flatnonzero(r) // 2)) if kr == 2 else (r.sum() + 1) // 2
+                for r in nz)  # pairs without fillers
+    assert pk.chunks == 1 and pk.pairs > plain  # fillers were needed
+    acc = (wq.astype(np.int64) - zp) @ (x.astype(np.int64) - 9)
+    for tile in (0, 1, 8):
+        got = T.sparse_q8_spmm(pk, x, x_zero_point=9, tile=tile, ld_extra=1)
+        np.testing.assert_array_equal(split_guard(got, out, cols, byte_guard=True), wrap32(acc))
 
 
 def test_q8_extreme_values_wrap():

@@ -28,6 +28,8 @@ ORT_MIN_COSINE = 0.999
 # onnxruntime loosely, as tests/test_models_vs_ort.py does.
 QUANT_MIN_COSINE_VS_ORT = 0.99
 WEIGHT_BYTES_GOAL_90 = 0.3  # packed sparse weights / dense packed weights at 90% zeros (FP32)
+# INT8 at 90% zeros: packed sparse bytes / the int8 weights' element count (1 byte each).
+INT8_WEIGHT_BYTES_GOAL_90 = 0.3
 
 PRUNED = [n for n, s in mz.REGISTRY.items() if s.sparsity > 0]
 PRUNED_FP32 = [n for n in PRUNED if mz.REGISTRY[n].dtype == "fp32"]
@@ -133,7 +135,7 @@ def test_inspect_shows_sparse_layers(zoo_model) -> None:
     with contextlib.redirect_stdout(out):
         assert cli.main(["inspect", zoo_model("cnn_resnet_fp32_sp90")]) == 0
     text = out.getvalue()
-    assert "sparse f32_spmm_left conv_im2col R=" in text
+    assert "sparse f32_spmm_left conv_grid R=" in text
     assert "density 0.10" in text and "blocks " in text
     assert "weight layers (9 sparse of 10" in text  # the 1-row Gemm stays dense
     out = io.StringIO()
@@ -155,6 +157,27 @@ def test_weight_bytes_goal_at_90_percent(zoo_model, name: str) -> None:
     assert layers and all(db[n] > 0 for n in layers)  # dense kernels report their panels
     ratio = sum(sb[n] for n in layers) / sum(db[n] for n in layers)
     assert ratio <= WEIGHT_BYTES_GOAL_90, ratio
+
+
+Q8_SP90 = [f"{f}_qdq_s8s8_sp90" for f in ("cnn_resnet", "cnn_mobilenet", "transformer", "mlp")]
+
+
+@pytest.mark.parametrize("name", Q8_SP90)
+def test_int8_weight_bytes_goal_at_90_percent(zoo_model, name: str) -> None:
+    """8-bit weights and 8-bit input steps: a 90%-pruned INT8 model's sparse layers hold at most
+    0.3 bytes per dense int8 weight (pointers and zero points included)."""
+    sp = session(zoo_model(name), "sparse")
+    nodes = {n.name: n for n in sp.graph.nodes}
+    sparse_bytes = dense_bytes = 0
+    for (node, _, impl), nbytes in zip(sp.profile_steps(), cli.packed_weight_bytes(sp),
+                                       strict=True):
+        if impl.startswith("sparse"):
+            w = sp.graph.initializers[nodes[node].inputs[3]]  # QLinearConv/MatMul, QGemm: B
+            assert w.dtype in (np.int8, np.uint8), (node, w.dtype)
+            sparse_bytes += nbytes
+            dense_bytes += w.size
+    assert dense_bytes > 0
+    assert sparse_bytes / dense_bytes <= INT8_WEIGHT_BYTES_GOAL_90, sparse_bytes / dense_bytes
 
 
 # ---- random pruned single layers ----

@@ -125,9 +125,12 @@ struct Tile {
 
 int widest_tile(int R) { return R == 1 ? 32 : R == 4 ? 16 : 8; }
 
-std::vector<Tile> make_tiles(int64_t cols, int R, int forced) {
+// min_nt: the narrowest kernel tile allowed (8: no vector form); narrow: a 4-lane form exists.
+std::vector<Tile> make_tiles(int64_t cols, int R, int forced, int min_nt = 1,
+                             bool narrow = false) {
   std::vector<Tile> tiles;
   if (forced) {
+    forced = std::max(forced, min_nt);
     for (int64_t c0 = 0; c0 < cols; c0 += forced)
       tiles.push_back({c0, std::min<int64_t>(forced, cols - c0), forced});
     return tiles;
@@ -136,7 +139,14 @@ std::vector<Tile> make_tiles(int64_t cols, int R, int forced) {
   int64_t c0 = 0;
   for (; c0 + big <= cols; c0 += big) tiles.push_back({c0, big, big});
   const int64_t rem = cols - c0;
-  if (rem > 0) tiles.push_back({c0, rem, rem == 1 ? 1 : rem <= 8 ? 8 : rem <= 16 ? 16 : 32});
+  if (rem > 0) {
+    const int nt = rem == 1 && min_nt <= 1 ? 1
+                   : rem <= 4 && narrow    ? 4
+                   : rem <= 8              ? 8
+                   : rem <= 16             ? 16
+                                           : 32;
+    tiles.push_back({c0, rem, nt});
+  }
   return tiles;
 }
 
@@ -177,19 +187,37 @@ struct F32Problem {
   Epilogue rest;  // what finish_epilogue still has to do
   const F32SpmmHelpers* helpers;
   const F32SpmmKernel* kern[33];  // by NT
-  const F32PanelWriter* writer;   // non-null: the caller writes the panels (left only)
+  const F32Grid* grid;            // non-null: X is a window grid (left only)
 };
+
+// A tile's lanes on a window grid: lanes [j, j + n) go to Y columns [col, col + n).
+struct GridRun {
+  int64_t j, col, n;
+};
+
+// The runs of tile lanes [0, nt) from grid column c0 that are real outputs (at most NT + 1).
+int grid_runs(const F32Grid& g, int64_t c0, int64_t nt, GridRun* runs) {
+  int count = 0;
+  for (int64_t j = 0; j < nt;) {
+    const int64_t q = c0 + j, row = q / g.width, col = q - row * g.width;
+    const int64_t seg = std::min(nt - j, g.width - col);
+    if (col < g.valid) runs[count++] = {j, row * g.valid + col, std::min(seg, g.valid - col)};
+    j += seg;
+  }
+  return count;
+}
 
 void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const SparseF32Weights& W = *P.w;
   const int R = W.block, NT = t.NT;
   const int64_t K = W.in, kc = W.kc, chunks = W.chunks(), nb = W.blocks();
   const F32SpmmKernel& kern = *P.kern[NT];
-  float* panel = t_scratch.get<float>(0, K * NT);
-  if (P.writer) (*P.writer)(t.c0, t.nt, NT, panel);
-  else if (P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
-  else P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
-  const bool direct = P.left && chunks == 1;  // the kernel writes Y itself
+  const F32Grid* grid = P.grid;
+  // A grid is read in place (x + koff[k] + lane); other X are packed into a panel.
+  float* panel = grid ? nullptr : t_scratch.get<float>(0, K * NT);
+  if (!grid && P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
+  else if (!grid) P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
+  const bool direct = P.left && !grid && chunks == 1;  // the kernel writes Y itself
   const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
   float* tmp = direct ? nullptr : t_scratch.get<float>(1, (b1 - b0) * R * NT);
   const Epilogue& ep = *P.ep;
@@ -201,9 +229,14 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     a.ptr = W.ptr.data() + c * nb + b0;
     a.kidx = W.kidx.data();
     a.w = W.w.get();
-    a.x = panel + c * kc * NT;
+    if (grid) {
+      a.x = grid->x + t.c0;
+      a.koff = grid->koff + c * kc;
+    } else {
+      a.x = panel + c * kc * NT;
+    }
     a.acc_in = c > 0 ? tmp : nullptr;
-    if (last && P.left) {
+    if (last && P.left && !grid) {
       a.y = P.y + r0 * P.ldy + t.c0;
       a.ldy = P.ldy;
       a.nt = t.nt;
@@ -224,8 +257,23 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     kern.fn(a);
   }
   if (!P.left) P.helpers->transpose(rows, t.nt, tmp, NT, P.y + t.c0 * P.ldy + r0, P.ldy);
-  if (!P.finish) return;
   const float* res = ep.residual;
+  if (grid) {  // the real outputs' lanes to their Y columns
+    GridRun runs[33];
+    const int n = grid_runs(*grid, t.c0, t.nt, runs);
+    for (int64_t i = 0; i < rows; ++i) {
+      float* yr = P.y + (r0 + i) * P.ldy;
+      for (int s = 0; s < n; ++s) {
+        const GridRun& g = runs[s];
+        std::memcpy(yr + g.col, tmp + i * NT + g.j, static_cast<size_t>(g.n) * sizeof(float));
+        if (P.finish)
+          ops::finish_epilogue(P.rest, yr + g.col, g.n,
+                               res ? res + (r0 + i) * ep.ld_residual + g.col : nullptr);
+      }
+    }
+    return;
+  }
+  if (!P.finish) return;
   if (P.left) {
     for (int64_t i = 0; i < rows; ++i)
       ops::finish_epilogue(P.rest, P.y + (r0 + i) * P.ldy + t.c0, t.nt,
@@ -239,16 +287,19 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
 
 void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x, int64_t ldx,
               float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
-              const SpmmOptions& opt, const F32PanelWriter* writer = nullptr) {
+              const SpmmOptions& opt, const F32Grid* grid = nullptr) {
   const char* fn = left ? "f32_spmm_left" : "f32_spmm_right";
   SLIVER_CHECK(cols >= 0, fn, ": negative size ", cols);
   SLIVER_CHECK(ep.bias_per_row == left, fn, ": the bias must index output channels");
   if (cols == 0 || w.out == 0) return;
-  SLIVER_CHECK(x != nullptr || writer != nullptr || w.in == 0, fn, ": null X");
+  SLIVER_CHECK(x != nullptr || (grid && grid->x && grid->koff) || w.in == 0, fn, ": null X");
   SLIVER_CHECK(y != nullptr, fn, ": null Y");
   if (left) {
-    SLIVER_CHECK(writer || w.in <= 1 || ldx >= cols, fn, ": ldx=", ldx, " < N=", cols);
-    SLIVER_CHECK(w.out <= 1 || ldy >= cols, fn, ": ldy=", ldy, " < N=", cols);
+    SLIVER_CHECK(grid || w.in <= 1 || ldx >= cols, fn, ": ldx=", ldx, " < N=", cols);
+    SLIVER_CHECK(grid || w.out <= 1 || ldy >= cols, fn, ": ldy=", ldy, " < N=", cols);
+    SLIVER_CHECK(!grid || (grid->width >= 1 && grid->valid >= 1 && grid->valid <= grid->width),
+                 fn, ": grid of ", grid ? grid->valid : 0, " outputs in rows of ",
+                 grid ? grid->width : 0);
   } else {
     SLIVER_CHECK(cols <= 1 || ldx >= w.in, fn, ": ldx=", ldx, " < K=", w.in);
     SLIVER_CHECK(cols <= 1 || ldy >= w.out, fn, ": ldy=", ldy, " < out=", w.out);
@@ -274,9 +325,10 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   P.rest.post_beta = ep.post_beta;
   P.finish = !P.act_inline || ep.residual || ep.post_act != Act::none;
   P.helpers = &f32_helpers(opt.force_scalar);
-  P.writer = writer;
+  P.grid = grid;
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
-  const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile);
+  // A grid has no vector form (the kernels read it at offsets): its last tile is 8 lanes or more.
+  const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile, grid ? 8 : 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;
@@ -317,9 +369,11 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     a.nblocks = b1 - b0;
     a.rows = rows;
     a.nt = c == chunks - 1 ? t.nt : NT;
-    a.ptr = W.ptr.data() + c * nb + b0;
+    a.count = W.count.data() + c * nb + b0;
+    a.first = W.first_pair(c * nb + b0);
     a.kidx = W.kidx.data();
     a.w = W.w.get();
+    a.wide = W.wide;
     a.x = panel + c * kc * NT;
     a.acc_in = c > 0 ? tmp : nullptr;
     a.y = tmp;
@@ -375,7 +429,8 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   const char* fn = left ? "q8_spmm_left" : "q8_spmm_right";
   check_q8_args(A, W, left, fn);
   SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
-                   (opt.tile == 16 && W.block <= 4) || (opt.tile == 32 && W.block == 1),
+                   ((opt.tile == 4 || opt.tile == 32) && W.block == 1) ||
+                   (opt.tile == 16 && W.block <= 4),
                fn, ": no tile ", opt.tile, " for block ", W.block);
   const int64_t cols = A.M, out = W.out;
   if (cols == 0 || out == 0) return;
@@ -387,7 +442,8 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   P.helpers = &q8_helpers(opt.force_scalar);
   P.f32_helpers = &f32_helpers(opt.force_scalar);
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
-  const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile);
+  // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd).
+  const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile, 1, W.block == 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
@@ -438,17 +494,20 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 // "still faster at 0.7") over out in {16, 64, 512}, in in {144, 576} and extents 1, 4, 8, 16,
 // 32, 256 (both layouts; conv-like shapes with in = 27 too), Zen 3, unstructured, 4x1 and 1x4
 // patterns. Classes: a vector (1); 2-7 columns, which fill half an 8-lane tile while the dense
-// GEMM keeps its whole register tile busy (FP32 0.08 unstructured even at out 512, INT8 never);
-// 8-15; 16-31; wide (>= 32: FP32 0.6-0.7; INT8 0.4-0.6, 1x4 pairs 0.5-0.7).
-// Two shape corrections, both from the same sweeps: with few output rows (< 32) the per-column
-// panel packing is shared by few rows (crossovers about 3/4 of the table's), and INT8 with long
-// K (>= 512) chunks a panel that no longer fits L1 (about 0.85).
+// GEMM keeps its whole register tile busy (INT8 never; FP32 0.17-0.19 unstructured on the zoo
+// mlp's batch-4 layers, 256-512 x 512, calibrate_sparse.py); 8-15; 16-31; wide (>= 32: FP32
+// 0.6-0.7; INT8 0.4-0.6, 1x4 pairs 0.5-0.7).
+// Shape corrections, from the same sweeps: with few output rows (< 32) the per-column panel
+// packing is shared by few rows (crossovers about 3/4 of the table's), with very few (< 16: the
+// zoo's 10-class heads, 64-512 inputs, 1-32 rows) sparse lost at every density down to 0.05
+// (about 1/5); and INT8 with long K (>= 512) chunks a panel that no longer fits L1 (about
+// 0.85).
 struct Crossover {
   double r1, r4, r8, c2;  // INT8 only has c2
 };
 constexpr Crossover kF32Classes[] = {
     {0.08, 0.35, 0.35, 0},  // 1
-    {0.08, 0.15, 0.15, 0},  // 2-7
+    {0.17, 0.20, 0.20, 0},  // 2-7
     {0.30, 0.50, 0.50, 0},  // 8-15
     {0.50, 0.60, 0.60, 0},  // 16-31
     {0.60, 0.65, 0.65, 0},  // >= 32
@@ -460,8 +519,48 @@ constexpr Crossover kQ8Classes[] = {
     {0.38, 0.45, 0.45, 0.50},  // 16-31
     {0.45, 0.50, 0.45, 0.55},  // >= 32
 };
-constexpr int64_t kFewRows = 32, kLongK = 512;
-constexpr double kFewRowsFactor = 0.75, kLongKFactor = 0.85;
+constexpr int64_t kFewRows = 32, kVeryFewRows = 16, kLongK = 512;
+constexpr double kFewRowsFactor = 0.75, kVeryFewRowsFactor = 0.2, kLongKFactor = 0.85;
+
+// The dense paths against the packed GEMMs of the table, on the same layers: the factor
+// multiplies the stored density (a path twice as fast as the GEMM halves the density at which
+// sparse still wins). Measured by benchmarks/calibrate_sparse.py (1 thread, the zoo's layers as
+// single-layer models, 50/80/90/95% zeros; the factor minimises the summed time lost to wrong
+// choices beyond 5% noise); figures in the comments.
+struct PathFactor {
+  DensePath path;
+  const char* name;
+  double f32, q8;
+};
+constexpr PathFactor kDensePaths[] = {
+    {DensePath::gemm, "gemm", 1.0, 1.0},
+    {DensePath::conv_1x1, "conv_1x1", 0.45, 1.0},
+    {DensePath::conv_im2col, "conv_im2col", 1.75, 1.0},
+    {DensePath::conv_winograd, "conv_winograd", 1.6, 1.0},
+    {DensePath::q8_nhwc_1x1, "q8_nhwc_1x1", 1.0, 2.6},
+    {DensePath::q8_nhwc, "q8_nhwc", 1.0, 3.4},
+    {DensePath::q8_nchw, "q8_nchw", 1.0, 1.0},
+};
+constexpr double kNoCost = 1e9;  // no measurement says sparse can win
+// The sparse NHWC conv transposes every pixel's K window values into its panel and its output
+// sums back, costs that its output channels share: with fewer than kNhwcRows of them the
+// crossover falls with their square (calibrate_sparse.py, zoo layers at 90% zeros: 64 outputs
+// 1.5-1.7x faster sparse, 32 outputs 0.8-0.9x, 16-24 outputs 0.5-0.9x).
+constexpr double kNhwcRows = 64;
+
+const PathFactor& path_factor(DensePath p) {
+  for (const PathFactor& f : kDensePaths)
+    if (f.path == p) return f;
+  return kDensePaths[0];
+}
+
+// Stored density x factor / crossover, and never below stored / kSparseMaxDensity; all-zero
+// weights always win (only the epilogue runs).
+double relative_cost(double stored, double crossover, double factor) {
+  if (stored == 0) return 0;
+  if (crossover <= 0) return kNoCost;
+  return std::max(stored * factor / crossover, stored / kSparseMaxDensity);
+}
 
 int extent_class(int64_t cols) {
   return cols <= 1 ? 0 : cols < 8 ? 1 : cols < 16 ? 2 : cols < 32 ? 3 : 4;
@@ -470,7 +569,7 @@ int extent_class(int64_t cols) {
 // The table's crossover adjusted for the weight's shape.
 double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
   double d = sparse_crossover_density(int8, block_rows, kr, cols);
-  if (out < kFewRows) d *= kFewRowsFactor;
+  if (out < kFewRows) d *= out < kVeryFewRows ? kVeryFewRowsFactor : kFewRowsFactor;
   if (int8 && in >= kLongK) d *= kLongKFactor;
   return d;
 }
@@ -494,10 +593,9 @@ void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t
   f32_spmm(w, true, N, x, ldx, y, ldy, ep, pool, opt);
 }
 
-void f32_spmm_left_panels(const SparseF32Weights& w, int64_t N, const F32PanelWriter& write,
-                          float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
-                          const SpmmOptions& opt) {
-  f32_spmm(w, true, N, nullptr, 0, y, ldy, ep, pool, opt, &write);
+void f32_spmm_left_grid(const SparseF32Weights& w, int64_t N, const F32Grid& g, float* y,
+                        int64_t ldy, const Epilogue& ep, ThreadPool* pool, const SpmmOptions& opt) {
+  f32_spmm(w, true, N, nullptr, 0, y, ldy, ep, pool, opt, &g);
 }
 
 void f32_spmm_right(const SparseF32Weights& w, int64_t M, const float* x, int64_t ldx, float* y,
@@ -521,18 +619,38 @@ double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols)
   return block_rows >= 8 ? c.r8 : block_rows >= 4 ? c.r4 : c.r1;
 }
 
-bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols, double dense_speedup) {
-  if (w.out * w.in == 0 || cols <= 0) return false;
-  const double stored = static_cast<double>(w.entries) * w.block /
-                        (static_cast<double>(w.out) * static_cast<double>(w.in));
-  return stored * dense_speedup <= crossover_for(false, w.block, 1, cols, w.out, w.in);
+const char* dense_path_name(DensePath p) { return path_factor(p).name; }
+
+double dense_path_factor(bool int8, DensePath p) {
+  return int8 ? path_factor(p).q8 : path_factor(p).f32;
 }
 
-bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols, double dense_speedup) {
-  if (w.out * w.in == 0 || cols <= 0) return false;
+double sparse_cost_f32(const SparseF32Weights& w, int64_t cols, DensePath dense) {
+  if (w.out * w.in == 0 || cols <= 0) return kNoCost;
+  const double stored = static_cast<double>(w.entries) * w.block /
+                        (static_cast<double>(w.out) * static_cast<double>(w.in));
+  return relative_cost(stored, crossover_for(false, w.block, 1, cols, w.out, w.in),
+                       path_factor(dense).f32);
+}
+
+double sparse_cost_q8(const SparseQ8Weights& w, int64_t cols, DensePath dense) {
+  if (w.out * w.in == 0 || cols <= 0) return kNoCost;
   const double stored = static_cast<double>(w.pairs) * 2 * w.block /
                         (static_cast<double>(w.out) * static_cast<double>(w.in));
-  return stored * dense_speedup <= crossover_for(true, w.block, w.kr, cols, w.out, w.in);
+  double c = crossover_for(true, w.block, w.kr, cols, w.out, w.in);
+  if (dense == DensePath::q8_nhwc || dense == DensePath::q8_nhwc_1x1) {
+    const double rows = std::min(1.0, static_cast<double>(w.out) / kNhwcRows);
+    c *= rows * rows;
+  }
+  return relative_cost(stored, c, path_factor(dense).q8);
+}
+
+bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols, DensePath dense) {
+  return sparse_cost_f32(w, cols, dense) <= 1.0;
+}
+
+bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols, DensePath dense) {
+  return sparse_cost_q8(w, cols, dense) <= 1.0;
 }
 
 }  // namespace sliver

@@ -4,9 +4,9 @@
 //
 // Where the weights sit decides the product:
 //  - Conv NCHW: Y[oc, pixels] = W[oc, K] X[K, pixels], weights on the left. A 1x1 stride-1
-//    conv reads the input plane as X directly; other windows write their values (im2col)
-//    straight into each tile's panel, the only copy made of them. Depthwise convs are
-//    stencils, not products: they stay dense.
+//    conv reads the input plane as X directly; other windows read a stride-phase grid of the
+//    input (zero-padded planes per stride phase, window_gather.h) in place: no im2col. Depthwise
+//    convs are stencils, not products: they stay dense.
 //  - Gemm / MatMul with a constant B, and the NHWC integer conv (activations [pixels, K], one
 //    row per output pixel): Y[rows, N] = X[rows, K] W^T, weights on the right.
 // The epilogues are the dense kernels' own: bias, activation, residual and post-activation for
@@ -22,6 +22,8 @@
 
 #include "ops/common.h"
 #include "ops/conv_geometry.h"
+#include "ops/conv_igemm.h"
+#include "ops/conv_winograd.h"
 #include "ops/sparse_ops.h"
 #include "ops/window_gather.h"
 #include "sliver/kernel.h"
@@ -49,18 +51,15 @@ void late_residual(const Epilogue& ep, Tensor& y, const Tensor& res, ThreadPool*
 
 // ---- FP32 Conv, sliver:FusedConv (NCHW, weights on the left) ----
 
-// The dense im2col conv (conv.cc: window values written straight into GEMM panels) against the
-// packed f32_gemm the crossovers were measured with, on the zoo's 3x3 layers (1 thread, Zen 3):
-// about 2x faster, and the sparse conv pays its own window copy, so at 80% zeros the two are
-// even (0.8-1.1x) and at 90% sparse wins (1.1-1.6x). Pointwise convs copy nothing on either side.
-constexpr double kIm2colDenseSpeedup = 2.5;
+// Floats past a phase grid's last plane: the last tile reads whole vectors of 32 lanes.
+constexpr int64_t kGridSlack = 64;
 
 class SparseConvF32 final : public SparseBase {
  public:
-  SparseConvF32(const KernelInit& init, Mode mode, int64_t min_extent, WindowAttrs w,
-                int64_t group, Shape wshape, const Epilogue& ep, int residual_input,
-                std::vector<std::shared_ptr<SparseF32Weights>> packed)
-      : SparseBase(init, mode, min_extent), w_(std::move(w)), group_(group),
+  SparseConvF32(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+                WindowAttrs w, int64_t group, Shape wshape, const Epilogue& ep,
+                int residual_input, std::vector<std::shared_ptr<SparseF32Weights>> packed)
+      : SparseBase(init, mode, min_extent, note), w_(std::move(w)), group_(group),
         wshape_(std::move(wshape)), ep_(ep), residual_input_(residual_input),
         packed_(std::move(packed)) {
     if (init.has_input(2) && init.is_const(2)) bias_ = init.const_inputs[2];
@@ -103,9 +102,9 @@ class SparseConvF32 final : public SparseBase {
   }
 
   std::string describe() const override {
-    return std::string("sparse f32_spmm_left ") + (pointwise() ? "conv_1x1 " : "conv_im2col ") +
+    return std::string("sparse f32_spmm_left ") + (pointwise() ? "conv_1x1 " : "conv_grid ") +
            layout_str(packed_, false) + epilogue_str(ep_, residual_input_ >= 0) +
-           extent_note("pixels");
+           extent_note("pixels", false);
   }
   int64_t weight_bytes() const override { return total_bytes(packed_) + fallback_bytes(); }
 
@@ -122,10 +121,18 @@ class SparseConvF32 final : public SparseBase {
   void compute(const Window2& g, const Tensor& x, const Epilogue& ep, Tensor& y,
                ThreadPool* pool) const {
     const int64_t n_img = x.shape[0], c = x.shape[1], m = wshape_[0];
-    const int64_t mg = m / group_, cg = wshape_[1], k = packed_[0]->in, ohw = g.out_plane();
+    const int64_t mg = m / group_, cg = wshape_[1], ohw = g.out_plane();
     const bool direct = g.h.k == 1 && g.w.k == 1 && g.h.s == 1 && g.w.s == 1 &&
                         g.h.pad_begin == 0 && g.w.pad_begin == 0 && g.h.out == g.h.in &&
                         g.w.out == g.w.in;
+    // Other windows read a stride-phase grid of the input (window_gather.h), one per image and
+    // group, plus a tile's worth of slack that the last tile's whole vectors read.
+    PhaseGrid pg;
+    std::vector<float> planes;
+    if (!direct) {
+      if (!make_phase_grid(g, cg, &pg)) fail("input too large for the sparse conv's grid");
+      planes.assign(static_cast<size_t>(pg.values(cg) + kGridSlack), 0.f);
+    }
     for (int64_t n = 0; n < n_img; ++n) {
       for (int64_t gi = 0; gi < group_; ++gi) {
         const float* xg = x.ptr<float>() + (n * c + gi * cg) * g.in_plane();
@@ -139,13 +146,15 @@ class SparseConvF32 final : public SparseBase {
           f32_spmm_left(w, ohw, xg, g.in_plane(), yg, ohw, e, pool);
           continue;
         }
-        // The window values go straight into each tile's panel (row r at dst + r * NT).
-        const F32PanelWriter write = [&](int64_t c0, int64_t nt, int NT, float* dst) {
-          im2col(g, xg, 0.f, 0, k, c0, c0 + nt, dst, NT);
-          if (nt < NT)
-            for (int64_t r = 0; r < k; ++r) std::fill(dst + r * NT + nt, dst + (r + 1) * NT, 0.f);
-        };
-        f32_spmm_left_panels(w, ohw, write, yg, ohw, e, pool);
+        parallel_for(pool, cg, static_cast<double>(pg.values(1)), [&](int64_t c0, int64_t c1) {
+          fill_phase_grid(g, pg, xg, c0, c1, 0.f, planes.data());
+        });
+        F32Grid grid;
+        grid.x = planes.data();
+        grid.koff = pg.koff.data();
+        grid.width = pg.width;
+        grid.valid = g.w.out;
+        f32_spmm_left_grid(w, (g.h.out - 1) * pg.width + g.w.out, grid, yg, ohw, e, pool);
       }
     }
   }
@@ -181,8 +190,21 @@ std::unique_ptr<Kernel> make_sparse_conv_f32(const KernelInit& init) {
   if (ws[1] == 1 && ws[0] == group && group > 1) return nullptr;  // depthwise: a stencil
   Epilogue ep;
   if (kFused && !fused_epilogue(init.attrs, &ep)) return nullptr;
+  auto all_are = [](const std::vector<int64_t>& v, int64_t x) {
+    return std::all_of(v.begin(), v.end(), [x](int64_t e) { return e == x; });
+  };
+  const bool pointwise = all_are(kernel, 1) && all_are(w.strides, 1) && all_are(w.pads, 0);
+  const int64_t mg = ws[0] / group, k = wt.numel() / ws[0];
+  // The dense path conv.cc takes (its Winograd also wants finite weights).
+  DensePath dense = DensePath::conv_im2col;
+  if (pointwise) {
+    dense = DensePath::conv_1x1;
+  } else if (nsp == 2 && winograd_suits(ws[2], ws[3], w.strides, w.dilations, ws[1], mg) &&
+             all_finite(wt.ptr<float>(), wt.numel())) {
+    dense = DensePath::conv_winograd;
+  }
   if (mode == Mode::automatic &&
-      nonzero_fraction_f32(wt.ptr<float>(), wt.numel()) > max_crossover(false))
+      nonzero_fraction_f32(wt.ptr<float>(), wt.numel()) > max_density(false, dense))
     return nullptr;
   // Static output pixels per image, when the input's spatial dims are known.
   int64_t pixels = -1;
@@ -191,20 +213,16 @@ std::unique_ptr<Kernel> make_sparse_conv_f32(const KernelInit& init) {
     const int64_t oh = nsp == 2 ? resolve_axis(w, 0, xd[2]).out : 1;
     pixels = oh * resolve_axis(w, nsp - 1, xd.back()).out;
   }
-  const int64_t mg = ws[0] / group, k = wt.numel() / ws[0];
   SparsePackOptions po;
   po.cols = std::max<int64_t>(pixels, 0);
   std::vector<std::shared_ptr<SparseF32Weights>> packed;
   for (int64_t gi = 0; gi < group; ++gi)
     packed.push_back(pack_sparse_f32(mg, k, wt.ptr<float>() + gi * mg * k, k, 1, po));
-  auto all_are = [](const std::vector<int64_t>& v, int64_t x) {
-    return std::all_of(v.begin(), v.end(), [x](int64_t e) { return e == x; });
-  };
-  const bool pointwise = all_are(kernel, 1) && all_are(w.strides, 1) && all_are(w.pads, 0);
-  const int64_t min_extent = min_sparse_extent(packed, pointwise ? 1.0 : kIm2colDenseSpeedup);
+  const int64_t min_extent = min_sparse_extent(packed, dense);
   if (!worth_building(mode, min_extent, pixels)) return nullptr;
   return std::make_unique<SparseConvF32>(init, mode, run_time_min_extent(min_extent, pixels),
-                                         std::move(w), group, ws, ep,
+                                         cost_note(packed, pixels, dense), std::move(w), group,
+                                         ws, ep,
                                          kFused && init.has_input(3) ? 3 : -1, std::move(packed));
 }
 
@@ -227,11 +245,11 @@ bool column_bias(const Tensor& c, int64_t n, float beta, std::vector<float>* bia
 
 class SparseLinearF32 final : public SparseBase {
  public:
-  SparseLinearF32(const KernelInit& init, Mode mode, int64_t min_extent, bool gemm,
-                  const Epilogue& ep, int residual_input, float beta,
+  SparseLinearF32(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+                  bool gemm, const Epilogue& ep, int residual_input, float beta,
                   std::shared_ptr<SparseF32Weights> w)
-      : SparseBase(init, mode, min_extent), gemm_(gemm), ep_(ep), residual_input_(residual_input),
-        beta_(beta), w_(std::move(w)) {
+      : SparseBase(init, mode, min_extent, note), gemm_(gemm), ep_(ep),
+        residual_input_(residual_input), beta_(beta), w_(std::move(w)) {
     if (init.has_input(2) && init.is_const(2)) {
       if (gemm_) {
         if (beta_ != 0.f) column_bias(init.const_inputs[2], w_->out, beta_, &bias_);
@@ -288,7 +306,7 @@ class SparseLinearF32 final : public SparseBase {
   std::string describe() const override {
     return std::string("sparse f32_spmm_right ") + (gemm_ ? "gemm " : "matmul ") +
            layout_str(std::vector<std::shared_ptr<SparseF32Weights>>{w_}, false) +
-           epilogue_str(ep_, residual_input_ >= 0) + extent_note("rows");
+           epilogue_str(ep_, residual_input_ >= 0) + extent_note("rows", false);
   }
   int64_t weight_bytes() const override { return w_->bytes() + fallback_bytes(); }
 
@@ -334,7 +352,7 @@ std::unique_ptr<Kernel> make_sparse_linear_f32(const KernelInit& init) {
     if (!kGemm && (c.numel() != N)) return nullptr;
   }
   if (mode == Mode::automatic &&
-      nonzero_fraction_f32(b.ptr<float>(), b.numel()) > max_crossover(false))
+      nonzero_fraction_f32(b.ptr<float>(), b.numel()) > max_density(false, DensePath::gemm))
     return nullptr;
   std::vector<float> scaled;
   const float* src = b.ptr<float>();
@@ -348,11 +366,11 @@ std::unique_ptr<Kernel> make_sparse_linear_f32(const KernelInit& init) {
   po.cols = std::max<int64_t>(rows, 0);
   // W as [out = N, in = K]: B [K, N] has (n, k) at k * N + n; B^T [N, K] at n * K + k.
   auto w = trans_b ? pack_sparse_f32(N, K, src, K, 1, po) : pack_sparse_f32(N, K, src, 1, N, po);
-  const int64_t min_extent = min_sparse_extent(
-      std::vector<std::shared_ptr<SparseF32Weights>>{w});
+  const std::vector<std::shared_ptr<SparseF32Weights>> ws{w};
+  const int64_t min_extent = min_sparse_extent(ws, DensePath::gemm);
   if (!worth_building(mode, min_extent, rows)) return nullptr;
   return std::make_unique<SparseLinearF32>(init, mode, run_time_min_extent(min_extent, rows),
-                                           kGemm, ep,
+                                           cost_note(ws, rows, DensePath::gemm), kGemm, ep,
                                            kFused && init.has_input(3) ? 3 : -1, beta,
                                            std::move(w));
 }

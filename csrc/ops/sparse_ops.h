@@ -4,8 +4,10 @@
 //
 // When sparse runs. The factories are registered above the dense ones and decline (nullptr)
 // unless the session's "sliver.sparse" config says "sparse" (force, for experiments) or, in
-// "auto" (the default), the cost model (sparse_is_faster_*: measured density crossovers per
-// packed layout and activation-extent class) says the packed weights win at the layer's extent.
+// "auto" (the default), the cost model (sparse_cost_*: measured density crossovers per packed
+// layout and activation-extent class, scaled by the measured speed of the dense path the layer
+// would take: the GEMM, Winograd, im2col, the channels-last INT8 conv) says the packed weights
+// win at the layer's extent.
 // Weights far too dense for any crossover are rejected after one counting pass, before the
 // (costlier) structure analysis and packing. An extent unknown at creation (a dynamic batch or
 // image width) is decided per run: the kernel takes the layer when sparse wins for wide
@@ -33,6 +35,7 @@ namespace sliver::ops::sparse {
 
 inline constexpr int kSparsePriority = 10;  // above the dense kernels' default 0
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+constexpr double kNeverCost = 99;  // a relative cost for layers auto mode never runs sparse
 // The cost model's extent classes (sparse_driver.cc): 1, 2-7, 8-15, 16-31, >= 32.
 constexpr int64_t kExtentClasses[] = {1, 2, 8, 16, 32};
 // Floats (or bytes for INT8) of one gathered block of conv windows: stays in L2 while the
@@ -51,13 +54,13 @@ inline Mode read_mode(const KernelInit& init) {
   fail("session config sliver.sparse must be auto, dense or sparse, got '", v, "'");
 }
 
-// The highest density at which any packed layout can win: weights denser than this are not
-// worth analysing.
-inline double max_crossover(bool int8) {
+// The highest density at which any packed layout can win against the dense path: weights denser
+// than this are not worth analysing.
+inline double max_density(bool int8, DensePath dense) {
   double m = 0;
   for (int r : {1, 4, 8})
     for (int kr : {1, 2}) m = std::max(m, sparse_crossover_density(int8, r, kr, 1 << 20));
-  return m;
+  return std::min(m / dense_path_factor(int8, dense), kSparseMaxDensity);
 }
 
 inline double nonzero_fraction_f32(const float* w, int64_t n) {
@@ -110,23 +113,39 @@ inline int64_t static_extent(const KernelInit& init, int input, int64_t b, int64
 /// Rows of a weights-on-the-right product known statically: all of A's dims but the last.
 inline int64_t static_rows(const KernelInit& init) { return static_extent(init, 0, 0, -2); }
 
-inline bool is_faster(const SparseF32Weights& w, int64_t cols, double dense_speedup) {
-  return sparse_is_faster_f32(w, cols, dense_speedup);
+inline double cost(const SparseF32Weights& w, int64_t cols, DensePath dense) {
+  return sparse_cost_f32(w, cols, dense);
 }
-inline bool is_faster(const SparseQ8Weights& w, int64_t cols, double dense_speedup) {
-  return sparse_is_faster_q8(w, cols, dense_speedup);
+inline double cost(const SparseQ8Weights& w, int64_t cols, DensePath dense) {
+  return sparse_cost_q8(w, cols, dense);
 }
 
-/// Smallest activation extent at which every packed weight of a layer runs faster sparse
-/// (dense_speedup: see sparse_is_faster_*).
+/// The relative cost (sparse.h) of a layer's packed weights at `cols`: its worst group's.
 template <class W>
-int64_t min_sparse_extent(const std::vector<std::shared_ptr<W>>& ws, double dense_speedup = 1.0) {
-  for (int64_t c : kExtentClasses) {
-    bool all = true;
-    for (const auto& w : ws) all = all && is_faster(*w, c, dense_speedup);
-    if (all) return c;
-  }
+double layer_cost(const std::vector<std::shared_ptr<W>>& ws, int64_t cols, DensePath dense) {
+  double c = 0;
+  for (const auto& w : ws) c = std::max(c, cost(*w, cols, dense));
+  return c;
+}
+
+/// Smallest activation extent at which every packed weight of a layer runs faster sparse.
+template <class W>
+int64_t min_sparse_extent(const std::vector<std::shared_ptr<W>>& ws, DensePath dense) {
+  for (int64_t c : kExtentClasses)
+    if (layer_cost(ws, c, dense) <= 1.0) return c;
   return kNever;
+}
+
+// What the cost model said about a layer, for describe(): its dense path and, when the extent
+// was known at creation, the relative cost there.
+struct CostNote {
+  DensePath dense = DensePath::gemm;
+  double cost = -1;  // < 0: extent unknown
+};
+
+template <class W>
+CostNote cost_note(const std::vector<std::shared_ptr<W>>& ws, int64_t extent, DensePath dense) {
+  return {dense, extent > 0 ? layer_cost(ws, extent, dense) : -1.0};
 }
 
 /// Whether to build the sparse kernel; `extent` is the static activation extent (-1 unknown).
@@ -166,11 +185,11 @@ class DenseFallback {
   std::atomic<bool> ready_{false};
 };
 
-// Shared by every sparse kernel: the extent rule and the fallback.
+// Shared by every sparse kernel: the extent rule, the fallback and the cost note.
 class SparseBase : public Kernel {
  public:
-  SparseBase(const KernelInit& init, Mode mode, int64_t min_extent)
-      : forced_(mode == Mode::sparse), min_extent_(min_extent),
+  SparseBase(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note = {})
+      : forced_(mode == Mode::sparse), min_extent_(min_extent), note_(note),
         fallback_(std::make_unique<DenseFallback>(init)) {}
 
  protected:
@@ -178,17 +197,27 @@ class SparseBase : public Kernel {
   void run_dense(RunContext& ctx, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     fallback_->get().run(ctx, in, out);
   }
-  // " (dense below 32 rows)" when runs may go to the dense kernel.
-  std::string extent_note(const char* unit) const {
-    if (forced_ || min_extent_ <= 1) return "";
-    if (min_extent_ == kNever) return " (dense for all sizes)";
-    return " (dense below " + std::to_string(min_extent_) + " " + unit + ")";
+  // " cost 0.42 vs conv_winograd x1.50" (the relative cost at the static extent, sparse is
+  // predicted faster below 1, against the dense path and its factor), then " (dense below 32
+  // rows)" when runs may go to the dense kernel.
+  std::string extent_note(const char* unit, bool int8) const {
+    std::string s;
+    if (note_.cost >= 0) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), " cost %.2f vs %s x%.2f", std::min(note_.cost, 99.0),
+                    dense_path_name(note_.dense), dense_path_factor(int8, note_.dense));
+      s = buf;
+    }
+    if (forced_ || min_extent_ <= 1) return s;
+    if (min_extent_ == kNever) return s + " (dense for all sizes)";
+    return s + " (dense below " + std::to_string(min_extent_) + " " + unit + ")";
   }
   int64_t fallback_bytes() const { return fallback_->weight_bytes(); }
 
  private:
   bool forced_;
   int64_t min_extent_;
+  CostNote note_;
   std::unique_ptr<DenseFallback> fallback_;
 };
 

@@ -107,9 +107,11 @@ DType fill_q8_output(const Q8OutSpec& s, const std::vector<const Tensor*>& in, D
 
 class SparseLinearQ8 final : public SparseBase {
  public:
-  SparseLinearQ8(const KernelInit& init, Mode mode, int64_t min_extent, Q8OutSpec spec,
+  SparseLinearQ8(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+                 Q8OutSpec spec,
                  std::vector<int32_t> bias, std::shared_ptr<SparseQ8Weights> w)
-      : SparseBase(init, mode, min_extent), spec_(spec), bias_(std::move(bias)), w_(std::move(w)) {}
+      : SparseBase(init, mode, min_extent, note), spec_(spec), bias_(std::move(bias)),
+        w_(std::move(w)) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
            std::vector<Tensor>& out) override {
@@ -139,7 +141,7 @@ class SparseLinearQ8 final : public SparseBase {
   std::string describe() const override {
     return std::string("sparse q8_spmm_right ") + spec_.name + " " +
            layout_str(std::vector<std::shared_ptr<SparseQ8Weights>>{w_}, true) +
-           extent_note("rows");
+           extent_note("rows", true);
   }
   int64_t weight_bytes() const override { return w_->bytes() + fallback_bytes(); }
 
@@ -205,7 +207,7 @@ std::unique_ptr<Kernel> make_sparse_linear_q8(const KernelInit& init) {
   }
   const std::vector<int32_t> zp = q::zp_list(bz, "b_zero_point");
   if (mode == Mode::automatic &&
-      nonzero_fraction_q8(b, zp, trans_b ? K : 1, N) > max_crossover(true))
+      nonzero_fraction_q8(b, zp, trans_b ? K : 1, N) > max_density(true, DensePath::gemm))
     return nullptr;
   const int64_t rows = static_rows(init);
   SparsePackOptions po;
@@ -213,21 +215,20 @@ std::unique_ptr<Kernel> make_sparse_linear_q8(const KernelInit& init) {
   const bool per_channel = zp.size() > 1;
   auto w = trans_b ? pack_sparse_q8(N, K, b.data, b.dtype, K, 1, zp.data(), per_channel, po)
                    : pack_sparse_q8(N, K, b.data, b.dtype, 1, N, zp.data(), per_channel, po);
-  const int64_t min_extent = min_sparse_extent(
-      std::vector<std::shared_ptr<SparseQ8Weights>>{w});
+  const std::vector<std::shared_ptr<SparseQ8Weights>> ws{w};
+  const int64_t min_extent = min_sparse_extent(ws, DensePath::gemm);
   if (!worth_building(mode, min_extent, rows)) return nullptr;
   return std::make_unique<SparseLinearQ8>(init, mode, run_time_min_extent(min_extent, rows),
-                                          spec, std::move(bias), std::move(w));
+                                          cost_note(ws, rows, DensePath::gemm), spec,
+                                          std::move(bias), std::move(w));
 }
 
 // ---- INT8 QLinearConv, sliver:QLinearConv (NCHW: weights on the left; NHWC: on the right) ----
 
-// The dense NHWC conv (q8_conv_nhwc.h: indirect GEMM, a gather path for few channels) against
-// the qgemm the crossovers were measured with, on the zoo's layers (1 thread, Zen 3): about 1.6x
-// faster; and below kNhwcMinK inputs per output (stems on 1-3 channels, 1x1 convs on 16-32) the
-// sparse path's im2row and panel transposes cost more than its products save (0.65-0.8x at 90%
-// zeros), so those layers stay dense in auto mode.
-constexpr double kNhwcDenseSpeedup = 1.6;
+// Below kNhwcMinK inputs per output (stems on 1-3 channels, 1x1 convs on 16-32) the sparse NHWC
+// path's im2row and panel transposes cost more than its products save (0.65-0.8x at 90% zeros,
+// zoo layers, 1 thread, Zen 3), so those layers stay dense in auto mode. The dense paths' speed
+// is the cost model's (sparse_driver.cc: kDensePaths).
 constexpr int64_t kNhwcMinK = 64;
 
 // The resolved window of geometry g over an input of H x W (H = 1 for 1-D convs).
@@ -246,10 +247,11 @@ Window2 q8_window(const q::ConvGeometry& g, int64_t H, int64_t W) {
 
 class SparseConvQ8 final : public SparseBase {
  public:
-  SparseConvQ8(const KernelInit& init, Mode mode, int64_t min_extent, q::ConvGeometry g,
+  SparseConvQ8(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+               q::ConvGeometry g,
                bool channels_last, bool nchw_input, Q8OutSpec spec, std::vector<int32_t> bias,
                std::vector<std::shared_ptr<SparseQ8Weights>> packed)
-      : SparseBase(init, mode, min_extent), g_(std::move(g)), nhwc_(channels_last),
+      : SparseBase(init, mode, min_extent, note), g_(std::move(g)), nhwc_(channels_last),
         nchw_input_(nchw_input), spec_(spec), bias_(std::move(bias)), packed_(std::move(packed)) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
@@ -287,7 +289,8 @@ class SparseConvQ8 final : public SparseBase {
     const bool pw = pointwise();
     return std::string("sparse ") + (nhwc_ ? "q8_spmm_right " : "q8_spmm_left ") + spec_.name +
            (nhwc_ ? (pw ? " nhwc_1x1 " : " nhwc_im2row ") : (pw ? " conv_1x1 " : " conv_im2col ")) +
-           layout_str(packed_, true) + (nchw_input_ ? " nchw input" : "") + extent_note("pixels");
+           layout_str(packed_, true) + (nchw_input_ ? " nchw input" : "") +
+           extent_note("pixels", true);
   }
   int64_t weight_bytes() const override { return total_bytes(packed_) + fallback_bytes(); }
 
@@ -436,8 +439,13 @@ std::unique_ptr<Kernel> make_sparse_conv_q8(const KernelInit& init) {
   }
   const std::vector<int32_t> zp = q::zp_list(wz, "w_zero_point");
   const int64_t K = g.k(), ocg = g.ocg(), taps = g.kh * g.kw;
-  if (mode == Mode::automatic && nhwc && K < kNhwcMinK) return nullptr;
-  if (mode == Mode::automatic && nonzero_fraction_q8(w, zp, K, g.oc) > max_crossover(true))
+  const bool too_short = nhwc && K < kNhwcMinK;  // auto mode never takes these
+  if (mode == Mode::automatic && too_short) return nullptr;
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 &&
+                         std::all_of(g.pads.begin(), g.pads.end(), [](int64_t p) { return !p; });
+  const DensePath dense = !nhwc ? DensePath::q8_nchw
+                          : pointwise ? DensePath::q8_nhwc_1x1 : DensePath::q8_nhwc;
+  if (mode == Mode::automatic && nonzero_fraction_q8(w, zp, K, g.oc) > max_density(true, dense))
     return nullptr;
   // Static extent: pixels of the batch (NHWC, one product) or of one image (NCHW).
   int64_t extent = -1;
@@ -466,9 +474,11 @@ std::unique_ptr<Kernel> make_sparse_conv_q8(const KernelInit& init) {
       packed.push_back(pack_sparse_q8(ocg, K, pw + gi * ocg * K, w.dtype, K, 1,
                                       zp.data() + (per_channel ? gi * ocg : 0), per_channel, po));
   }
-  const int64_t min_extent = min_sparse_extent(packed, nhwc ? kNhwcDenseSpeedup : 1.0);
+  const int64_t min_extent = min_sparse_extent(packed, dense);
   if (!worth_building(mode, min_extent, extent)) return nullptr;
-  return std::make_unique<SparseConvQ8>(init, mode, run_time_min_extent(min_extent, extent),
+  CostNote note = cost_note(packed, extent, dense);
+  if (too_short) note.cost = kNeverCost;
+  return std::make_unique<SparseConvQ8>(init, mode, run_time_min_extent(min_extent, extent), note,
                                         std::move(g), nhwc, nchw_input, spec, std::move(bias),
                                         std::move(packed));
 }

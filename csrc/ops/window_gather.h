@@ -93,6 +93,88 @@ void im2col(const Window2& g, const T* x, T pad, int64_t r0, int64_t r1, int64_t
   }
 }
 
+/// A window's stride-phase grid (sparse.h, f32_spmm_left_grid): the input planes, zero padded
+/// and split by stride phase, laid out so that every window tap is one fixed offset from the
+/// output pixel. Output pixel (oy, ox) reads tap (i, j) of channel c at row oy + (i dh) / sh,
+/// column ox + (j dw) / sw of the plane of (c, phase (i dh) % sh, phase (j dw) % sw); a plane
+/// holds rows of `width` values, so the pixel's grid column q = oy * width + ox plus the tap's
+/// offset koff[(c, i, j)] is its value's index. Only the phases some tap reads get a plane (a
+/// strided 1x1 conv copies one phase, not sh * sw). Costs one pass over the input per image,
+/// against K (= C kh kw) values written per output pixel by im2col.
+struct PhaseGrid {
+  int64_t width = 0, height = 0;  // of every plane
+  int64_t phases_h = 0, phases_w = 0;
+  std::vector<int64_t> phase_h, phase_w;  // the phases used, in plane order
+  std::vector<int32_t> koff;              // [C kh kw], the weights' (c, i, j) order
+  int64_t plane() const { return width * height; }
+  int64_t values(int64_t channels) const { return channels * phases_h * phases_w * plane(); }
+};
+
+/// The grid of window g over `channels` input planes; false when its offsets overflow int32.
+inline bool make_phase_grid(const Window2& g, int64_t channels, PhaseGrid* pg) {
+  const AxisGeom &H = g.h, &W = g.w;
+  auto axis = [](const AxisGeom& a, std::vector<int64_t>* phases, int64_t* extent) {
+    std::vector<int64_t> slot(static_cast<size_t>(a.s), -1);
+    int64_t reach = 0;
+    for (int64_t i = 0; i < a.k; ++i) {
+      const int64_t t = i * a.d;
+      if (slot[t % a.s] < 0) {
+        slot[t % a.s] = 0;
+        phases->push_back(t % a.s);
+      }
+      reach = std::max(reach, t / a.s);
+    }
+    std::sort(phases->begin(), phases->end());
+    *extent = a.out - 1 + reach + 1;
+  };
+  *pg = PhaseGrid{};
+  axis(H, &pg->phase_h, &pg->height);
+  axis(W, &pg->phase_w, &pg->width);
+  pg->phases_h = static_cast<int64_t>(pg->phase_h.size());
+  pg->phases_w = static_cast<int64_t>(pg->phase_w.size());
+  if (pg->values(channels) + pg->plane() >= (int64_t{1} << 31)) return false;
+  auto index = [](const std::vector<int64_t>& v, int64_t p) {
+    return static_cast<int64_t>(std::lower_bound(v.begin(), v.end(), p) - v.begin());
+  };
+  pg->koff.resize(static_cast<size_t>(channels * H.k * W.k));
+  size_t r = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t i = 0; i < H.k; ++i) {
+      const int64_t th = i * H.d, a = index(pg->phase_h, th % H.s);
+      for (int64_t j = 0; j < W.k; ++j) {
+        const int64_t tw = j * W.d, b = index(pg->phase_w, tw % W.s);
+        const int64_t plane = (c * pg->phases_h + a) * pg->phases_w + b;
+        pg->koff[r++] =
+            static_cast<int32_t>(plane * pg->plane() + th / H.s * pg->width + tw / W.s);
+      }
+    }
+  }
+  return true;
+}
+
+/// Planes of channels [c0, c1) of the grid (x: the first channel of the input planes; dst: the
+/// grid's first value): plane (c, a, b) row y, column t holds x[c][y sh + a - pad][t sw + b -
+/// pad], or `pad` outside the input.
+template <class T>
+void fill_phase_grid(const Window2& g, const PhaseGrid& pg, const T* x, int64_t c0, int64_t c1,
+                     T pad, T* dst) {
+  const AxisGeom &H = g.h, &W = g.w;
+  for (int64_t c = c0; c < c1; ++c) {
+    const T* xc = x + c * g.in_plane();
+    for (int64_t a = 0; a < pg.phases_h; ++a) {
+      for (int64_t b = 0; b < pg.phases_w; ++b) {
+        T* d = dst + ((c * pg.phases_h + a) * pg.phases_w + b) * pg.plane();
+        for (int64_t y = 0; y < pg.height; ++y, d += pg.width) {
+          const int64_t ih = y * H.s + pg.phase_h[a] - H.pad_begin;
+          if (ih < 0 || ih >= H.in) std::fill(d, d + pg.width, pad);
+          else gather_strided_row(d, pg.width, xc + ih * W.in, W.in,
+                                  pg.phase_w[b] - W.pad_begin, W.s, pad);
+        }
+      }
+    }
+  }
+}
+
 /// n elements from src to dst; window runs are short (C to kw * C bytes) and a library call
 /// per run costs more than the copy, so runs of 16+ bytes move in 16-byte pieces (the last one
 /// overlapping) and shorter ones in 8/4/1-byte pieces.

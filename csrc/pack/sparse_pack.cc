@@ -29,7 +29,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "sliver/error.h"
 #include "sliver/sparse.h"
@@ -55,6 +58,7 @@ constexpr int64_t kPanelRowBytesF32 = 32 * 4, kPanelRowBytesQ8 = 32 * 2;
 constexpr int64_t kWholePanelBytes = 16 << 10;  // below this K is not chunked
 constexpr double kWeightsPerChunkF32 = 80, kWeightsPerChunkQ8 = 200;
 constexpr int64_t kMinChunk = 128;
+constexpr int64_t kMaxStep = 255;  // INT8 input steps are bytes
 
 template <class T>
 std::shared_ptr<T> aligned_array(size_t n) {
@@ -203,6 +207,16 @@ int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, const SparseP
   return kc >= in ? std::min<int64_t>(in, 65536) : kc;
 }
 
+// Whether every w - zero_point fits int8 (the weights can be stored in 8 bits).
+bool centred_fit_int8(const Q8View& v, int64_t out, int64_t in) {
+  for (int64_t m = 0; m < out; ++m)
+    for (int64_t k = 0; k < in; ++k) {
+      const int32_t c = v.centred(m, k);
+      if (c < -128 || c > 127) return false;
+    }
+  return true;
+}
+
 // Walks the entries in storage order: fn(chunk, block, k) for every k of the chunk where some
 // row of the block is nonzero; between (chunk, block) groups calls next().
 template <class View, class Entry, class Next>
@@ -230,8 +244,8 @@ int64_t SparseF32Weights::bytes() const {
 }
 
 int64_t SparseQ8Weights::bytes() const {
-  return static_cast<int64_t>(ptr.size() * 4 + kidx.size() * 2 + zero_point.size() * 4) +
-         pairs * block * 4;
+  return static_cast<int64_t>(count.size() * 2 + start64.size() * 4 + kidx.size()) +
+         pairs * block * 2 * (wide ? 2 : 1);
 }
 
 SparsityInfo analyze_sparsity_f32(int64_t out, int64_t in, const float* w, int64_t s_out,
@@ -301,68 +315,100 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   pk->in = in;
   pk->w_type = w_type;
   pk->nnz = pk->info.nnz;
-  pk->zero_point.resize(static_cast<size_t>(out));
-  for (int64_t m = 0; m < out; ++m) pk->zero_point[m] = zero_point[per_channel ? m : 0];
   const EntryCost layout = choose_layout(pk->info, kQ8EntryCost, opt);
   const int R = pk->block = layout.r;
   const int kr = pk->kr = layout.kr;
   pk->kc = choose_kc(pk->info, R, kPanelRowBytesQ8, opt, kr == 2);
   const int64_t chunks = pk->chunks();
+  // int8 weights for unblocked rows; blocks keep int16: their R weight pairs per input pair
+  // would cost a decode per row in the kernels' busiest port (q8_spmm_avx2.cc: 18% slower).
+  pk->wide = R > 1 || !centred_fit_int8(v, out, in);
   auto weight = [&](int64_t b, int r, int64_t k) -> int16_t {
-    return b * R + r < out && k < in ? static_cast<int16_t>(v.centred(b * R + r, k)) : int16_t{0};
+    return b * R + r < out && k >= 0 && k < in ? static_cast<int16_t>(v.centred(b * R + r, k))
+                                              : int16_t{0};
   };
-  pk->ptr.reserve(static_cast<size_t>(chunks * pk->blocks() + 1));
-  pk->ptr.push_back(0);
+  pk->count.reserve(static_cast<size_t>(pk->runs()));
   std::vector<int16_t> w16;
   int64_t p = 0;
+  // One pair: its input steps and the block's R weight pairs (k < 0: a filler's zero weights).
+  auto emit = [&](int64_t b, std::initializer_list<int64_t> steps, int64_t k1, int64_t k2) {
+    for (int64_t d : steps) pk->kidx.push_back(static_cast<uint8_t>(d));
+    for (int r = 0; r < R; ++r) {
+      w16.push_back(weight(b, r, k1));
+      w16.push_back(weight(b, r, k2));
+    }
+    ++p;
+  };
+  // A (chunk, block) run's nonzero inputs (chunk-local, increasing) as pairs of byte steps.
+  std::vector<std::pair<int64_t, int64_t>> run;  // (k within the chunk, k)
+  int64_t run_block = 0, run_start = 0;
+  auto flush = [&] {
+    int64_t base = 0;  // kr = 1: the previous pair's k2; kr = 2: its k1
+    const int64_t reach = kr == 2 ? 2 * kMaxStep : kMaxStep;
+    for (size_t i = 0; i < run.size();) {
+      const auto [kl1, k1] = run[i];
+      if (kl1 - base > reach) {  // a filler, so that every step fits a byte
+        base += kr == 2 ? 2 * kMaxStep : kMaxStep;
+        if (kr == 2) emit(run_block, {kMaxStep}, -1, -1);
+        else emit(run_block, {kMaxStep, kMaxStep}, -1, -1);
+        continue;
+      }
+      if (kr == 2) {  // aligned pair (k1, k1 + 1), k1 even
+        emit(run_block, {(kl1 - base) / 2}, k1, k1 + 1);
+        base = kl1;
+        ++i;
+        continue;
+      }
+      // kr = 1: the next input as the partner when its step from base fits, else itself with
+      // weight 0 (an odd last input, or one followed by a long gap).
+      if (i + 1 < run.size() && run[i + 1].first - base <= kMaxStep) {
+        const auto [kl2, k2] = run[i + 1];
+        emit(run_block, {kl1 - base, kl2 - base}, k1, k2);
+        base = kl2;
+        i += 2;
+      } else {
+        emit(run_block, {kl1 - base, kl1 - base}, k1, -1);
+        base = kl1;
+        ++i;
+      }
+    }
+    run.clear();
+    if (pk->count.size() % 64 == 0) pk->start64.push_back(static_cast<int32_t>(run_start));
+    if (p - run_start > UINT16_MAX) fail("sparse: too many pairs in one run (", p - run_start, ")");
+    pk->count.push_back(static_cast<uint16_t>(p - run_start));
+    run_start = p;
+  };
   if (kr == 2) {
     // Aligned pairs (k, k + 1): an entry wherever either is nonzero (chunks start at even k).
     const Pair2View<Q8View> v2{v, in};
     walk(
         v2, out, (in + 1) / 2, R, pk->kc / 2 + (pk->kc % 2), chunks,
         [&](int64_t b, int64_t jl, int64_t j) {
-          const int64_t k = 2 * j;
-          pk->kidx.push_back(static_cast<uint16_t>(2 * jl));
-          pk->kidx.push_back(static_cast<uint16_t>(2 * jl + 1));
-          for (int r = 0; r < R; ++r) {
-            w16.push_back(weight(b, r, k));
-            w16.push_back(weight(b, r, k + 1));
-          }
-          ++p;
+          run.emplace_back(2 * jl, 2 * j);
+          run_block = b;
         },
-        [&] { pk->ptr.push_back(static_cast<int32_t>(p)); });
+        flush);
   } else {
-    // A group's inputs in order, taken two at a time; an odd last one pairs with itself and
-    // weight 0.
-    std::vector<std::pair<int64_t, int64_t>> group;  // (k within the chunk, k)
-    int64_t block = 0;
     walk(
         v, out, in, R, pk->kc, chunks,
         [&](int64_t b, int64_t kl, int64_t k) {
-          group.emplace_back(kl, k);
-          block = b;
+          run.emplace_back(kl, k);
+          run_block = b;
         },
-        [&] {
-          for (size_t i = 0; i < group.size(); i += 2) {
-            const bool odd = i + 1 == group.size();
-            const auto [kl1, k1] = group[i];
-            const auto [kl2, k2] = odd ? group[i] : group[i + 1];
-            pk->kidx.push_back(static_cast<uint16_t>(kl1));
-            pk->kidx.push_back(static_cast<uint16_t>(kl2));
-            for (int r = 0; r < R; ++r) {
-              w16.push_back(weight(block, r, k1));
-              w16.push_back(odd ? int16_t{0} : weight(block, r, k2));
-            }
-            ++p;
-          }
-          group.clear();
-          pk->ptr.push_back(static_cast<int32_t>(p));
-        });
+        flush);
   }
   if (p > INT32_MAX) fail("sparse: too many nonzeros (", p, ")");
   pk->pairs = p;
-  pk->w = aligned_array<int16_t>(w16.size());
-  std::copy(w16.begin(), w16.end(), pk->w.get());
+  pk->kidx.insert(pk->kidx.end(), 2, 0);  // slack: the narrow kernel reads a masked pair ahead
+  if (pk->count.size() % 64 == 0) pk->start64.push_back(static_cast<int32_t>(p));  // runs()
+  if (pk->wide) {
+    pk->w = aligned_array<uint8_t>(w16.size() * sizeof(int16_t));
+    std::memcpy(pk->w.get(), w16.data(), w16.size() * sizeof(int16_t));
+  } else {
+    pk->w = aligned_array<uint8_t>(w16.size());
+    int8_t* d = reinterpret_cast<int8_t*>(pk->w.get());
+    for (size_t i = 0; i < w16.size(); ++i) d[i] = static_cast<int8_t>(w16[i]);
+  }
   return pk;
 }
 

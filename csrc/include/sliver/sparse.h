@@ -16,6 +16,14 @@
 // slice stays hot while every output row reads its nonzeros from it (sparse_pack.cc says how kc
 // is chosen).
 //
+// Convolutions without im2col. The im2col matrix of a KxK convolution holds every input value
+// K times; writing it cost more than the products themselves at 80-90% zeros (the panel row of
+// every tap is written whatever the few nonzeros read). The FP32 conv instead lays its input
+// out once as zero-padded planes split by stride phase, in which every window tap (c, i, j) is a
+// fixed offset from the output pixel's position: the kernels read weight column k's activations
+// at x + koff[k] + q directly (f32_spmm_left_grid). Output pixels walk rows of the plane's
+// width; the few columns past the output's width are computed and dropped.
+//
 // Blocks. When R consecutive output channels share their nonzero inputs (Rx1 blocks, R = 4 or 8,
 // what structured pruning produces), one entry holds R weights and each activation load feeds R
 // multiply-adds instead of one; packing picks R by a measured cost per entry, so a pattern that is
@@ -35,7 +43,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,29 +111,49 @@ struct SparseF32Weights {
   int64_t bytes() const;
 };
 
-/// INT8 variant: entries come in pairs of inputs (k1, k2). Pair e: kidx[2e], kidx[2e + 1], and
-/// R int16 weight pairs (w'1, w'2) = w - zero_point at w + 2 R e (rows in block order). Two
-/// pairings (kr):
+/// INT8 variant: entries come in pairs of inputs (k1, k2), each with R weight pairs
+/// (w'1, w'2) = w - zero_point, rows in block order, at 2 R e (pair e). Two pairings (kr):
 ///  kr = 1: a row block's nonzero inputs taken two at a time in order (an odd last one is paired
 ///          with itself and weight 0); the kernels interleave the two panel rows at run time.
 ///  kr = 2: aligned pairs (k, k + 1), k even, wherever either is nonzero; the panel is stored
 ///          pre-interleaved, so a pair is one load. What 1x2 / 1x4 (consecutive input) pruning
 ///          wants; unstructured weights would store almost twice the pairs.
+/// Bytes per nonzero matter as much as speed here (a pruned model should also be a small one):
+/// unblocked weights (R = 1) are stored as int8 when every w - zero_point fits (symmetric
+/// weights: always), else as int16 (`wide`; blocks too, see sparse_pack.cc); the inputs as
+/// 8-bit steps. Within a (chunk, block) run the inputs
+/// increase; `base` starts at 0 (the chunk's first input) and pair e's inputs are
+///  kr = 1: k1 = base + kidx[2e], k2 = base + kidx[2e + 1], then base = k2;
+///  kr = 2: k1 = base + 2 kidx[e], k2 = k1 + 1, then base = k1.
+/// A gap longer than a byte takes "filler" pairs (weights 0) at most 255 (kr = 2: 510) inputs
+/// apart. The kernels walk the steps with one add per pair, so indices cost no more than
+/// absolute 16-bit ones; a 90%-pruned layer stores about 0.2 bytes per dense weight.
 struct SparseQ8Weights {
   int64_t out = 0, in = 0;
   int block = 1;
   int kr = 1;
   int64_t kc = 0;  // even when kr = 2 (unless one chunk covers K)
-  int64_t nnz = 0, pairs = 0;
+  int64_t nnz = 0, pairs = 0;  // pairs: fillers included
   DType w_type = DType::i8;
+  bool wide = false;  // weights as int16 (R > 1, or some w - zero_point outside int8)
   SparsityInfo info;
-  std::vector<int32_t> ptr;     // pair offsets, indexed like SparseF32Weights::ptr
-  std::vector<uint16_t> kidx;   // 2 per pair
-  std::shared_ptr<int16_t> w;   // 64-byte aligned, pairs * 2R (+ slack)
-  std::vector<int32_t> zero_point;  // [out]
+  // Pairs of each (chunk, block) run, chunk-major like SparseF32Weights::ptr but as counts (2
+  // bytes a row instead of 4: small layers are mostly this), and the first pair of every 64th
+  // run for random access.
+  std::vector<uint16_t> count;
+  std::vector<int32_t> start64;
+  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1), 1 (kr = 2); + 2 slack
+  std::shared_ptr<uint8_t> w;  // 64-byte aligned, pairs * 2R int8 (int16 if wide) (+ slack)
 
   int64_t blocks() const { return (out + block - 1) / block; }
   int64_t chunks() const { return in == 0 ? 1 : (in + kc - 1) / kc; }  // >= 1
+  int64_t runs() const { return chunks() * blocks(); }
+  /// Index of run i's first pair (i = chunk * blocks() + block; i = runs(): pairs).
+  int64_t first_pair(int64_t i) const {
+    int64_t e = start64[static_cast<size_t>(i / 64)];
+    for (int64_t j = i / 64 * 64; j < i; ++j) e += count[static_cast<size_t>(j)];
+    return e;
+  }
   int64_t bytes() const;
 };
 
@@ -156,14 +183,21 @@ void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t
                    int64_t ldy, const Epilogue& ep, ThreadPool* pool,
                    const SpmmOptions& opt = {});
 
-/// The same with the activation panels written by the caller instead of packed from a matrix
-/// (a convolution's im2col straight into panel layout, one copy of the window values instead of
-/// two): write(c0, nt, NT, dst) fills panel rows k < w.in of the tile of columns [c0, c0 + nt),
-/// row k at dst + k * NT (32-byte aligned), lanes [nt, NT) zero. Called from worker threads.
-using F32PanelWriter = std::function<void(int64_t c0, int64_t nt, int NT, float* dst)>;
-void f32_spmm_left_panels(const SparseF32Weights& w, int64_t N, const F32PanelWriter& write,
-                          float* y, int64_t ldy, const Epilogue& ep, ThreadPool* pool,
-                          const SpmmOptions& opt = {});
+/// Weights on the left over a window grid: a convolution without im2col. The caller lays the
+/// input out so that every weight column k reads the activations at one fixed offset: X element
+/// (k, q) at x[koff[k] + q] (sparse_ops.cc: zero-padded, stride-phase-split input planes, where
+/// q walks the output pixels on rows of `width` columns, of which the first `valid` are real
+/// outputs). Grid column q (q < N) goes to Y column (q / width) * valid + q % width when
+/// q % width < valid and is dropped otherwise. x[koff[k] + q] must be readable for q < N + 32
+/// (a tile reads whole vectors). ep.residual is indexed like Y.
+struct F32Grid {
+  const float* x = nullptr;
+  const int32_t* koff = nullptr;  // [w.in]
+  int64_t width = 1, valid = 1;
+};
+void f32_spmm_left_grid(const SparseF32Weights& w, int64_t N, const F32Grid& g, float* y,
+                        int64_t ldy, const Epilogue& ep, ThreadPool* pool,
+                        const SpmmOptions& opt = {});
 
 /// Weights on the right (Gemm/MatMul with constant B): Y[M, out] = epilogue(X[M, in] W^T),
 /// where W was packed as [out, in] (i.e. B [in, out] with s_out = 1); X element (m, k) at
@@ -188,15 +222,38 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 // ---------------------------------------------------------------------------------------------
 // Cost model.
 
+/// The dense kernel a layer runs when it does not run sparse. The crossover tables were measured
+/// against the packed-weight GEMMs (gemm); every other path's speed relative to those is one
+/// measured factor (sparse_driver.cc: kDensePaths, re-measured by
+/// benchmarks/calibrate_sparse.py).
+enum class DensePath {
+  gemm,           // f32_gemm / qgemm on packed weights: Gemm, MatMul
+  conv_1x1,       // FP32 1x1 stride-1 conv on the GEMM engine (conv.cc)
+  conv_im2col,    // FP32 conv with im2col panels (conv.cc)
+  conv_winograd,  // FP32 3x3 stride-1 Winograd F(2x2, 3x3) (conv_winograd.cc)
+  q8_nhwc_1x1,    // INT8 channels-last 1x1 conv (q8_conv_nhwc.h)
+  q8_nhwc,        // INT8 channels-last conv, other windows
+  q8_nchw,        // INT8 NCHW conv (q8_conv.h)
+};
+const char* dense_path_name(DensePath p);
+/// The path's factor (below): its speed relative to the packed GEMM's.
+double dense_path_factor(bool int8, DensePath p);
+/// No layer runs sparse in auto mode above this stored density, whatever the factors say: the
+/// calibration measured nothing denser (benchmarks/calibrate_sparse.py sweeps up to 0.7).
+constexpr double kSparseMaxDensity = 0.7;
+
 /// Which engine a layer should use, from its shape and packed weights. `cols` is the extent the
-/// weights do not touch (N pixels on the left, M rows on the right). Thresholds are the measured
-/// density crossovers of benchmarks/bench_sparse.py on AMD Zen 3 (see sparse_driver.cc); the
-/// density compared is that of the stored weights (block padding included). The crossovers were
-/// measured against the packed-weight GEMMs (f32_gemm, qgemm); `dense_speedup` says how much
-/// faster the dense kernel the layer would otherwise run is (an op with its own tuned path), and
-/// divides the crossover.
-bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols, double dense_speedup = 1.0);
-bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols, double dense_speedup = 1.0);
+/// weights do not touch (N pixels on the left, M rows on the right). The relative cost is the
+/// density of the stored weights (block padding included) times the dense path's factor, over
+/// the crossover density measured for the layout and extent against the packed GEMMs (see
+/// sparse_driver.cc): sparse is predicted faster at <= 1.
+double sparse_cost_f32(const SparseF32Weights& w, int64_t cols,
+                       DensePath dense = DensePath::gemm);
+double sparse_cost_q8(const SparseQ8Weights& w, int64_t cols, DensePath dense = DensePath::gemm);
+bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols,
+                          DensePath dense = DensePath::gemm);
+bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols,
+                         DensePath dense = DensePath::gemm);
 /// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr).
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols);
 
@@ -214,6 +271,9 @@ struct F32SpmmArgs {
   const uint16_t* kidx = nullptr;
   const float* w = nullptr;   // R per entry
   const float* x = nullptr;   // the panel
+  // Nullable: panel row k at x + koff[k] (any alignment; a window grid) instead of x + k * NT.
+  // NT >= 8 only.
+  const int32_t* koff = nullptr;
   const float* acc_in = nullptr;  // nullable: start from these sums (row i at acc_in + i * NT)
   float* y = nullptr;
   int64_t ldy = 0;
@@ -224,16 +284,22 @@ struct F32SpmmArgs {
 };
 using F32SpmmFn = void (*)(const F32SpmmArgs& p);
 
-/// INT8: pairs instead of entries (ptr counts pairs); x is the int16 centred panel; writes the
-/// int32 sums (no epilogue). Panel layouts: kr = 1: row k at x + k * NT; for NT >= 16 the lanes
+/// INT8: pairs instead of entries, blocks by their pair counts (block b's pairs follow block
+/// b - 1's, block 0's start at pair `first`), with SparseQ8Weights' steps and weights; x is the
+/// int16 centred panel; writes the int32 sums (no epilogue). Panel layouts: kr = 1: row k at x + k * NT; for NT >= 16 the lanes
 /// of every 16 are stored in the order 0-3, 8-11, 4-7, 12-15 (what vpunpck{l,h}wd + vpmaddwd
 /// turn back into 0-15), NT <= 8 natural. kr = 2: rows k, k + 1 (k even) interleaved at
 /// x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order.
 struct Q8SpmmArgs {
   int64_t nblocks = 0, rows = 0, nt = 0;
-  const int32_t* ptr = nullptr;
-  const uint16_t* kidx = nullptr;  // 2 per pair
-  const int16_t* w = nullptr;      // 2R per pair
+  const uint16_t* count = nullptr;
+  int64_t first = 0;
+  // Pair e's input steps at kidx + (3 - kr) e (base 0 at each block's first pair) and its 2R
+  // weights at w + 2R e elements (e absolute): int8, or int16 when wide; 2 step bytes and 4
+  // weight bytes are readable past the last pair.
+  const uint8_t* kidx = nullptr;
+  const void* w = nullptr;
+  bool wide = false;
   const int16_t* x = nullptr;
   const int32_t* acc_in = nullptr;
   int32_t* y = nullptr;

@@ -62,8 +62,9 @@ constexpr int acc_sets(int accumulators) {
 }
 
 // kAccIn: start from p.acc_in; kFinal: add the bias and apply kAct (none, relu, clip,
-// leaky_relu). All are template parameters so the per-row code has no branches but the loop's.
-template <int NT, int R, bool kAccIn, bool kFinal, Act kAct>
+// leaky_relu); kOff: panel rows at p.koff offsets (a window grid, unaligned). All are template
+// parameters so the per-row code has no branches but the loop's.
+template <int NT, int R, bool kAccIn, bool kFinal, Act kAct, bool kOff>
 void spmm_tile(const F32SpmmArgs& p) {
   static_assert(NT % 8 == 0, "tile of whole vectors");
   constexpr int V = NT / 8;
@@ -72,6 +73,7 @@ void spmm_tile(const F32SpmmArgs& p) {
   const uint16_t* __restrict kidx = p.kidx;
   const float* __restrict w = p.w;
   const float* __restrict x = p.x;
+  const int32_t* __restrict koff = p.koff;
   const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
   const bool full_nt = p.nt == NT;
   static const float kZeros[1] = {0.f};
@@ -91,9 +93,14 @@ void spmm_tile(const F32SpmmArgs& p) {
     });
     // One entry: V panel loads, R broadcasts, R * V FMAs into accumulator set u.
     auto step = [&](auto u, int64_t e) SLIVER_ALWAYS {
-      const float* xr = x + static_cast<int64_t>(kidx[e]) * NT;
       __m256 xv[V];
-      unroll<V>([&](auto v) SLIVER_ALWAYS { xv[v] = _mm256_load_ps(xr + 8 * v); });
+      if constexpr (kOff) {
+        const float* xr = x + koff[kidx[e]];
+        unroll<V>([&](auto v) SLIVER_ALWAYS { xv[v] = _mm256_loadu_ps(xr + 8 * v); });
+      } else {
+        const float* xr = x + static_cast<int64_t>(kidx[e]) * NT;
+        unroll<V>([&](auto v) SLIVER_ALWAYS { xv[v] = _mm256_load_ps(xr + 8 * v); });
+      }
       unroll<R>([&](auto r) SLIVER_ALWAYS {
         const __m256 wv = _mm256_broadcast_ss(w + e * R + r);
         unroll<V>([&](auto v) SLIVER_ALWAYS {
@@ -132,14 +139,14 @@ void spmm_tile(const F32SpmmArgs& p) {
   }
 }
 
-template <int NT, int R, bool kAccIn>
+template <int NT, int R, bool kAccIn, bool kOff>
 void spmm_dispatch(const F32SpmmArgs& p) {
-  if (!p.epilogue) return spmm_tile<NT, R, kAccIn, false, Act::none>(p);
+  if (!p.epilogue) return spmm_tile<NT, R, kAccIn, false, Act::none, kOff>(p);
   switch (p.act) {
-    case Act::relu: return spmm_tile<NT, R, kAccIn, true, Act::relu>(p);
-    case Act::clip: return spmm_tile<NT, R, kAccIn, true, Act::clip>(p);
-    case Act::leaky_relu: return spmm_tile<NT, R, kAccIn, true, Act::leaky_relu>(p);
-    default: return spmm_tile<NT, R, kAccIn, true, Act::none>(p);
+    case Act::relu: return spmm_tile<NT, R, kAccIn, true, Act::relu, kOff>(p);
+    case Act::clip: return spmm_tile<NT, R, kAccIn, true, Act::clip, kOff>(p);
+    case Act::leaky_relu: return spmm_tile<NT, R, kAccIn, true, Act::leaky_relu, kOff>(p);
+    default: return spmm_tile<NT, R, kAccIn, true, Act::none, kOff>(p);
   }
 }
 
@@ -217,12 +224,19 @@ void spmv_rows(const F32SpmmArgs& p) {
 template <int NT, int R>
 void run(const F32SpmmArgs& p) {
   assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
-  assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & 31) == 0);
+  assert(NT == 1 || p.koff || (reinterpret_cast<uintptr_t>(p.x) & 31) == 0);
+  assert(NT > 1 || !p.koff);
   assert(p.act == Act::none || p.act == Act::relu || p.act == Act::clip ||
          p.act == Act::leaky_relu);
-  if constexpr (NT == 1) spmv_rows<R>(p);
-  else if (p.acc_in) spmm_dispatch<NT, R, true>(p);
-  else spmm_dispatch<NT, R, false>(p);
+  if constexpr (NT == 1) {
+    spmv_rows<R>(p);
+  } else if (p.koff) {
+    if (p.acc_in) spmm_dispatch<NT, R, true, true>(p);
+    else spmm_dispatch<NT, R, false, true>(p);
+  } else {
+    if (p.acc_in) spmm_dispatch<NT, R, true, false>(p);
+    else spmm_dispatch<NT, R, false, false>(p);
+  }
 }
 
 // ---- panel packers and the tile transpose ----

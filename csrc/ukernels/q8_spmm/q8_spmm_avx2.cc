@@ -1,9 +1,14 @@
 // q8_spmm_<NT>x<R>_avx2: exact INT8 sparse-weight micro-kernels (sparse.h), plus the int16 panel
 // packers and the per-channel requantizing epilogue the sparse driver uses on AVX2.
 //
-// A pair of a row block's nonzeros (inputs k1, k2) costs: two panel rows loaded, interleaved by
-// vpunpck{l,h}wd into (x[k1], x[k2]) pairs per lane, and for each of the R rows one broadcast of
-// the weight pair (w'1, w'2) and one vpmaddwd + vpaddd per 8 lanes. vpmaddwd never saturates here
+// A pair of a row block's nonzeros (inputs k1, k2) costs: its two input steps (one add on the
+// running base), two panel rows loaded, interleaved by vpunpck{l,h}wd into (x[k1], x[k2]) pairs
+// per lane, and for each of the R rows one broadcast of the weight pair (w'1, w'2) (int8
+// weights: plus a byte shuffle and a shift that sign-extend it) and one vpmaddwd + vpaddd per 8
+// lanes. Measured against 16-bit weights and indices (Zen 3, 10-20% density, 64-3072 rows):
+// unblocked rows (32 lanes) 2-5% more time per pair where everything sits in L1/L2, for half
+// the bytes; 4x1 blocks (16 lanes, 8 vpmaddwd a pair, the port they share with the decode
+// saturated) 18%, so blocks keep int16 weights (sparse_pack.cc). vpmaddwd never saturates here
 // (|pair sum| <= 2 * 255 * 255), so the int32 sums are exact. The unpacks work within 128-bit
 // halves; the packer's lane order (0-3 8-11 4-7 12-15 per 16) makes the low unpack hold lanes
 // 0-7 and the high one 8-15, so no shuffle is needed at the end.
@@ -42,21 +47,57 @@ SLIVER_INLINE void store_lanes(int32_t* dst, __m256i v, int64_t n) {
   }
 }
 
-SLIVER_INLINE __m256i bcast_pair(const int16_t* w) {
+// The weight pair (w'1, w'2) at w, as int16 pairs in every 32-bit lane. An int8 pair is
+// broadcast as 4 bytes (2 past it are readable), its bytes moved to the high halves of the two
+// words and shifted back with their signs: two cheap ops beside the unpacks and vpmaddwd.
+template <class W>
+SLIVER_INLINE __m256i bcast_pair(const W* w) {
   int32_t v;
   std::memcpy(&v, w, sizeof(v));
-  return _mm256_set1_epi32(v);
+  if constexpr (sizeof(W) == 2) {
+    return _mm256_set1_epi32(v);
+  } else {
+    const __m256i hi = _mm256_setr_epi8(
+        -128, 0, -128, 1, -128, 0, -128, 1, -128, 0, -128, 1, -128, 0, -128, 1,
+        -128, 0, -128, 1, -128, 0, -128, 1, -128, 0, -128, 1, -128, 0, -128, 1);
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(_mm256_set1_epi32(v), hi), 8);
+  }
 }
 
-template <int NT, int R, int KR>
+// The panel rows of a pair from its input steps s1 (and s2 for KR = 1), advancing `base`.
+template <int KR, int64_t kRowBytes>
+SLIVER_INLINE void step_rows(uint32_t s1, uint32_t s2, const char*& base, const char*& r1,
+                             const char*& r2) {
+  if constexpr (KR == 2) {
+    r1 = base + static_cast<int64_t>(s1) * (2 * kRowBytes);
+    r2 = r1 + kRowBytes;
+    base = r1;
+  } else {
+    r1 = base + static_cast<int64_t>(s1) * kRowBytes;
+    r2 = base + static_cast<int64_t>(s2) * kRowBytes;
+    base = r2;
+  }
+}
+
+// Walks a block's input steps (sparse.h): the panel rows of pair e, advancing `base`.
+template <int KR, int64_t kRowBytes>
+SLIVER_INLINE void pair_rows(const uint8_t* kidx, int64_t e, const char*& base, const char*& r1,
+                             const char*& r2) {
+  if constexpr (KR == 2) step_rows<KR, kRowBytes>(kidx[e], 0, base, r1, r2);
+  else step_rows<KR, kRowBytes>(kidx[2 * e], kidx[2 * e + 1], base, r1, r2);
+}
+
+template <int NT, int R, int KR, class W>
 void spmm_tile(const Q8SpmmArgs& p) {
   static_assert(NT == 8 || NT % 16 == 0, "8 lanes, or whole 16-lane vectors");
   constexpr int A = NT / 8;  // int32 accumulators per row
   static_assert(R * A <= 12, "accumulators fit the register file");
-  const uint16_t* __restrict kidx = p.kidx;
-  const int16_t* __restrict w = p.w;
-  const int16_t* __restrict x = p.x;
+  constexpr int64_t kRowBytes = NT * sizeof(int16_t);
+  const uint8_t* __restrict kidx = p.kidx;
+  const W* __restrict w = static_cast<const W*>(p.w);
+  const char* x = reinterpret_cast<const char*>(p.x);
 
+  int64_t e0 = p.first;
   for (int64_t b = 0; b < p.nblocks; ++b) {
     const int64_t row0 = b * R;
     __m256i acc[R][A];
@@ -67,9 +108,13 @@ void spmm_tile(const Q8SpmmArgs& p) {
                              : _mm256_setzero_si256();
       });
     });
-    const int64_t e1 = p.ptr[b + 1];
-    for (int64_t e = p.ptr[b]; e < e1; ++e) {
-      const int16_t* x1 = x + static_cast<int64_t>(kidx[2 * e]) * NT;
+    const int64_t e1 = e0 + p.count[b];
+    const char* base = x;
+    for (int64_t e = e0; e < e1; ++e) {
+      const char *r1, *r2;
+      pair_rows<KR, kRowBytes>(kidx, e, base, r1, r2);
+      const int16_t* x1 = reinterpret_cast<const int16_t*>(r1);
+      const int16_t* x2 = reinterpret_cast<const int16_t*>(r2);
       __m256i pv[A];  // (x[k1], x[k2]) pairs, 8 lanes each, in lane order
       if constexpr (KR == 2) {
         // Pre-interleaved: rows k1, k1 + 1 already sit as pairs at x + k1 * NT.
@@ -77,12 +122,10 @@ void spmm_tile(const Q8SpmmArgs& p) {
           pv[a] = _mm256_load_si256(reinterpret_cast<const __m256i*>(x1 + 16 * a));
         });
       } else if constexpr (NT == 8) {
-        const int16_t* x2 = x + static_cast<int64_t>(kidx[2 * e + 1]) * NT;
         const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(x1));
         const __m128i c = _mm_load_si128(reinterpret_cast<const __m128i*>(x2));
         pv[0] = _mm256_set_m128i(_mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(a, c));
       } else {
-        const int16_t* x2 = x + static_cast<int64_t>(kidx[2 * e + 1]) * NT;
         unroll<A / 2>([&](auto v) SLIVER_ALWAYS {
           const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(x1 + 16 * v));
           const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(x2 + 16 * v));
@@ -97,6 +140,7 @@ void spmm_tile(const Q8SpmmArgs& p) {
         });
       });
     }
+    e0 = e1;
     unroll<R>([&](auto r) SLIVER_ALWAYS {
       if (row0 + r >= p.rows) return;
       int32_t* yr = p.y + (row0 + r) * p.ldy;
@@ -108,44 +152,66 @@ void spmm_tile(const Q8SpmmArgs& p) {
   }
 }
 
+// R weight pairs of one pair entry as int16 (8 bytes for R = 4, 16 for R = 8 when int8).
+template <int R, class W>
+SLIVER_INLINE __m256i weight_pairs(const W* w) {
+  if constexpr (sizeof(W) == 2) {
+    if constexpr (R == 8) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    return _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  } else if constexpr (R == 8) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  } else {
+    return _mm256_castsi128_si256(
+        _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w))));
+  }
+}
+
 // The vector form: one activation column (x[k] at x + k); R rows share each pair's activations.
-template <int R>
+template <int R, int KR, class W>
 void spmv_rows(const Q8SpmmArgs& p) {
-  const uint16_t* __restrict kidx = p.kidx;
-  const int16_t* __restrict w = p.w;
-  const int16_t* __restrict x = p.x;
+  const uint8_t* __restrict kidx = p.kidx;
+  const W* __restrict w = static_cast<const W*>(p.w);
+  const char* x = reinterpret_cast<const char*>(p.x);
+  int64_t e = p.first;
   for (int64_t b = 0; b < p.nblocks; ++b) {
-    int64_t e = p.ptr[b];
-    const int64_t e1 = p.ptr[b + 1];
+    const int64_t e1 = e + p.count[b];
+    const char* base = x;
     alignas(32) int32_t sums[8];
+    auto xs = [&](int64_t i, int32_t* a, int32_t* c) SLIVER_ALWAYS {
+      const char *r1, *r2;
+      pair_rows<KR, 2>(kidx, i, base, r1, r2);
+      *a = *reinterpret_cast<const int16_t*>(r1);
+      *c = *reinterpret_cast<const int16_t*>(r2);
+    };
     if constexpr (R == 1) {
       // Scalar, two sums against latency; uint32 wraps like the int32 lanes elsewhere.
-      uint32_t s0 = 0, s1 = 0;
+      uint32_t s[2] = {0, 0};
+      auto step = [&](int64_t i, int j) SLIVER_ALWAYS {
+        int32_t a, c;
+        xs(i, &a, &c);
+        s[j] += static_cast<uint32_t>(int32_t{w[2 * i]} * a + int32_t{w[2 * i + 1]} * c);
+      };
       for (; e + 2 <= e1; e += 2) {
-        s0 += static_cast<uint32_t>(w[2 * e] * x[kidx[2 * e]] + w[2 * e + 1] * x[kidx[2 * e + 1]]);
-        s1 += static_cast<uint32_t>(w[2 * e + 2] * x[kidx[2 * e + 2]] +
-                                    w[2 * e + 3] * x[kidx[2 * e + 3]]);
+        step(e, 0);
+        step(e + 1, 1);
       }
-      if (e < e1)
-        s0 += static_cast<uint32_t>(w[2 * e] * x[kidx[2 * e]] + w[2 * e + 1] * x[kidx[2 * e + 1]]);
-      sums[0] = static_cast<int32_t>(s0 + s1);
+      if (e < e1) step(e++, 0);
+      sums[0] = static_cast<int32_t>(s[0] + s[1]);
     } else {
       // R = 8: one ymm of 8 weight pairs per pair entry; R = 4: one xmm.
       __m256i acc8 = _mm256_setzero_si256();
       __m128i acc4 = _mm_setzero_si128();
       for (; e < e1; ++e) {
-        const uint32_t lo = static_cast<uint16_t>(x[kidx[2 * e]]);
-        const uint32_t hi = static_cast<uint16_t>(x[kidx[2 * e + 1]]);
-        const uint32_t pair = lo | (hi << 16);
-        const int16_t* wr = w + e * 2 * R;
+        int32_t a, c;
+        xs(e, &a, &c);
+        const uint32_t pair = static_cast<uint16_t>(a) | (static_cast<uint32_t>(c) << 16);
+        const __m256i wv = weight_pairs<R>(w + e * 2 * R);
         if constexpr (R == 8) {
-          acc8 = _mm256_add_epi32(acc8, _mm256_madd_epi16(
-              _mm256_set1_epi32(static_cast<int32_t>(pair)),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr))));
+          acc8 = _mm256_add_epi32(
+              acc8, _mm256_madd_epi16(_mm256_set1_epi32(static_cast<int32_t>(pair)), wv));
         } else {
-          acc4 = _mm_add_epi32(acc4, _mm_madd_epi16(
-              _mm_set1_epi32(static_cast<int32_t>(pair)),
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(wr))));
+          acc4 = _mm_add_epi32(acc4, _mm_madd_epi16(_mm_set1_epi32(static_cast<int32_t>(pair)),
+                                                    _mm256_castsi256_si128(wv)));
         }
       }
       const __m256i acc = R == 8 ? acc8 : _mm256_set_m128i(_mm_setzero_si128(), acc4);
@@ -154,9 +220,89 @@ void spmv_rows(const Q8SpmmArgs& p) {
     for (int r = 0; r < R; ++r) {
       const int64_t row = b * R + r;
       if (row >= p.rows) break;
-      const uint32_t base = p.acc_in ? static_cast<uint32_t>(p.acc_in[row]) : 0u;
-      p.y[row * p.ldy] = static_cast<int32_t>(base + static_cast<uint32_t>(sums[r]));
+      const uint32_t base_sum = p.acc_in ? static_cast<uint32_t>(p.acc_in[row]) : 0u;
+      p.y[row * p.ldy] = static_cast<int32_t>(base_sum + static_cast<uint32_t>(sums[r]));
     }
+  }
+}
+
+// Two weight pairs, (w'1, w'2) of pair e at w and pair e + 1's after it, as int16 pairs in the
+// four 32-bit lanes of the low and of the high 128 bits.
+template <class W>
+SLIVER_INLINE __m256i bcast_two_pairs(const W* w) {
+  if constexpr (sizeof(W) == 2) {
+    const __m256i v = _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w)));
+    return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  } else {
+    int32_t v;
+    std::memcpy(&v, w, sizeof(v));
+    const __m256i hi = _mm256_setr_epi8(
+        -128, 0, -128, 1, -128, 0, -128, 1, -128, 0, -128, 1, -128, 0, -128, 1,
+        -128, 2, -128, 3, -128, 2, -128, 3, -128, 2, -128, 3, -128, 2, -128, 3);
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(_mm256_set1_epi32(v), hi), 8);
+  }
+}
+
+// The narrow form, at most 4 activation columns (a small batch on the right, R = 1): a pair's
+// (x[k1], x[k2]) lane pairs fill only 128 bits, so two consecutive pairs share one 256-bit
+// vpmaddwd (the first in the low half, the second in the high half, halves added at the end):
+// half the multiply-adds, unpacks and weight decodes of an 8-lane tile per pair.
+template <int KR, class W>
+void spmm_narrow(const Q8SpmmArgs& p) {
+  constexpr int64_t kRowBytes = 4 * sizeof(int16_t);
+  const uint8_t* __restrict kidx = p.kidx;
+  const W* __restrict w = static_cast<const W*>(p.w);
+  const char* x = reinterpret_cast<const char*>(p.x);
+  auto lanes = [](const char* r1, const char* r2) SLIVER_ALWAYS {
+    if constexpr (KR == 2) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1));
+    return _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1)),
+                              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r2)));
+  };
+  int64_t e = p.first;
+  for (int64_t b = 0; b < p.nblocks; ++b) {
+    const int64_t e1 = e + p.count[b];
+    const char* base = x;
+    // An odd count's first pair goes alone, without a branch (which would mispredict on every
+    // other row): with an even count the same code runs on steps and weights masked to 0.
+    // Reads stay in bounds: kidx and w have slack past the last pair.
+    const int odd = p.count[b] & 1;
+    const uint32_t keep = 0u - static_cast<uint32_t>(odd);
+    const char *h1, *h2;
+    if constexpr (KR == 2) step_rows<KR, kRowBytes>(kidx[e] & keep, 0, base, h1, h2);
+    else step_rows<KR, kRowBytes>(kidx[2 * e] & keep, kidx[2 * e + 1] & keep, base, h1, h2);
+    const __m256i hw = _mm256_and_si256(bcast_pair(w + 2 * e), _mm256_set1_epi32(-odd));
+    __m256i acc = _mm256_madd_epi16(_mm256_set_m128i(_mm_setzero_si128(), lanes(h1, h2)), hw);
+    for (e += odd; e + 2 <= e1; e += 2) {
+      const char *r1, *r2, *r3, *r4;
+      pair_rows<KR, kRowBytes>(kidx, e, base, r1, r2);
+      pair_rows<KR, kRowBytes>(kidx, e + 1, base, r3, r4);
+      const __m256i pv = _mm256_set_m128i(lanes(r3, r4), lanes(r1, r2));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pv, bcast_two_pairs(w + 2 * e)));
+    }
+    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    if (b >= p.rows) continue;
+    if (p.acc_in)
+      sum = _mm_add_epi32(sum, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.acc_in + b * 4)));
+    int32_t* yr = p.y + b * p.ldy;
+    if (p.nt == 4) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(yr), sum);
+    } else {
+      alignas(16) int32_t tmp[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), sum);
+      std::memcpy(yr, tmp, static_cast<size_t>(p.nt) * sizeof(int32_t));
+    }
+  }
+}
+
+template <int NT, int R, int KR, class W>
+void run_typed(const Q8SpmmArgs& p) {
+  if constexpr (NT == 1) {
+    spmv_rows<R, KR, W>(p);
+  } else if constexpr (NT == 4) {
+    static_assert(R == 1, "the narrow form is for unblocked rows");
+    spmm_narrow<KR, W>(p);
+  } else {
+    spmm_tile<NT, R, KR, W>(p);
   }
 }
 
@@ -164,10 +310,8 @@ template <int NT, int R, int KR>
 void run(const Q8SpmmArgs& p) {
   assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
   assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & (KR == 2 ? 31 : 15)) == 0);
-  // The vector form reads x[k1], x[k2] directly: with KR = 2 the panel is x itself and
-  // k2 = k1 + 1, so one kernel serves both pairings.
-  if constexpr (NT == 1) spmv_rows<R>(p);
-  else spmm_tile<NT, R, KR>(p);
+  if (p.wide) run_typed<NT, R, KR, int16_t>(p);
+  else run_typed<NT, R, KR, int8_t>(p);
 }
 
 // ---- panels: int16 x - zero_point (layouts in sparse.h) ----
@@ -200,6 +344,12 @@ SLIVER_INLINE void natural_row(int NT, int64_t nt, const uint8_t* s, int64_t ste
 
 // The NT lanes of rows k and k + 1 (natural order) interleaved into the kr = 2 layout at d.
 SLIVER_INLINE void interleave_pair(int NT, const int16_t* r0, const int16_t* r1, int16_t* d) {
+  if (NT == 4) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d),
+                     _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0)),
+                                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1))));
+    return;
+  }
   for (int j0 = 0; j0 < NT; j0 += 8) {
     const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(r0 + j0));
     const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(r1 + j0));

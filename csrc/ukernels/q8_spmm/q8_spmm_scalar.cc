@@ -23,27 +23,47 @@ int32_t panel_at(const int16_t* x, int64_t k, int64_t j) {
   return x[k * NT + panel_pos(NT, j)];
 }
 
-template <int NT, int R, int KR>
-void run(const Q8SpmmArgs& p) {
+template <int NT, int R, int KR, class W>
+void run_typed(const Q8SpmmArgs& p) {
+  const W* w = static_cast<const W*>(p.w);
+  int64_t e0 = p.first;
   for (int64_t b = 0; b < p.nblocks; ++b) {
     const int64_t row0 = b * R;
     uint32_t acc[R][NT];  // wraps mod 2^32 like the int32 lanes
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < NT; ++j)
         acc[r][j] = p.acc_in ? static_cast<uint32_t>(p.acc_in[(row0 + r) * NT + j]) : 0u;
-    for (int64_t e = p.ptr[b]; e < p.ptr[b + 1]; ++e) {
-      const int64_t k1 = p.kidx[2 * e], k2 = p.kidx[2 * e + 1];
+    int64_t base = 0;  // the input steps' running base (sparse.h)
+    const int64_t e1 = e0 + p.count[b];
+    for (int64_t e = e0; e < e1; ++e) {
+      int64_t k1, k2;
+      if (KR == 2) {
+        k1 = base + 2 * int64_t{p.kidx[e]};
+        k2 = k1 + 1;
+        base = k1;
+      } else {
+        k1 = base + p.kidx[2 * e];
+        k2 = base + p.kidx[2 * e + 1];
+        base = k2;
+      }
       for (int r = 0; r < R; ++r) {
-        const int32_t w1 = p.w[(e * R + r) * 2], w2 = p.w[(e * R + r) * 2 + 1];
+        const int32_t w1 = w[(e * R + r) * 2], w2 = w[(e * R + r) * 2 + 1];
         for (int j = 0; j < NT; ++j)
           acc[r][j] += static_cast<uint32_t>(w1 * panel_at<NT, KR>(p.x, k1, j) +
                                              w2 * panel_at<NT, KR>(p.x, k2, j));
       }
     }
+    e0 = e1;
     for (int r = 0; r < R && row0 + r < p.rows; ++r)
       for (int64_t j = 0; j < p.nt; ++j)
         p.y[(row0 + r) * p.ldy + j] = static_cast<int32_t>(acc[r][j]);
   }
+}
+
+template <int NT, int R, int KR>
+void run(const Q8SpmmArgs& p) {
+  if (p.wide) run_typed<NT, R, KR, int16_t>(p);
+  else run_typed<NT, R, KR, int8_t>(p);
 }
 
 int16_t centred(uint8_t v, bool is_signed, int32_t zp) {
