@@ -14,7 +14,9 @@
 // written once. Layout NCHW throughout; 1-D convs run as 2-D with H = 1.
 #include "ops/common.h"
 #include "ops/conv_geometry.h"
+#include "ops/conv_few_pixels.h"
 #include "ops/conv_igemm.h"
+#include "ops/conv_im2col.h"
 #include "ops/conv_winograd.h"
 #include "ukernels/f32_dwconv/f32_dwconv.h"
 #include "ukernels/f32_winograd/f32_winograd.h"
@@ -37,143 +39,22 @@ inline void gather_row(float* dst, int64_t n, const float* src, int64_t len, int
   std::fill(dst + hi, dst + n, 0.f);
 }
 
-// Im2col in the GEMM's packed-B layout. The GEMM's B is the K x pixels matrix whose row
-// r = (ci, i, j) holds, for each output pixel, the input value under window tap (i, j) of
-// channel ci (0 in the padding). The micro-kernel reads B as panels of NR pixels stored k-major
-// (b[k * NR + t]); writing those panels directly is the only copy of the window values made.
-//
-// The panels are read from planes where every window lies inside: the input itself, or, when
-// the windows reach into the padding, a zero-bordered copy (one pass over the input, a fraction
-// of the K / C_in passes im2col makes). Then every row of a panel is a plain copy (stride 1:
-// NR adjacent inputs) when the panel's pixels lie on one output row, else one run per output
-// row. (Splitting strided rows into phases in the copy, to make stride 2 contiguous too,
-// measured slower: the deinterleaving copy costs more than the strided gathers it saves.)
-
-// Where im2col reads its inputs: the input planes or their zero-bordered copy.
-struct Im2colSource {
-  const float* x = nullptr;  // image 0, channel 0
-  int64_t plane = 0;         // floats between channels
-  int64_t ld = 0;            // floats between input rows
-  int64_t step = 1;          // floats between the inputs of horizontally adjacent outputs
-  std::vector<int64_t> tap;  // per window column j: offset of its input (for output column 0)
-};
-
-// L floats src[t * S] (S = 0: stride s) to dst, L a compile-time length: fixed-size moves the
-// compiler turns into vector loads and stores, with no loop or call to memcpy.
-template <int L, int S>
-inline void copy_run(float* __restrict dst, const float* __restrict src, int64_t s) {
-  if constexpr (S == 1) {
-    std::memcpy(dst, src, sizeof(float) * L);
-  } else {
-    const int64_t step = S == 0 ? s : S;
-    for (int t = 0; t < L; ++t) dst[t] = src[t * step];
-  }
-}
-
-// Writes the panel of output pixels [pa, pb) (pb - pa <= NR; columns past pb are zeros) of one
-// image and group (output geometry g, inputs at x laid out as in.plane/ld/step/tap) into d
-// (K * NR floats). S: in.step when 1 or 2, else 0. L > 0: the panel is NR / L whole output
-// rows of L pixels (W.out == L); L == 0: any panel.
-template <int NR, int S, int L>
-void im2col_panel(const ConvGeom& g, const Im2colSource& in, int64_t cg, const float* x, float* d,
-                  int64_t pa, int64_t pb) {
-  const AxisGeom &H = g.h, &W = g.w;
-  const int64_t kw = W.k, row_step = H.d * in.ld, in_row_step = H.s * in.ld;
-  const int64_t oh = pa / W.out, ow = pa % W.out;
-  const float* xr = x + oh * in_row_step + ow * in.step;  // input of pixel pa, before the tap
-  const int64_t* tap = in.tap.data();
-  if (L > 0 || (pb - pa == NR && ow + NR <= W.out)) {
-    // Runs of adjacent pixels on one output row each, starting in_row_step apart.
-    constexpr int kRun = L > 0 ? L : NR;
-    const int64_t runs = L > 0 ? (pb - pa + L - 1) / L : 1;
-    if (L > 0 && pb - pa < NR) {
-      for (int64_t r = 0; r < cg * H.k * kw; ++r)
-        std::memset(d + r * NR + runs * L, 0, sizeof(float) * (NR - runs * L));
-    }
-    for (int64_t ci = 0; ci < cg; ++ci, xr += in.plane) {
-      const float* src = xr;
-      for (int64_t i = 0; i < H.k; ++i, src += row_step) {
-        for (int64_t j = 0; j < kw; ++j, d += NR) {
-          const float* sj = src + tap[j];
-          for (int64_t r = 0; r < runs; ++r)
-            copy_run<kRun, S>(d + r * kRun, sj + r * in_row_step, in.step);
-        }
-      }
-    }
-    return;
-  }
-  // Any other panel: each pixel's input offset from a table, gathered one by one.
-  int64_t off[NR];
-  for (int64_t t = 0; t < NR; ++t) {
-    const int64_t p = std::min(pa + t, pb - 1);  // columns past pb: zeroed below
-    off[t] = (p / W.out - oh) * in_row_step + (p % W.out - ow) * in.step;
-  }
-  const int64_t n = pb - pa;
-  for (int64_t ci = 0; ci < cg; ++ci, xr += in.plane) {
-    const float* src = xr;
-    for (int64_t i = 0; i < H.k; ++i, src += row_step) {
-      for (int64_t j = 0; j < kw; ++j, d += NR) {
-        const float* sj = src + tap[j];
-        for (int t = 0; t < NR; ++t) d[t] = sj[off[t]];
-        for (int64_t t = n; t < NR; ++t) d[t] = 0.f;
-      }
-    }
-  }
-}
-
-// Panels [q0, q1) of the block of pixels starting at p0 (panel q: pixels p0 + q * NR ...,
-// below p1), at dst + q * K * NR.
-void im2col_panels(int nr, const ConvGeom& g, const Im2colSource& in, int64_t cg, const float* x,
-                   float* dst, int64_t p0, int64_t p1, int64_t q0, int64_t q1) {
-  using PanelFn = void (*)(const ConvGeom&, const Im2colSource&, int64_t, const float*, float*,
-                           int64_t, int64_t);
-  auto by_step = [&](auto nr_c, auto l_c) -> PanelFn {
-    constexpr int R = decltype(nr_c)::value, L = decltype(l_c)::value;
-    return in.step == 1 ? im2col_panel<R, 1, L> : in.step == 2 ? im2col_panel<R, 2, L>
-                                                               : im2col_panel<R, 0, L>;
-  };
-  // Output rows narrower than a panel and dividing it: each panel is whole rows.
-  auto pick = [&](auto nr_c) -> PanelFn {
-    constexpr int R = decltype(nr_c)::value;
-    using I = std::integral_constant<int, 0>;
-    if (R % g.w.out != 0 || g.w.out >= R) return by_step(nr_c, I{});
-    switch (g.w.out) {
-      case 1: return by_step(nr_c, std::integral_constant<int, 1>{});
-      case 2: return by_step(nr_c, std::integral_constant<int, 2>{});
-      case 4: return by_step(nr_c, std::integral_constant<int, 4>{});
-      case 8: return by_step(nr_c, std::integral_constant<int, R == 16 ? 8 : 0>{});
-      default: return by_step(nr_c, I{});
-    }
-  };
-  PanelFn fn;
-  switch (nr) {
-    case 8: fn = pick(std::integral_constant<int, 8>{}); break;
-    case 16: fn = pick(std::integral_constant<int, 16>{}); break;
-    default: fail("conv: no im2col for GEMM panels of ", nr, " columns");
-  }
-  const int64_t k = cg * g.h.k * g.w.k;
-  for (int64_t q = q0; q < q1; ++q) {
-    const int64_t pa = p0 + q * nr;
-    fn(g, in, cg, x, dst + q * k * nr, pa, std::min(p1, pa + nr));
-  }
-}
-
-// Whether some window reaches outside the input (then the input is copied with its padding).
-inline bool needs_padding(const ConvGeom& g) {
-  return g.h.pad_begin > 0 || g.w.pad_begin > 0 || window_extent(g.h) > g.h.in ||
-         window_extent(g.w) > g.w.in;
-}
-
 // The im2col path: Y_g (M x pixels) = W_g (M x K, packed once) * im2col(X_g) (K x pixels), on
-// conv_igemm's engine; im2col writes a few B panels at a time (about 24 KiB, at most 16) for it.
-constexpr int64_t kConvGroupFloats = 6 * 1024;
-constexpr int64_t kConvMaxGroup = 16;
+// conv_igemm's engine. The pixels go in N blocks of panels and K in blocks of whole input
+// channels; im2col writes one (N block, K block) of B at a time, about 128 KiB for L2, and
+// conv_gemm_kblock streams A past it. A is thus read once per N block, whatever K is (a K x NR
+// panel of a deep conv would not stay in cache next to all of A).
+constexpr int64_t kConvKC = 256;        // K block target, in rows of B
+constexpr int64_t kConvMaxKC = 320;     // K up to this is one block
+constexpr int64_t kConvBBlockFloats = 32 * 1024;
 // Pointwise convs with this many output channels per group (or more) copy their input into
 // panels too: enough rows reuse each panel, and the driver's in-place B reads rows a plane
 // apart, which for power-of-2 planes all fall in a few cache sets.
 constexpr int64_t kPackedPointwiseMinM = 48;
 // Below this many multiply-adds a conv runs on one thread (waking a worker costs microseconds).
 constexpr double kConvMinParallelMacs = 1 << 17;
+// Tasks per thread to aim for: a worker that wakes late leaves its share to the others.
+constexpr int64_t kConvTasksPerThread = 2;
 
 // One image and group of an im2col conv.
 struct ConvGemm {
@@ -185,20 +66,28 @@ struct ConvGemm {
   const float* x;    // the group's first input channel
   float* y;          // the group's first output channel
   Epilogue ep;       // bias and residual advanced to the group
-  int64_t group;     // panels per im2col pass
+  int64_t cpb;       // input channels per K block
+  int64_t nb;        // panels per N block
+  RowTiles tiles;    // of W
 };
 
-// Row tiles [t0, t1) of W for the output pixels of panels [q0, q1): a few panels of im2col at a
-// time into L1-sized scratch, each pass consumed by the micro-kernel for every row tile.
+// Row tiles [t0, t1) of W for the output pixels of panels [q0, q1): per N block and K block,
+// im2col into scratch, then the GEMM on it.
 void conv_tiles(const ConvGemm& c, int64_t t0, int64_t t1, int64_t q0, int64_t q1) {
-  const int64_t NR = c.kern->nr, ohw = c.g->out_plane();
-  float* buf = thread_scratch(0, static_cast<size_t>(c.group * std::max<int64_t>(c.K, 1) * NR));
-  for (int64_t q = q0; q < q1; q += c.group) {
-    const int64_t gq = std::min(c.group, q1 - q), p0 = q * NR, p1 = std::min(ohw, p0 + gq * NR);
-    im2col_panels(static_cast<int>(NR), *c.g, *c.in, c.cg, c.x, buf, p0, p1, 0, gq);
+  const int64_t NR = c.kern->nr, ohw = c.g->out_plane(), taps = c.K / c.cg;
+  float* buf = thread_scratch(0, static_cast<size_t>(c.nb * c.cpb * taps * NR));
+  for (int64_t q = q0; q < q1; q += c.nb) {
+    const int64_t gq = std::min(c.nb, q1 - q), p0 = q * NR, p1 = std::min(ohw, p0 + gq * NR);
     Epilogue ep = c.ep;
     if (ep.residual) ep.residual += p0;
-    conv_gemm_panels(*c.kern, *c.a, t0, t1, buf, gq, p1 - p0 - (gq - 1) * NR, c.y + p0, ohw, &ep);
+    for (int64_t c0 = 0; c0 < c.cg; c0 += c.cpb) {
+      const int64_t c1 = std::min(c.cg, c0 + c.cpb);
+      im2col_panels(static_cast<int>(NR), *c.g, *c.in, c1 - c0, c.x + c0 * c.in->plane, buf, p0,
+                    p1, 0, gq);
+      conv_gemm_kblock(*c.kern, conv_a_block(*c.a, c0 * taps), c.tiles, t0, t1, (c1 - c0) * taps,
+                       buf, gq, p1 - p0 - (gq - 1) * NR, c0 == 0, c1 == c.cg ? &ep : nullptr,
+                       c.y + p0, ohw);
+    }
   }
 }
 
@@ -227,16 +116,25 @@ class ConvKernel final : public Kernel {
       winograd_ = wshape.size() == 4 &&
                   winograd_suits(kh_, kw_, w_.strides, w_.dilations, cg_, mg) &&
                   all_finite(weights_.ptr<float>(), weights_.numel());
+      // Few output pixels (a static input shape tells): the GEMM with the pixels on its rows.
+      const int64_t pixels = static_out_pixels(init);
+      few_pixels_ = !winograd_ && !direct_ && pixels > 0 &&
+                    few_pixels_suit(pixels, f32_gemm_kernel());
       // Direct pointwise convs run on the GEMM driver (plain packed A), the others on
-      // conv_igemm's engine (row tiles; Winograd: 16 transformed matrices per group).
+      // conv_igemm's engine (row tiles; Winograd: 16 transformed matrices per group; few
+      // pixels: the weights as B panels).
       for (int64_t gi = 0; gi < group_; ++gi) {
         const float* wg = weights_.ptr<float>() + gi * mg * k;
-        if (winograd_) {
+        if (few_pixels_) {
+          packed_t_.push_back(pack_conv_weights_t(f32_gemm_kernel(), mg, k, wg,
+                                                  kblock_channels() * kh_ * kw_));
+        } else if (winograd_) {
           for (auto& u : winograd_pack_weights(f32_gemm_kernel(), mg, cg_, wg))
             packed_.push_back(u);
         } else {
           packed_.push_back(direct_ ? pack_a(mg, k, wg, k, false)
-                                    : pack_conv_weights(f32_gemm_kernel(), mg, k, wg));
+                                    : pack_conv_weights(f32_gemm_kernel(), mg, k, wg,
+                                                        kblock_channels() * kh_ * kw_));
         }
       }
     } else {
@@ -295,11 +193,14 @@ class ConvKernel final : public Kernel {
     out[0] = std::move(y);
   }
 
-  int64_t weight_bytes() const override { return packed_bytes(packed_); }
+  int64_t weight_bytes() const override {
+    return packed_bytes(packed_) + packed_bytes(packed_t_);
+  }
   std::string describe() const override {
     std::string s;
     if (depthwise_) s = std::string("conv_depthwise ") + (dw2d_ ? dw2d_->name : dw_->name);
     else if (winograd_) s = std::string("conv_winograd ") + f32_winograd_kernel().name;
+    else if (few_pixels_) s = std::string("conv_few_pixels ") + f32_gemm_kernel().name;
     else s = std::string(direct_ ? "conv_1x1 " : "conv_im2col ") + f32_gemm_kernel().name;
     if (ep_.act != Act::none) s += std::string(" +") + act_name(ep_.act);
     if (residual_input_ >= 0) s += " +residual";
@@ -308,6 +209,27 @@ class ConvKernel final : public Kernel {
   }
 
  private:
+  // Output pixels per image for the static input shape, or 0 when it is not known.
+  int64_t static_out_pixels(const KernelInit& init) const {
+    if (init.input_shapes.empty() || !init.input_shapes[0].known) return 0;
+    const Shape& d = init.input_shapes[0].dims;
+    if (d.size() != wshape_.size()) return 0;
+    int64_t pixels = 1;
+    for (size_t i = 2; i < d.size(); ++i) {
+      if (d[i] <= 0) return 0;
+      pixels *= resolve_axis(w_, i - 2, d[i]).out;
+    }
+    return pixels;
+  }
+
+  // Input channels per K block of the im2col GEMM: K (C_in/g * kh * kw) in blocks of whole
+  // channels of about kConvKC rows.
+  int64_t kblock_channels() const {
+    const int64_t k = cg_ * kh_ * kw_;
+    const int64_t kblocks = k <= kConvMaxKC ? 1 : (k + kConvKC - 1) / kConvKC;
+    return (cg_ + kblocks - 1) / kblocks;
+  }
+
   bool pointwise() const {
     if (kh_ != 1 || kw_ != 1) return false;
     for (int64_t s : w_.strides)
@@ -343,37 +265,26 @@ class ConvKernel final : public Kernel {
       return;
     }
     const F32GemmKernel& kern = f32_gemm_kernel();
+    const int64_t taps = kh_ * kw_, cpb = kblock_channels();
     // Weights given at run time, or Winograd's input had NaN/infinities (packed_ holds its
     // transformed weights): pack for this run.
     std::vector<std::shared_ptr<PackedA>> run_packed;
-    if (packed_.empty() || winograd_)
+    if ((packed_.empty() && packed_t_.empty()) || winograd_)
       for (int64_t gi = 0; gi < g.group; ++gi)
-        run_packed.push_back(pack_conv_weights(kern, mg, k, wt + gi * mg * k));
+        run_packed.push_back(pack_conv_weights(kern, mg, k, wt + gi * mg * k, cpb * taps));
     const auto& packed = run_packed.empty() ? packed_ : run_packed;
-    // Windows reaching into the padding: im2col reads a zero-bordered copy of the input planes.
-    const AxisGeom &H = g.h, &W = g.w;
-    Im2colSource in;
-    in.step = W.s;
-    for (int64_t j = 0; j < W.k; ++j) in.tap.push_back(j * W.d);
-    if (needs_padding(g)) {
-      const int64_t ph = window_extent(H), pw = window_extent(W);
-      in.ld = pw;
-      in.plane = ph * pw;
-      float* xp = thread_scratch(1, static_cast<size_t>(g.n * g.c * in.plane));
-      parallel_for(pool, g.n * g.c, static_cast<double>(in.plane),
-                   [&](int64_t c0, int64_t c1) { pad_planes(g, x, xp, c0, c1, ph, pw); });
-      in.x = xp;
-    } else {
-      in.x = x;
-      in.plane = g.in_plane();
-      in.ld = W.in;
+    const Im2colSource in = im2col_source(g, x, kh_, kw_, pool, 1);
+    if (!packed_t_.empty()) {
+      conv_few_pixels(g, in, kh_, kw_, packed_t_, cpb, ep, y, pool);
+      return;
     }
-    const int64_t panels = (ohw + kern.nr - 1) / kern.nr, units = g.n * g.group * panels;
-    const int64_t group = std::clamp<int64_t>(
-        kConvGroupFloats / (std::max<int64_t>(k, 1) * kern.nr), 1, kConvMaxGroup);
-    auto gemm_of = [&](int64_t ng) {  // ng = image * groups + group
-      const int64_t n = ng / g.group, gi = ng % g.group;
-      ConvGemm c{&kern, &g, &in, cg_, mg, k, packed[gi].get(), nullptr, nullptr, ep, group};
+    const int64_t NR = kern.nr, panels = (ohw + NR - 1) / NR, ng = g.n * g.group;
+    static const int64_t BB = getenv("SLIVER_T_BB") ? atol(getenv("SLIVER_T_BB")) : kConvBBlockFloats;  // TUNE
+    int64_t nb = std::clamp<int64_t>(BB / (cpb * taps * NR), 1, panels);
+    auto gemm_of = [&](int64_t ngi) {  // ngi = image * groups + group
+      const int64_t n = ngi / g.group, gi = ngi % g.group;
+      ConvGemm c{&kern, &g, &in, cg_, mg, k, packed[gi].get(), nullptr, nullptr, ep, cpb, nb,
+                 RowTiles(mg, kern.mr)};
       c.x = in.x + (n * g.c + gi * cg_) * in.plane;
       const int64_t yoff = (n * g.m + gi * mg) * ohw;
       c.y = y + yoff;
@@ -381,29 +292,34 @@ class ConvKernel final : public Kernel {
       if (c.ep.residual) c.ep.residual += yoff;
       return c;
     };
-    // Units of work: (image, group, panel). Threads take contiguous ranges of units; with too
-    // few of them, they split the rows of W instead (each then writes the same im2col panels).
+    // Tasks: (image and group, N block, part of the rows of W). With too few N blocks for the
+    // threads, either cut N finer (each block reads all of A again) or split the rows of W
+    // (each part repeats the im2col of its block), whichever copies less.
     const int64_t tiles_m = RowTiles(mg, kern.mr).count;
     int threads = pool ? pool->num_threads() : 1;
-    if (static_cast<double>(mg) * k * ohw * g.n * g.group < kConvMinParallelMacs) threads = 1;
-    auto run_units = [&](int64_t u0, int64_t u1) {
-      while (u0 < u1) {
-        const int64_t ng = u0 / panels, q = u0 % panels, q1 = std::min(panels, q + (u1 - u0));
-        conv_tiles(gemm_of(ng), 0, tiles_m, q, q1);
-        u0 += q1 - q;
+    if (static_cast<double>(mg) * k * ohw * ng < kConvMinParallelMacs) threads = 1;
+    int64_t tm = 1;
+    if (threads > 1) {
+      const int64_t want = kConvTasksPerThread * threads, blocks = (panels + nb - 1) / nb;
+      if (ng * blocks < want) {
+        const int64_t nb_n = std::max<int64_t>(1, panels / ((want + ng - 1) / ng));
+        const double extra_n = static_cast<double>((panels + nb_n - 1) / nb_n - blocks) * mg * k;
+        const int64_t tm_m = std::min(tiles_m, (want + ng * blocks - 1) / (ng * blocks));
+        const double extra_m = 2.0 * static_cast<double>(tm_m - 1) * k * ohw;
+        if (extra_n <= extra_m) nb = nb_n;
+        else tm = tm_m;
       }
+    }
+    const int64_t blocks = (panels + nb - 1) / nb, tasks = ng * blocks * tm;
+    auto task = [&](int64_t i) {
+      const int64_t part = i % tm, blk = i / tm % blocks;
+      conv_tiles(gemm_of(i / tm / blocks), tiles_m * part / tm, tiles_m * (part + 1) / tm,
+                 blk * nb, std::min(panels, (blk + 1) * nb));
     };
-    if (threads <= 1) {
-      run_units(0, units);
-    } else if (units >= 2 * threads || tiles_m < threads) {
-      pool->parallel_for(units, run_units);
+    if (threads > 1 && tasks > 1) {
+      pool->parallel_tasks(tasks, task);
     } else {
-      for (int64_t ng = 0; ng < g.n * g.group; ++ng) {
-        const ConvGemm c = gemm_of(ng);
-        pool->parallel_for(tiles_m, [&](int64_t t0, int64_t t1) {
-          conv_tiles(c, t0, t1, 0, panels);
-        });
-      }
+      for (int64_t i = 0; i < tasks; ++i) task(i);
     }
   }
 
@@ -512,6 +428,8 @@ class ConvKernel final : public Kernel {
   const F32Dwconv2dKernel* dw2d_ = nullptr;  // the plane kernel, when the window allows
   bool direct_ = false;    // pointwise on the GEMM driver, B = the input planes
   bool winograd_ = false;  // packed_ holds 16 matrices per group
+  bool few_pixels_ = false;  // packed_t_ holds the weights (conv_few_pixels)
+  std::vector<std::shared_ptr<PackedB>> packed_t_;
   Tensor weights_, bias_;
   std::vector<std::shared_ptr<PackedA>> packed_;
 };

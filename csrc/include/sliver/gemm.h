@@ -120,18 +120,23 @@ struct F32GemmKernel {
 // Packed operands.
 
 /// A packed for one micro-kernel tile shape: ceil(M/MR) panels of K*MR floats, zero padded.
+/// (Conv weights may instead be K-block-major, kc > 0: see pack_conv_weights and
+/// pack_conv_weights_t; panel() and the GEMM driver then do not apply.)
 struct PackedA {
   int64_t M = 0, K = 0;
   int mr = 0;                   // the MR it was packed for
   std::shared_ptr<float> data;  // 64-byte aligned
+  int64_t kc = 0;               // 0: panels of all K; else K blocks of kc rows, each all panels
   const float* panel(int64_t m0) const { return data.get() + (m0 / mr) * K * mr; }
 };
 
 /// B packed for one micro-kernel tile shape: ceil(N/NR) panels of K*NR floats, zero padded.
+/// (kc > 0: K-block-major, as PackedA.)
 struct PackedB {
   int64_t K = 0, N = 0;
   int nr = 0;                   // the NR it was packed for
   std::shared_ptr<float> data;  // 64-byte aligned
+  int64_t kc = 0;               // 0: panels of all K; else K blocks of kc rows, each all panels
   const float* panel(int64_t n0) const { return data.get() + (n0 / nr) * K * nr; }
 };
 

@@ -208,14 +208,14 @@ void epilogue(const F32GemmUkernelArgs& p, int64_t q, int64_t nr, __m256 (&t)[R]
       unroll<V>([&](auto v) SLIVER_ALWAYS { bj[v] = load(p.bias + q * kNR, v); });
       each([&](int i, int v) SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], bj[v]); });
     }
-    apply_act_tile(ep->act, ep->alpha, ep->beta, t);
+    if (ep->act != Act::none) apply_act_tile(ep->act, ep->alpha, ep->beta, t);
     if (p.residual) {
       const float* res = p.residual + q * kNR;
       const int64_t ldr = ep->ld_residual;
       each([&](int i, int v)
                SLIVER_ALWAYS { t[i][v] = _mm256_add_ps(t[i][v], load(res + i * ldr, v)); });
     }
-    apply_act_tile(ep->post_act, ep->post_alpha, ep->post_beta, t);
+    if (ep->post_act != Act::none) apply_act_tile(ep->post_act, ep->post_alpha, ep->post_beta, t);
   }
   if (full) {
     each([&](int i, int v) SLIVER_ALWAYS { _mm256_storeu_ps(c + i * ldc + 8 * v, t[i][v]); });

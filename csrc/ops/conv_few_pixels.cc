@@ -1,0 +1,109 @@
+// Convs with the pixels on the GEMM's rows (see conv_few_pixels.h).
+#include "ops/conv_few_pixels.h"
+
+#include <algorithm>
+
+#include "ops/common.h"
+#include "sliver/thread_pool.h"
+
+namespace sliver::ops {
+namespace {
+
+// The swap must save at least this fraction of the padded columns' cost (it adds a transpose).
+constexpr double kSwapMargin = 1.12;
+constexpr int64_t kMaxPixels = 256;  // C^T and A^T of every K block stay in scratch
+// Channel panels per task: tasks small enough for a late worker's share to be taken over.
+constexpr int64_t kTasksPerThread = 2;
+constexpr double kMinParallelMacs = 1 << 17;
+
+// y (m x n, rows ldy apart) = ct^T (ct: n x m, rows m apart), then ep's residual and post_act.
+void transpose_out(const float* ct, int64_t n, int64_t m0, int64_t m1, int64_t ldct, float* y,
+                   const Epilogue& ep, const float* residual) {
+  constexpr int64_t kBlock = 16;  // columns of ct per pass: one cache line of each ct row
+  for (int64_t mb = m0; mb < m1; mb += kBlock) {
+    const int64_t me = std::min(m1, mb + kBlock);
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t m = mb; m < me; ++m) y[m * n + p] = ct[p * ldct + m];
+  }
+  if (!residual && ep.post_act == Act::none) return;
+  Epilogue tail;  // what the micro-kernel's epilogue left: residual, then post_act
+  tail.post_act = ep.post_act;
+  tail.post_alpha = ep.post_alpha;
+  tail.post_beta = ep.post_beta;
+  for (int64_t m = m0; m < m1; ++m)
+    finish_epilogue(tail, y + m * n, n, residual ? residual + m * n : nullptr);
+}
+
+}  // namespace
+
+bool few_pixels_suit(int64_t pixels, const F32GemmKernel& kern) {
+  if (pixels <= 0 || pixels > kMaxPixels) return false;
+  // Columns the usual orientation pays for: full panels, and a last one of <= NR/2 columns at
+  // half the cost (the kernel's one-vector tiles).
+  const int64_t nr = kern.nr, full = pixels / nr, rest = pixels % nr;
+  const int64_t paid = full * nr + (rest == 0 ? 0 : rest <= nr / 2 ? nr / 2 : nr);
+  return static_cast<double>(pixels) * kSwapMargin < static_cast<double>(paid);
+}
+
+void conv_few_pixels(const ConvGeom& g, const Im2colSource& in, int64_t kh, int64_t kw,
+                     const std::vector<std::shared_ptr<PackedB>>& w, int64_t cpb,
+                     const Epilogue& ep, float* y, ThreadPool* pool) {
+  const F32GemmKernel& kern = f32_gemm_kernel();
+  const int64_t MR = kern.mr, NR = kern.nr, ohw = g.out_plane();
+  const int64_t cg = g.c / g.group, mg = g.m / g.group, taps = kh * kw, k = cg * taps;
+  const RowTiles tiles(ohw, MR);
+  const int64_t panels = (mg + NR - 1) / NR, nr = mg - (panels - 1) * NR;
+  float* at = thread_scratch(0, static_cast<size_t>(tiles.count * MR * k));  // A^T, K-block-major
+  float* ct = thread_scratch(2, static_cast<size_t>(ohw * mg));
+  // The micro-kernel's epilogue does bias (per column here) and act; residual and post_act
+  // need Y's layout, so they run after the transpose.
+  Epilogue ep_t;
+  ep_t.act = ep.act;
+  ep_t.alpha = ep.alpha;
+  ep_t.beta = ep.beta;
+  int threads = pool ? pool->num_threads() : 1;
+  if (static_cast<double>(mg) * k * ohw < kMinParallelMacs) threads = 1;
+  const int64_t tasks = threads > 1 ? std::min(panels, kTasksPerThread * threads) : 1;
+  const int64_t kblocks = (cg + cpb - 1) / cpb;
+  for (int64_t n = 0; n < g.n; ++n) {
+    for (int64_t gi = 0; gi < g.group; ++gi) {
+      const float* x = in.x + (n * g.c + gi * cg) * in.plane;
+      parallel_for(pool, kblocks, static_cast<double>(cpb * taps * ohw),
+                   [&](int64_t b0, int64_t b1) {
+                     for (int64_t b = b0; b < b1; ++b) {
+                       const int64_t c0 = b * cpb, c1 = std::min(cg, c0 + cpb);
+                       im2col_panels(static_cast<int>(MR), g, in, c1 - c0, x + c0 * in.plane,
+                                     at + c0 * taps * tiles.count * MR, 0, ohw, 0, tiles.count,
+                                     &tiles);
+                     }
+                   });
+      ep_t.bias = ep.bias ? ep.bias + gi * mg : nullptr;
+      const PackedB& wb = *w[gi];
+      const int64_t mp = panels * NR;
+      auto task = [&](int64_t i) {
+        const int64_t j0 = panels * i / tasks, j1 = panels * (i + 1) / tasks;
+        if (j0 == j1) return;
+        Epilogue e = ep_t;
+        if (e.bias) e.bias += j0 * NR;
+        for (int64_t c0 = 0; c0 < cg; c0 += cpb) {
+          const int64_t c1 = std::min(cg, c0 + cpb), pc = c0 * taps, kc = (c1 - c0) * taps;
+          conv_gemm_kblock(kern, at + pc * tiles.count * MR, tiles, 0, tiles.count, kc,
+                           wb.data.get() + pc * mp + j0 * kc * NR, j1 - j0,
+                           j1 == panels ? nr : NR, c0 == 0, c1 == cg ? &e : nullptr,
+                           ct + j0 * NR, mg, /*prefetch_b=*/true);
+        }
+      };
+      if (tasks > 1) {
+        pool->parallel_tasks(tasks, task);
+      } else {
+        task(0);
+      }
+      const int64_t yoff = (n * g.m + gi * mg) * ohw;
+      parallel_for(pool, mg, static_cast<double>(ohw), [&](int64_t m0, int64_t m1) {
+        transpose_out(ct, ohw, m0, m1, mg, y + yoff, ep, ep.residual ? ep.residual + yoff : nullptr);
+      });
+    }
+  }
+}
+
+}  // namespace sliver::ops
