@@ -5,22 +5,23 @@
     python benchmarks/calibrate_sparse.py --zoo /tmp/zoo     # whole pruned zoo models
 
 Layers. Every weight layer of the zoo's FP32 base models (tools/model_zoo.py; the shapes at the
-default feeds) becomes a single-layer model, FP32 (Conv / Gemm / MatMul + Relu) and QDQ INT8
-(the passes turn it into sliver:QLinearConv channels-last or sliver:QLinearMatMul, like the zoo's
-QDQ models; an INT8 conv that is not a stem reads the output of a dense 1x1 conv first, so it
-sits inside the channels-last region as it does in the zoo). Its weights are pruned at random to
-the densities of --densities (default 50/80/90/95% zeros) and the layer's step is timed in
+default feeds) becomes a single-layer model, FP32 (Conv / Gemm / MatMul + Relu) or QDQ INT8 (the
+passes turn it into sliver:QLinearConv channels-last or a QLinearMatMul, like the zoo's QDQ
+models; an INT8 conv that is not a stem reads the output of a dense 1x1 conv first, so it sits
+inside the channels-last region as it does in the zoo). Its weights are pruned at random to the
+densities of --densities (default 30/50/80/90/95% zeros) and the layer's step is timed in
 sessions with sliver.sparse forced to "dense" and to "sparse" (per-step times of the native
-profile, the two sessions alternating, median of --reps runs). Printed per layer: the dense path
-the layer gets (the dense kernel's description), dense time / sparse time per density, whether
-"auto" picked sparse and its regret (auto's time / the faster one's - 1; within --noise counts as
-right). Then, per dense path, the factor that the cost model multiplies the stored density by
-(sparse_ops.h: DensePath) chosen to minimise the summed regret over that path's measurements,
-next to the factor compiled in now; copy the new ones into sparse_driver.cc (kDensePathFactor)
-with the figures printed here.
+profile, the two sessions alternating, median of --reps runs). The sparse kernel's description
+carries the cost model's verdict ("cost 0.42 vs conv_winograd x1.60": the relative cost, the
+dense path and its factor; sparse_ops.h), so auto's choice is known without a third session.
+Printed per layer: the dense path, dense time / sparse time per density with the stored density
+and auto's choice (S/D; * marks a choice slower than the other engine by more than --noise).
+Then, per dense path, the factor (sparse_driver.cc: kDensePaths) that minimises the time lost to
+wrong choices beyond --noise, with the range of equally good factors: copy the new ones into
+kDensePaths with the figures printed here, on another CPU too.
 
-Zoo (--zoo DIR). The pruned models of DIR run dense, sparse and auto, interleaved, 1 thread:
-auto's median must be within --noise of the faster of the other two.
+Zoo (--zoo DIR). The pruned models of DIR run dense, sparse and auto, interleaved, 1 thread,
+thread CPU time: auto's median must be within --noise of the faster of the other two.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import sliver
 from onnx import TensorProto, helper, numpy_helper
 from sliver.tools import model_zoo as mz
 
-DENSITIES = (0.5, 0.2, 0.1, 0.05)
+DENSITIES = (0.7, 0.5, 0.2, 0.1, 0.05)
 CONV_OPS = ("Conv", "sliver:FusedConv")
 LINEAR_OPS = ("Gemm", "sliver:FusedGemm", "MatMul", "sliver:FusedMatMul")
 WEIGHT_OPS = CONV_OPS + LINEAR_OPS + ("sliver:QLinearConv", "sliver:QLinearMatMul",
@@ -57,6 +58,7 @@ class Layer:
     stem: bool = False  # reads a graph input
 
     def label(self) -> str:
+        """A short description: family/node, op, channels, kernel, stride, input size."""
         if self.op == "Conv":
             s = self.attrs.get("strides", [1])[0]
             g = self.attrs.get("group", 1)
@@ -195,6 +197,7 @@ def q8_model(layer: Layer, density: float, seed: int) -> bytes:
 
 
 def session(model: bytes | str, mode: str, threads: int = 1) -> sliver.InferenceSession:
+    """A session with sliver.sparse = mode (auto, dense or sparse)."""
     so = sliver.SessionOptions()
     so.intra_op_num_threads = threads
     so.add_session_config_entry("sliver.sparse", mode)
@@ -250,6 +253,7 @@ def parse_describe(desc: str) -> tuple[float, str, float, float, str]:
 
 def measure_layer(layer: Layer, dtype: str, densities: list[float], reps: int,
                   seed: int) -> list[Point]:
+    """The layer's dense and sparse step times and the cost model's verdict, per density."""
     feeds = {"x": np.random.default_rng(seed).standard_normal(layer.x_shape).astype(np.float32)}
     points = []
     for d in densities:
@@ -276,9 +280,9 @@ def loss(points: list[Point], scale: float, noise: float) -> float:
     return sum(max(0.0, regret(p, p.cost * scale <= 1.0) - noise) for p in points)
 
 
-def fit_factor(points: list[Point], noise: float) -> tuple[float, float]:
+def fit_factor(points: list[Point], noise: float) -> tuple[float, float, float, float]:
     """The path factor minimising the summed regret beyond noise (the middle of the best range
-    on a log scale), and that regret."""
+    on a log scale), that regret, and the range."""
     scales = np.geomspace(1 / 16, 16, 321)
     losses = [loss(points, s, noise) for s in scales]
     best = min(losses)
@@ -286,9 +290,11 @@ def fit_factor(points: list[Point], noise: float) -> tuple[float, float]:
     # The best scales form a range when the data allow it; its geometric middle is the most
     # robust choice (equally far from the two nearest wrong decisions).
     mid = math.sqrt(good[0] * good[-1])
-    return points[0].factor * mid, best
+    f = points[0].factor
+    return f * mid, best, f * good[0], f * good[-1]
 
 def cmd_layers(args: argparse.Namespace) -> None:
+    """Single-layer measurements and the fitted path factors."""
     layers = zoo_layers(args.family or list(mz.FAMILIES))
     dtypes = ["f32", "q8"] if args.dtype == "both" else [args.dtype]
     points: list[Point] = []
@@ -317,12 +323,14 @@ def cmd_layers(args: argparse.Namespace) -> None:
         for path, ps in sorted(by_path.items()):
             now = loss(ps, 1.0, args.noise)
             wrong = sum(regret(p, p.auto_sparse) > args.noise for p in ps)
-            f, best = fit_factor(ps, args.noise)
+            f, best, lo, hi = fit_factor(ps, args.noise)
             print(f"  {dtype} {path:14s} {len(ps):3d} points, {wrong:2d} wrong, regret {now:5.2f} "
-                  f"(factor {ps[0].factor:.2f}) -> factor {f:.2f}, regret {best:.2f}")
+                  f"(factor {ps[0].factor:.2f}) -> factor {f:.2f} (any of {lo:.2f}-{hi:.2f}), "
+                  f"regret {best:.2f}")
 
 
 def cmd_zoo(args: argparse.Namespace) -> None:
+    """Auto against dense and sparse on every pruned zoo model."""
     names = [n for n, s in mz.REGISTRY.items() if s.sparsity > 0]
     if args.family:
         names = [n for n in names if mz.REGISTRY[n].family in args.family]
@@ -347,6 +355,7 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    """Command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dtype", choices=["f32", "q8", "both"], default="both")
     ap.add_argument("--family", action="append", choices=list(mz.FAMILIES))

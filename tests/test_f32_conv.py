@@ -93,7 +93,9 @@ def reference(x, w, b, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check(x, w, b, attrs: dict, act: str = "", post: str = "", res=None, threads: int = 1) -> str:
-    """sliver (Conv, or FusedConv when act/post/res) vs the float64 reference; returns the path."""
+    """sliver (Conv, or FusedConv when act/post/res) vs the float64 reference; returns the path.
+
+    The tolerance grows with K past the 500 terms SUM_ABS_REL_TOL allows for."""
     fused = None
     if act or post or res is not None:
         fused = {"activation": act, "post_activation": post}
@@ -114,7 +116,8 @@ def check(x, w, b, attrs: dict, act: str = "", post: str = "", res=None, threads
     # The activations are 1-Lipschitz here (sigmoid: 1/4), so the error bound carries through;
     # the activation and the residual add round once more, relative to the result.
     err = np.abs(got.astype(np.float64) - want)
-    bound = SUM_ABS_REL_TOL * scale + ACT_REL_TOL * np.abs(want) + 1e-30
+    k_terms = w.shape[1] * math.prod(w.shape[2:])
+    bound = SUM_ABS_REL_TOL * max(1.0, k_terms / 500) * scale + ACT_REL_TOL * np.abs(want) + 1e-30
     worst = np.unravel_index(np.argmax(err / bound), err.shape) if err.size else None
     assert err.size == 0 or np.all(err <= bound), (
         f"{impl}: |error| {err[worst]:.3g} > {bound[worst]:.3g} at {worst}, attrs {attrs}"
@@ -140,6 +143,11 @@ PATHS = [
     ("conv_im2col", 12, 50, 1, (16, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
     ("conv_im2col", 8, 8, 1, (17, 9), (1, 1), (3, 2), (0, 0, 0, 0), (1, 1)),
     ("conv_1x1", 24, 40, 1, (9, 11), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+    # Few output pixels and large weights: the GEMM with the pixels on its rows (few enough for
+    # the scalar kernel's 8-pixel panels too; 7x7 outputs are in test_few_pixels_random).
+    ("conv_few_pixels", 64, 520, 1, (3, 3), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+    ("conv_few_pixels", 40, 100, 1, (5, 6), (3, 3), (2, 2), (1, 1, 1, 0), (1, 1)),
+    ("conv_few_pixels", 2 * 120, 2 * 280, 2, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
     ("conv_depthwise f32_dwconv2d_3x3s1", 8, 8, 8, (13, 37), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
     ("conv_depthwise f32_dwconv2d_3x3s2", 8, 8, 8, (16, 33), (3, 3), (2, 2), (1, 0, 1, 2), (1, 1)),
     ("conv_depthwise f32_dwconv2d_5x5s1", 4, 4, 4, (11, 19), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1)),
@@ -256,6 +264,78 @@ def test_larger_layers() -> None:
         attrs = {"strides": list(strides), "pads": list(pads)}
         for threads in (1, 2):
             check(x, w, rand(rng, [m]), attrs, "Relu", threads=threads)
+
+
+def test_k_and_n_blocks() -> None:
+    """im2col K blocks of whole channels (2 and 3 blocks, the last one shorter) and several N
+    blocks per image, with every epilogue input, on 1 and 2 threads (identical bits)."""
+    rng = np.random.default_rng(13)
+    for c, m, size, kernel, strides, pads, dils in [
+        (50, 20, (33, 40), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),  # K = 450: 2 blocks
+        (61, 14, (30, 30), (3, 3), (1, 2), (2, 0, 0, 1), (2, 1)),  # K = 549: 3 blocks
+        (37, 50, (18, 21), (2, 5), (3, 1), (0, 2, 1, 2), (1, 1)),  # K = 370, tiles of 5 and 4
+    ]:
+        x = rand(rng, [2, c, *size])
+        w = rand(rng, [m, c, *kernel])
+        b = rand(rng, [m])
+        attrs = {"strides": list(strides), "pads": list(pads), "dilations": list(dils)}
+        want, _ = reference(x, w, b, attrs)
+        res = rand(rng, want.shape)
+        assert "conv_im2col" in check(x, w, b, attrs, "LeakyRelu", "Relu", res)
+        model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT)
+        one, _ = run_native(model, {"x": x}, threads=1)
+        two, _ = run_native(model, {"x": x}, threads=2)
+        np.testing.assert_array_equal(one, two)
+
+
+# Output sizes (pixels per image) where the few-pixel GEMM clearly beats padded 16-pixel panels.
+FEW_PIXEL_OUTPUTS = [(1, 1), (1, 3), (2, 2), (3, 3), (2, 5), (3, 6), (4, 5), (5, 5), (7, 7)]
+
+
+@st.composite
+def few_pixel_case(draw):
+    kernel = [draw(st.sampled_from([1, 2, 3, 5])) for _ in range(2)]
+    strides = [draw(st.integers(1, 3)) for _ in range(2)]
+    dils = [draw(st.sampled_from([1, 1, 2])) for _ in range(2)]
+    out = draw(st.sampled_from(FEW_PIXEL_OUTPUTS))
+    pads = [draw(st.integers(0, k - 1)) for k in kernel + kernel]
+    size = []
+    for i in range(2):  # the input that gives `out` outputs with these pads
+        span = (kernel[i] - 1) * dils[i] + 1
+        extent = (out[i] - 1) * strides[i] + span
+        if extent - pads[i] - pads[2 + i] < 1:
+            pads[i] = pads[2 + i] = 0
+        size.append(extent - pads[i] - pads[2 + i])
+    group = draw(st.sampled_from([1, 1, 2]))
+    taps = kernel[0] * kernel[1]
+    cg = draw(st.integers(max(1, 64 // taps), max(2, 480 // taps)))
+    mg = -(-(32 * 1024) // (cg * taps)) + draw(st.integers(0, 40))  # the weights clear 128 KiB
+    attrs = {"group": group, "strides": strides, "dilations": dils, "pads": pads}
+    n = draw(st.integers(1, 2))
+    act = draw(st.sampled_from(["", "Relu", "Sigmoid"]))
+    return n, group * cg, group * mg, cg, size, kernel, attrs, act, draw(st.booleans())
+
+
+@given(seed=st.integers(0, 2**31 - 1), case=few_pixel_case())
+@settings(max_examples=20, deadline=None, derandomize=True)
+def test_few_pixels_random(seed: int, case) -> None:
+    """The pixels-on-rows GEMM over strides, dilations, pads, groups, tile heights (1 to 6 rows)
+    and a ragged last panel of output channels; 1 and 2 threads agree bit for bit."""
+    n, c, m, cg, size, kernel, attrs, act, residual = case
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [n, c, *size])
+    w = rand(rng, [m, cg, *kernel]) / np.float32(10)
+    b = rand(rng, [m])
+    res = None
+    if residual:
+        want, _ = reference(x, w, b, attrs)
+        res = rand(rng, want.shape)
+    impl = check(x, w, b, attrs, act, "Relu" if residual else "", res)
+    assert "conv_few_pixels" in impl, impl
+    model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT)
+    one, _ = run_native(model, {"x": x}, threads=1)
+    two, _ = run_native(model, {"x": x}, threads=2)
+    np.testing.assert_array_equal(one, two)
 
 
 def test_special_values() -> None:

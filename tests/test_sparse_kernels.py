@@ -302,7 +302,7 @@ def q8_bytes(pk, narrow: bool) -> int:
     """What SparseQ8Weights stores: 16-bit pair counts per (chunk, block) run and an int32 start
     every 64 runs, the 8-bit input steps, the int8 (or int16) weights."""
     runs = pk.chunks * ((pk.out + pk.block - 1) // pk.block)
-    steps = pk.pairs * (2 if pk.kr == 1 else 1) + 2  # + 2 bytes of slack
+    steps = pk.pairs * (2 if pk.kr == 1 else 1)
     return 2 * runs + 4 * (runs // 64 + 1) + steps + pk.pairs * 2 * pk.block * (2 - narrow)
 
 

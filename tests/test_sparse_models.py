@@ -218,7 +218,8 @@ def both_modes(model: bytes, feeds: dict[str, np.ndarray]) -> tuple[list, list, 
 
 @SETTINGS
 @given(seed=st.integers(0, 2**31), zeros=ZEROS, pattern=PATTERNS, kind=st.sampled_from(
-    ["conv1x1", "conv3x3", "conv3x3_s2", "conv_group2", "conv1d", "gemm", "gemm_tb", "matmul3d"]),
+    ["conv1x1", "conv3x3", "conv3x3_s2", "conv_group2", "conv1d", "conv_odd", "conv_same",
+     "conv1x1_s2", "gemm", "gemm_tb", "matmul3d"]),
     act=st.sampled_from(["", "Relu", "Clip"]))
 def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act: str) -> None:
     rng = np.random.default_rng(seed)
@@ -227,13 +228,20 @@ def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act:
     if kind.startswith("conv"):
         group = 2 if kind == "conv_group2" else 1
         cin, out = cin * group, out * group
-        k = 1 if kind == "conv1x1" else 3
+        k = 1 if kind.startswith("conv1x1") else 3
         spatial = [int(v) for v in rng.integers(1, 12, 1 if kind == "conv1d" else 2)]
         wshape = [out, cin // group] + [k] * len(spatial)
         xshape = [int(rng.integers(1, 3)), cin] + spatial
         attrs = {"group": group, "pads": [k // 2] * (2 * len(spatial))}
-        if kind == "conv3x3_s2":
+        if kind in ("conv3x3_s2", "conv1x1_s2"):
             attrs["strides"] = [2, 2]
+        elif kind == "conv_odd":  # the phase grid's general case: mixed strides and dilations
+            spatial = [int(v) for v in rng.integers(6, 14, 2)]
+            xshape = xshape[:2] + spatial
+            wshape = [out, cin, 3, 2]
+            attrs = {"strides": [2, 3], "dilations": [2, 1], "pads": [1, 0, 2, 1]}
+        elif kind == "conv_same":
+            attrs = {"strides": [2, 2], "auto_pad": "SAME_UPPER"}
         op, ins = "Conv", ["x", "w", "b"]
     else:
         wshape = [out, cin]  # output channels first for pruning; B [K, N] unless transB

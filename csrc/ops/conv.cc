@@ -1,15 +1,17 @@
 // Conv (1-D and 2-D, groups, pads/strides/dilations/auto_pad, bias) and sliver:FusedConv.
 //
-// Four paths, chosen per node:
+// Five paths, chosen per node:
 //  - depthwise (one input and one output channel per group): a stencil per channel plane: the
 //    f32_dwconv plane kernels for 3x3/5x5 windows with stride 1 or 2 (no copy), else the row
 //    kernels, with padding and stride as tap pointers into a padded copy.
 //  - Winograd F(2x2, 3x3) (conv_winograd.cc): 3x3, stride 1, >= 8 channels in and out per group.
 //  - direct pointwise (1x1 window, stride 1, no padding, < 48 outputs per group): the input
 //    planes already are the GEMM's B (C_in x H*W), so Y_g = W_g * X_g on the GEMM driver.
+//  - few pixels (a static input shape with few output pixels, e.g. 7x7, and large weights):
+//    the im2col GEMM with the pixels on its rows (conv_few_pixels.h).
 //  - im2col (everything else): the GEMM's B, the K = C_in/g * kh * kw window values of every
-//    output pixel, is written a few panels at a time straight in the micro-kernel's packed
-//    layout and consumed at once (conv_igemm.h).
+//    output pixel, is written one cache block at a time straight in the micro-kernel's packed
+//    layout and consumed at once (conv_im2col.h, conv_igemm.h).
 // Bias, activation and residual ride in the GEMM epilogue or the output transform, so Y is
 // written once. Layout NCHW throughout; 1-D convs run as 2-D with H = 1.
 #include "ops/common.h"
@@ -42,8 +44,9 @@ inline void gather_row(float* dst, int64_t n, const float* src, int64_t len, int
 // The im2col path: Y_g (M x pixels) = W_g (M x K, packed once) * im2col(X_g) (K x pixels), on
 // conv_igemm's engine. The pixels go in N blocks of panels and K in blocks of whole input
 // channels; im2col writes one (N block, K block) of B at a time, about 128 KiB for L2, and
-// conv_gemm_kblock streams A past it. A is thus read once per N block, whatever K is (a K x NR
-// panel of a deep conv would not stay in cache next to all of A).
+// conv_gemm_kblock streams that K block of A past it, one sequential read (A is packed
+// K-block-major). So A is read once per N block, whatever K is: with one K x NR panel of B at a
+// time, as before, a deep conv (3x3 x 512 channels) read all of A from memory per 16 pixels.
 constexpr int64_t kConvKC = 256;        // K block target, in rows of B
 constexpr int64_t kConvMaxKC = 320;     // K up to this is one block
 constexpr int64_t kConvBBlockFloats = 32 * 1024;
@@ -119,7 +122,7 @@ class ConvKernel final : public Kernel {
       // Few output pixels (a static input shape tells): the GEMM with the pixels on its rows.
       const int64_t pixels = static_out_pixels(init);
       few_pixels_ = !winograd_ && !direct_ && pixels > 0 &&
-                    few_pixels_suit(pixels, f32_gemm_kernel());
+                    few_pixels_suit(pixels, mg, k, f32_gemm_kernel());
       // Direct pointwise convs run on the GEMM driver (plain packed A), the others on
       // conv_igemm's engine (row tiles; Winograd: 16 transformed matrices per group; few
       // pixels: the weights as B panels).
@@ -279,8 +282,7 @@ class ConvKernel final : public Kernel {
       return;
     }
     const int64_t NR = kern.nr, panels = (ohw + NR - 1) / NR, ng = g.n * g.group;
-    static const int64_t BB = getenv("SLIVER_T_BB") ? atol(getenv("SLIVER_T_BB")) : kConvBBlockFloats;  // TUNE
-    int64_t nb = std::clamp<int64_t>(BB / (cpb * taps * NR), 1, panels);
+    int64_t nb = std::clamp<int64_t>(kConvBBlockFloats / (cpb * taps * NR), 1, panels);
     auto gemm_of = [&](int64_t ngi) {  // ngi = image * groups + group
       const int64_t n = ngi / g.group, gi = ngi % g.group;
       ConvGemm c{&kern, &g, &in, cg_, mg, k, packed[gi].get(), nullptr, nullptr, ep, cpb, nb,

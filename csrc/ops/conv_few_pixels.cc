@@ -12,11 +12,15 @@ namespace {
 // The swap must save at least this fraction of the padded columns' cost (it adds a transpose).
 constexpr double kSwapMargin = 1.12;
 constexpr int64_t kMaxPixels = 256;  // C^T and A^T of every K block stay in scratch
+// Smaller weight matrices (per group) stay in cache, the copies and the transpose weigh more
+// next to their few multiply-adds, and the usual orientation measured as fast or faster.
+constexpr int64_t kMinWeights = 32 * 1024;
 // Channel panels per task: tasks small enough for a late worker's share to be taken over.
 constexpr int64_t kTasksPerThread = 2;
 constexpr double kMinParallelMacs = 1 << 17;
 
-// y (m x n, rows ldy apart) = ct^T (ct: n x m, rows m apart), then ep's residual and post_act.
+// Rows [m0, m1) of y (m x n) = ct^T (ct: n x m, rows ldct apart), then ep's residual and
+// post_act (the micro-kernel's epilogue did the bias and act).
 void transpose_out(const float* ct, int64_t n, int64_t m0, int64_t m1, int64_t ldct, float* y,
                    const Epilogue& ep, const float* residual) {
   constexpr int64_t kBlock = 16;  // columns of ct per pass: one cache line of each ct row
@@ -36,8 +40,8 @@ void transpose_out(const float* ct, int64_t n, int64_t m0, int64_t m1, int64_t l
 
 }  // namespace
 
-bool few_pixels_suit(int64_t pixels, const F32GemmKernel& kern) {
-  if (pixels <= 0 || pixels > kMaxPixels) return false;
+bool few_pixels_suit(int64_t pixels, int64_t m, int64_t k, const F32GemmKernel& kern) {
+  if (pixels <= 0 || pixels > kMaxPixels || m * k < kMinWeights) return false;
   // Columns the usual orientation pays for: full panels, and a last one of <= NR/2 columns at
   // half the cost (the kernel's one-vector tiles).
   const int64_t nr = kern.nr, full = pixels / nr, rest = pixels % nr;
@@ -100,7 +104,8 @@ void conv_few_pixels(const ConvGeom& g, const Im2colSource& in, int64_t kh, int6
       }
       const int64_t yoff = (n * g.m + gi * mg) * ohw;
       parallel_for(pool, mg, static_cast<double>(ohw), [&](int64_t m0, int64_t m1) {
-        transpose_out(ct, ohw, m0, m1, mg, y + yoff, ep, ep.residual ? ep.residual + yoff : nullptr);
+        transpose_out(ct, ohw, m0, m1, mg, y + yoff, ep,
+                      ep.residual ? ep.residual + yoff : nullptr);
       });
     }
   }

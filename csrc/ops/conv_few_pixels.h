@@ -22,8 +22,9 @@ class ThreadPool;
 
 namespace sliver::ops {
 
-/// Whether `pixels` output pixels per image run faster with the pixels on the GEMM's rows.
-bool few_pixels_suit(int64_t pixels, const F32GemmKernel& kern);
+/// Whether a conv with `pixels` output pixels per image and an M x K weight matrix per group
+/// runs faster with the pixels on the GEMM's rows.
+bool few_pixels_suit(int64_t pixels, int64_t m, int64_t k, const F32GemmKernel& kern);
 
 /// Y = conv(X) for geometry g (inputs from `in`, window kh x kw), with the weights of group gi
 /// packed by pack_conv_weights_t at w[gi] (K blocks of cpb input channels), and ep's bias,

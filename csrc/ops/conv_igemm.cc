@@ -143,10 +143,9 @@ void conv_gemm_kblock(const F32GemmKernel& kern, const float* a, const RowTiles&
   const int64_t kcs = std::max<int64_t>(kc, 1);
   // Tiles of 1-2 rows run several panels side by side (the kernel's panel groups): give them
   // all. Otherwise B panels in L1-sized groups, and A row tiles in L2-sized blocks.
-  static const int64_t L1B = getenv("SLIVER_T_L1B") ? atol(getenv("SLIVER_T_L1B")) : kL1BFloats;  // TUNE
-  static const int64_t L2A = getenv("SLIVER_T_L2A") ? atol(getenv("SLIVER_T_L2A")) : kL2AFloats;  // TUNE
-  const int64_t pl = tiles.base <= 2 ? panels : std::clamp<int64_t>(L1B / (kcs * NR), 1, panels);
-  const int64_t mt = std::max<int64_t>(1, L2A / (kcs * MR));
+  const int64_t pl =
+      tiles.base <= 2 ? panels : std::clamp<int64_t>(kL1BFloats / (kcs * NR), 1, panels);
+  const int64_t mt = std::max<int64_t>(1, kL2AFloats / (kcs * MR));
   for (int64_t tb = t0; tb < t1; tb += mt) {
     const int64_t te = std::min(t1, tb + mt);
     for (int64_t j = 0; j < panels; j += pl) {

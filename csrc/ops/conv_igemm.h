@@ -1,9 +1,12 @@
-// The GEMM engine shared by the FP32 conv paths (im2col in conv.cc, Winograd in conv_winograd.cc).
+// The GEMM engine shared by the FP32 conv paths (im2col in conv.cc, few pixels in
+// conv_few_pixels.cc, Winograd in conv_winograd.cc).
 //
-// Both paths produce their B operand (im2col panels, transformed tiles) directly in the
-// micro-kernel's packed-panel layout, a few panels at a time, in L1/L2-sized scratch, and call
-// the micro-kernel on it at once: the driver's loop nest (gemm.h) minus its B packing. A is the
-// weights, packed once as row tiles of balanced heights.
+// The paths produce their activation operand (im2col panels, transformed tiles) directly in the
+// micro-kernel's packed-panel layout, one cache block at a time, in L1/L2-sized scratch, and
+// call the micro-kernel on it at once: the driver's loop nest (gemm.h) minus its packing of
+// activations. The weights are packed once: as A row tiles of balanced heights, or (few pixels)
+// as B panels, K-block-major where K is blocked so that each K block streams in one sequential
+// read.
 #pragma once
 
 #include <cstdint>

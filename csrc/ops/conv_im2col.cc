@@ -2,6 +2,7 @@
 #include "ops/conv_im2col.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <type_traits>
 
@@ -22,11 +23,30 @@ inline void copy_run(float* __restrict dst, const float* __restrict src, int64_t
   }
 }
 
-// n floats src to dst (n small, at run time): 4-float moves, then single floats.
+constexpr float kZeros[16] = {};
+
+// n <= 16 floats src to dst, n known at run time only: one fixed-size move per set bit of n (no
+// loop, which the compiler would turn into a call to memmove, costly at these lengths).
 inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
+  assert(n >= 0 && n <= 16);
+  if (n & 16) {
+    std::memcpy(dst, src, sizeof(float) * 16);
+    return;  // n <= 16
+  }
   int64_t t = 0;
-  for (; t + 4 <= n; t += 4) std::memcpy(dst + t, src + t, sizeof(float) * 4);
-  for (; t < n; ++t) dst[t] = src[t];
+  if (n & 8) {
+    std::memcpy(dst, src, sizeof(float) * 8);
+    t = 8;
+  }
+  if (n & 4) {
+    std::memcpy(dst + t, src + t, sizeof(float) * 4);
+    t += 4;
+  }
+  if (n & 2) {
+    std::memcpy(dst + t, src + t, sizeof(float) * 2);
+    t += 2;
+  }
+  if (n & 1) dst[t] = src[t];
 }
 
 // Writes the panel of output pixels [pa, pb) (pb - pa <= NR; columns past pb are zeros) of one
@@ -87,8 +107,9 @@ void im2col_panel(const ConvGeom& g, const Im2colSource& in, int64_t cg, const f
             copy_run<NR, 1>(d, sj + run_src[0], 1);
             continue;
           }
-          for (int64_t r = 0; r < runs; ++r) copy_floats(d + run_dst[r], sj + run_src[r], run_len[r]);
-          for (int64_t t = n; t < NR; ++t) d[t] = 0.f;
+          for (int64_t r = 0; r < runs; ++r)
+            copy_floats(d + run_dst[r], sj + run_src[r], run_len[r]);
+          copy_floats(d + n, kZeros, NR - n);
         }
       }
     }
@@ -106,7 +127,7 @@ void im2col_panel(const ConvGeom& g, const Im2colSource& in, int64_t cg, const f
       for (int64_t j = 0; j < kw; ++j, d += NR) {
         const float* sj = src + tap[j];
         for (int t = 0; t < NR; ++t) d[t] = sj[off[t]];
-        for (int64_t t = n; t < NR; ++t) d[t] = 0.f;
+        copy_floats(d + n, kZeros, NR - n);
       }
     }
   }

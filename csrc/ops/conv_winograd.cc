@@ -25,6 +25,8 @@ constexpr int64_t kBlockFloats = 64 * 1024;  // V and M of a block: about 256 Ki
 constexpr int64_t kMaxBlockTiles = 256;
 constexpr int64_t kSkew = 16;  // floats: one cache line, keeping panels 64-byte aligned
 constexpr double kMinParallelMacs = 1 << 17;
+// Tasks per thread to aim for: a worker that wakes late leaves its share to the others.
+constexpr int64_t kTasksPerThread = 2;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -87,13 +89,14 @@ bool winograd_conv(const ConvGeom& g, const std::vector<std::shared_ptr<PackedA>
   if (16.0 * mg * cg * tiles * g.n * g.group < kMinParallelMacs) threads = 1;
   // Blocks: as many tiles as fit the L2 budget, but no fewer blocks than threads when the
   // tiles allow (splitting the rows of W instead repeats the input transform in every thread).
-  const int64_t per_thread = ceil_div(ceil_div(tiles * g.n * g.group, threads), NR) * NR;
+  const int64_t want = kTasksPerThread * threads;
+  const int64_t per_thread = ceil_div(ceil_div(tiles * g.n * g.group, want), NR) * NR;
   const int64_t nb = std::min(
       {std::clamp<int64_t>(kBlockFloats / (16 * (cg + mg)) / NR * NR, NR, kMaxBlockTiles),
        ceil_div(tiles, NR) * NR, std::max(NR, per_thread)});
   const int64_t blocks = ceil_div(tiles, nb), units = g.n * g.group * blocks;
   const int64_t msplit =
-      threads > 1 && units < 2 * threads ? std::min<int64_t>(threads, rt.count) : 1;
+      threads > 1 && units < want ? std::min<int64_t>(ceil_div(want, units), rt.count) : 1;
 
   auto task = [&](int64_t i) {
     const int64_t unit = i / msplit, ms = i % msplit;

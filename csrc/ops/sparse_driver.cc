@@ -493,10 +493,11 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 // `bench_sparse.py --crossover`-style sweeps (1 thread, densities 0.1 ... 0.7, so 0.7 means
 // "still faster at 0.7") over out in {16, 64, 512}, in in {144, 576} and extents 1, 4, 8, 16,
 // 32, 256 (both layouts; conv-like shapes with in = 27 too), Zen 3, unstructured, 4x1 and 1x4
-// patterns. Classes: a vector (1); 2-7 columns, which fill half an 8-lane tile while the dense
-// GEMM keeps its whole register tile busy (INT8 never; FP32 0.17-0.19 unstructured on the zoo
-// mlp's batch-4 layers, 256-512 x 512, calibrate_sparse.py); 8-15; 16-31; wide (>= 32: FP32
-// 0.6-0.7; INT8 0.4-0.6, 1x4 pairs 0.5-0.7).
+// patterns. Classes: a vector (1); 2-4 and 5-7 columns, which fill half an 8-lane tile while
+// the dense GEMM keeps its whole register tile busy (FP32 0.17-0.19 unstructured on the zoo
+// mlp's batch-4 layers, 256-512 x 512, calibrate_sparse.py; INT8 never, but 0.10-0.11 at 2-4
+// columns with the narrow form, same layers); 8-15; 16-31; wide (>= 32: FP32 0.6-0.7; INT8
+// 0.4-0.6, 1x4 pairs 0.5-0.7).
 // Shape corrections, from the same sweeps: with few output rows (< 32) the per-column panel
 // packing is shared by few rows (crossovers about 3/4 of the table's), with very few (< 16: the
 // zoo's 10-class heads, 64-512 inputs, 1-32 rows) sparse lost at every density down to 0.05
@@ -507,14 +508,16 @@ struct Crossover {
 };
 constexpr Crossover kF32Classes[] = {
     {0.08, 0.35, 0.35, 0},  // 1
-    {0.17, 0.20, 0.20, 0},  // 2-7
+    {0.17, 0.20, 0.20, 0},  // 2-4
+    {0.17, 0.20, 0.20, 0},  // 5-7
     {0.30, 0.50, 0.50, 0},  // 8-15
     {0.50, 0.60, 0.60, 0},  // 16-31
     {0.60, 0.65, 0.65, 0},  // >= 32
 };
 constexpr Crossover kQ8Classes[] = {
     {0.00, 0.12, 0.08, 0.00},  // 1
-    {0.00, 0.10, 0.08, 0.08},  // 2-7
+    {0.11, 0.10, 0.08, 0.12},  // 2-4: the narrow form (R = 1)
+    {0.00, 0.10, 0.08, 0.08},  // 5-7
     {0.18, 0.35, 0.35, 0.28},  // 8-15
     {0.38, 0.45, 0.45, 0.50},  // 16-31
     {0.45, 0.50, 0.45, 0.55},  // >= 32
@@ -524,9 +527,19 @@ constexpr double kFewRowsFactor = 0.75, kVeryFewRowsFactor = 0.2, kLongKFactor =
 
 // The dense paths against the packed GEMMs of the table, on the same layers: the factor
 // multiplies the stored density (a path twice as fast as the GEMM halves the density at which
-// sparse still wins). Measured by benchmarks/calibrate_sparse.py (1 thread, the zoo's layers as
-// single-layer models, 50/80/90/95% zeros; the factor minimises the summed time lost to wrong
-// choices beyond 5% noise); figures in the comments.
+// sparse still wins). Measured by benchmarks/calibrate_sparse.py (1 thread, AMD EPYC Zen 3, the
+// zoo's layers as single-layer models at 30/50/80/90/95% zeros; the factor is the middle of the
+// range that minimises the time lost to wrong choices beyond 5% noise). Figures, dense time /
+// sparse time at 80% and 90% zeros:
+//  conv_1x1 (mobilenet 1x1s, 16-128 channels): 1.8-2.8x and 2.2-3.6x, sparse even at 50% zeros
+//    (1.1-1.8x): the sparse kernel reads the input plane as is, the GEMM packs it (fit 0.39-0.45);
+//  conv_im2col (stems on 1-3 channels, stride-2 convs, strided 1x1s): 0.9-1.5x and 1.0-1.7x
+//    (fit 1.75);
+//  conv_winograd (3x3 stride 1, 16-64 channels): 0.8-1.6x and 1.3-2.2x (fit 1.6);
+//  q8_nhwc (3x3, with the kNhwcRows correction): 64 outputs 1.2-1.4x and 1.5-1.8x, 32
+//    outputs 0.75-0.9x and 0.9-1.1x (fit 1.06); q8_nhwc_1x1: 24-32 outputs 0.9-1.0x and
+//    1.0-1.2x (fit 0.67);
+//  q8_nchw: not measured (the zoo's integer convs run channels-last), 1.
 struct PathFactor {
   DensePath path;
   const char* name;
@@ -537,8 +550,8 @@ constexpr PathFactor kDensePaths[] = {
     {DensePath::conv_1x1, "conv_1x1", 0.45, 1.0},
     {DensePath::conv_im2col, "conv_im2col", 1.75, 1.0},
     {DensePath::conv_winograd, "conv_winograd", 1.6, 1.0},
-    {DensePath::q8_nhwc_1x1, "q8_nhwc_1x1", 1.0, 2.6},
-    {DensePath::q8_nhwc, "q8_nhwc", 1.0, 3.4},
+    {DensePath::q8_nhwc_1x1, "q8_nhwc_1x1", 1.0, 0.7},
+    {DensePath::q8_nhwc, "q8_nhwc", 1.0, 1.1},
     {DensePath::q8_nchw, "q8_nchw", 1.0, 1.0},
 };
 constexpr double kNoCost = 1e9;  // no measurement says sparse can win
@@ -563,7 +576,7 @@ double relative_cost(double stored, double crossover, double factor) {
 }
 
 int extent_class(int64_t cols) {
-  return cols <= 1 ? 0 : cols < 8 ? 1 : cols < 16 ? 2 : cols < 32 ? 3 : 4;
+  return cols <= 1 ? 0 : cols <= 4 ? 1 : cols < 8 ? 2 : cols < 16 ? 3 : cols < 32 ? 4 : 5;
 }
 
 // The table's crossover adjusted for the weight's shape.

@@ -56,10 +56,10 @@ constexpr int64_t kGridSlack = 64;
 
 class SparseConvF32 final : public SparseBase {
  public:
-  SparseConvF32(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+  SparseConvF32(const KernelInit& init, Mode mode, ExtentClasses sparse, CostNote note,
                 WindowAttrs w, int64_t group, Shape wshape, const Epilogue& ep,
                 int residual_input, std::vector<std::shared_ptr<SparseF32Weights>> packed)
-      : SparseBase(init, mode, min_extent, note), w_(std::move(w)), group_(group),
+      : SparseBase(init, mode, sparse, note), w_(std::move(w)), group_(group),
         wshape_(std::move(wshape)), ep_(ep), residual_input_(residual_input),
         packed_(std::move(packed)) {
     if (init.has_input(2) && init.is_const(2)) bias_ = init.const_inputs[2];
@@ -218,9 +218,9 @@ std::unique_ptr<Kernel> make_sparse_conv_f32(const KernelInit& init) {
   std::vector<std::shared_ptr<SparseF32Weights>> packed;
   for (int64_t gi = 0; gi < group; ++gi)
     packed.push_back(pack_sparse_f32(mg, k, wt.ptr<float>() + gi * mg * k, k, 1, po));
-  const int64_t min_extent = min_sparse_extent(packed, dense);
-  if (!worth_building(mode, min_extent, pixels)) return nullptr;
-  return std::make_unique<SparseConvF32>(init, mode, run_time_min_extent(min_extent, pixels),
+  const ExtentClasses sparse = sparse_extents(packed, dense);
+  if (!worth_building(mode, sparse, pixels)) return nullptr;
+  return std::make_unique<SparseConvF32>(init, mode, run_time_extents(sparse, pixels),
                                          cost_note(packed, pixels, dense), std::move(w), group,
                                          ws, ep,
                                          kFused && init.has_input(3) ? 3 : -1, std::move(packed));
@@ -245,10 +245,10 @@ bool column_bias(const Tensor& c, int64_t n, float beta, std::vector<float>* bia
 
 class SparseLinearF32 final : public SparseBase {
  public:
-  SparseLinearF32(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+  SparseLinearF32(const KernelInit& init, Mode mode, ExtentClasses sparse, CostNote note,
                   bool gemm, const Epilogue& ep, int residual_input, float beta,
                   std::shared_ptr<SparseF32Weights> w)
-      : SparseBase(init, mode, min_extent, note), gemm_(gemm), ep_(ep),
+      : SparseBase(init, mode, sparse, note), gemm_(gemm), ep_(ep),
         residual_input_(residual_input), beta_(beta), w_(std::move(w)) {
     if (init.has_input(2) && init.is_const(2)) {
       if (gemm_) {
@@ -367,9 +367,9 @@ std::unique_ptr<Kernel> make_sparse_linear_f32(const KernelInit& init) {
   // W as [out = N, in = K]: B [K, N] has (n, k) at k * N + n; B^T [N, K] at n * K + k.
   auto w = trans_b ? pack_sparse_f32(N, K, src, K, 1, po) : pack_sparse_f32(N, K, src, 1, N, po);
   const std::vector<std::shared_ptr<SparseF32Weights>> ws{w};
-  const int64_t min_extent = min_sparse_extent(ws, DensePath::gemm);
-  if (!worth_building(mode, min_extent, rows)) return nullptr;
-  return std::make_unique<SparseLinearF32>(init, mode, run_time_min_extent(min_extent, rows),
+  const ExtentClasses sparse = sparse_extents(ws, DensePath::gemm);
+  if (!worth_building(mode, sparse, rows)) return nullptr;
+  return std::make_unique<SparseLinearF32>(init, mode, run_time_extents(sparse, rows),
                                            cost_note(ws, rows, DensePath::gemm), kGemm, ep,
                                            kFused && init.has_input(3) ? 3 : -1, beta,
                                            std::move(w));

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -34,10 +35,9 @@
 namespace sliver::ops::sparse {
 
 inline constexpr int kSparsePriority = 10;  // above the dense kernels' default 0
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr double kNeverCost = 99;  // a relative cost for layers auto mode never runs sparse
-// The cost model's extent classes (sparse_driver.cc): 1, 2-7, 8-15, 16-31, >= 32.
-constexpr int64_t kExtentClasses[] = {1, 2, 8, 16, 32};
+// The cost model's extent classes (sparse_driver.cc): 1, 2-4, 5-7, 8-15, 16-31, >= 32.
+constexpr int64_t kExtentClasses[] = {1, 2, 5, 8, 16, 32};
 // Floats (or bytes for INT8) of one gathered block of conv windows: stays in L2 while the
 // sparse kernel packs its panels from it.
 constexpr int64_t kGatherBlockElems = 48 * 1024;
@@ -128,12 +128,23 @@ double layer_cost(const std::vector<std::shared_ptr<W>>& ws, int64_t cols, Dense
   return c;
 }
 
-/// Smallest activation extent at which every packed weight of a layer runs faster sparse.
+/// Bit i set: every packed weight of the layer runs faster sparse at extents of class i.
+using ExtentClasses = uint32_t;
+constexpr int kNumExtentClasses = static_cast<int>(std::size(kExtentClasses));
+constexpr ExtentClasses kAllExtents = (1u << kNumExtentClasses) - 1;
+
+inline int extent_class(int64_t extent) {
+  int c = 0;
+  while (c + 1 < kNumExtentClasses && extent >= kExtentClasses[c + 1]) ++c;
+  return c;
+}
+
 template <class W>
-int64_t min_sparse_extent(const std::vector<std::shared_ptr<W>>& ws, DensePath dense) {
-  for (int64_t c : kExtentClasses)
-    if (layer_cost(ws, c, dense) <= 1.0) return c;
-  return kNever;
+ExtentClasses sparse_extents(const std::vector<std::shared_ptr<W>>& ws, DensePath dense) {
+  ExtentClasses m = 0;
+  for (int i = 0; i < kNumExtentClasses; ++i)
+    if (layer_cost(ws, kExtentClasses[i], dense) <= 1.0) m |= 1u << i;
+  return m;
 }
 
 // What the cost model said about a layer, for describe(): its dense path and, when the extent
@@ -149,16 +160,16 @@ CostNote cost_note(const std::vector<std::shared_ptr<W>>& ws, int64_t extent, De
 }
 
 /// Whether to build the sparse kernel; `extent` is the static activation extent (-1 unknown).
-inline bool worth_building(Mode mode, int64_t min_extent, int64_t extent) {
+inline bool worth_building(Mode mode, ExtentClasses sparse, int64_t extent) {
   if (mode == Mode::sparse) return true;
-  if (mode == Mode::dense || min_extent == kNever) return false;
-  return extent < 0 || extent >= min_extent;
+  if (mode == Mode::dense || sparse == 0) return false;
+  return extent < 0 || ((sparse >> extent_class(extent)) & 1u);
 }
 
-/// The extent below which runs go to the dense kernel: none when the extent was known (and
-/// chosen) at creation.
-inline int64_t run_time_min_extent(int64_t min_extent, int64_t extent) {
-  return extent >= 0 ? 0 : min_extent;
+/// The extent classes whose runs stay sparse: all when the extent was known (and chosen) at
+/// creation.
+inline ExtentClasses run_time_extents(ExtentClasses sparse, int64_t extent) {
+  return extent >= 0 ? kAllExtents : sparse;
 }
 
 // The dense kernel of the same node, created on the first run that needs it (a run whose
@@ -188,12 +199,14 @@ class DenseFallback {
 // Shared by every sparse kernel: the extent rule, the fallback and the cost note.
 class SparseBase : public Kernel {
  public:
-  SparseBase(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note = {})
-      : forced_(mode == Mode::sparse), min_extent_(min_extent), note_(note),
+  SparseBase(const KernelInit& init, Mode mode, ExtentClasses sparse, CostNote note = {})
+      : forced_(mode == Mode::sparse), sparse_(sparse), note_(note),
         fallback_(std::make_unique<DenseFallback>(init)) {}
 
  protected:
-  bool use_sparse(int64_t extent) const { return forced_ || extent == 0 || extent >= min_extent_; }
+  bool use_sparse(int64_t extent) const {
+    return forced_ || extent == 0 || ((sparse_ >> extent_class(extent)) & 1u);
+  }
   void run_dense(RunContext& ctx, const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     fallback_->get().run(ctx, in, out);
   }
@@ -208,15 +221,27 @@ class SparseBase : public Kernel {
                     dense_path_name(note_.dense), dense_path_factor(int8, note_.dense));
       s = buf;
     }
-    if (forced_ || min_extent_ <= 1) return s;
-    if (min_extent_ == kNever) return s + " (dense for all sizes)";
-    return s + " (dense below " + std::to_string(min_extent_) + " " + unit + ")";
+    if (forced_ || sparse_ == kAllExtents) return s;
+    if (sparse_ == 0) return s + " (dense for all sizes)";
+    // The extents that run sparse, e.g. " (sparse at 2-4, >= 8 rows)".
+    std::string ranges;
+    for (int i = 0; i < kNumExtentClasses; ++i) {
+      if (!((sparse_ >> i) & 1u) || (i > 0 && ((sparse_ >> (i - 1)) & 1u))) continue;
+      int j = i;
+      while (j + 1 < kNumExtentClasses && ((sparse_ >> (j + 1)) & 1u)) ++j;
+      const int64_t lo = kExtentClasses[i];
+      ranges += ranges.empty() ? "" : ", ";
+      if (j + 1 == kNumExtentClasses) ranges += ">= " + std::to_string(lo);
+      else if (kExtentClasses[j + 1] - 1 == lo) ranges += std::to_string(lo);
+      else ranges += std::to_string(lo) + "-" + std::to_string(kExtentClasses[j + 1] - 1);
+    }
+    return s + " (sparse at " + ranges + " " + unit + ", else dense)";
   }
   int64_t fallback_bytes() const { return fallback_->weight_bytes(); }
 
  private:
   bool forced_;
-  int64_t min_extent_;
+  ExtentClasses sparse_;
   CostNote note_;
   std::unique_ptr<DenseFallback> fallback_;
 };

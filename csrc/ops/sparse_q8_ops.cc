@@ -1,7 +1,7 @@
 // Exact INT8 kernels on sparse-packed constant weights (sparse.h): QLinearMatMul,
 // sliver:QLinearMatMul and com.microsoft:QGemm (weights on the right), QLinearConv and
-// sliver:QLinearConv (NCHW: weights on the left, the im2col of sparse_ops.cc's FP32 conv; NHWC:
-// activations [pixels, K] with the weights permuted to the im2row order, on the right). The
+// sliver:QLinearConv (NCHW: weights on the left on im2col panels; NHWC: activations [pixels, K]
+// with the weights permuted to the im2row order, on the right). The
 // exact int32 sums and the per-channel requantization (requant.h: onnx.reference's order for
 // the ONNX and sliver ops, onnxruntime's for QGemm) are the dense kernels', so the codes are
 // identical. When sparse runs (the choice, the dense fallback): sparse_ops.h.
@@ -107,10 +107,10 @@ DType fill_q8_output(const Q8OutSpec& s, const std::vector<const Tensor*>& in, D
 
 class SparseLinearQ8 final : public SparseBase {
  public:
-  SparseLinearQ8(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+  SparseLinearQ8(const KernelInit& init, Mode mode, ExtentClasses sparse, CostNote note,
                  Q8OutSpec spec,
                  std::vector<int32_t> bias, std::shared_ptr<SparseQ8Weights> w)
-      : SparseBase(init, mode, min_extent, note), spec_(spec), bias_(std::move(bias)),
+      : SparseBase(init, mode, sparse, note), spec_(spec), bias_(std::move(bias)),
         w_(std::move(w)) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
@@ -216,9 +216,9 @@ std::unique_ptr<Kernel> make_sparse_linear_q8(const KernelInit& init) {
   auto w = trans_b ? pack_sparse_q8(N, K, b.data, b.dtype, K, 1, zp.data(), per_channel, po)
                    : pack_sparse_q8(N, K, b.data, b.dtype, 1, N, zp.data(), per_channel, po);
   const std::vector<std::shared_ptr<SparseQ8Weights>> ws{w};
-  const int64_t min_extent = min_sparse_extent(ws, DensePath::gemm);
-  if (!worth_building(mode, min_extent, rows)) return nullptr;
-  return std::make_unique<SparseLinearQ8>(init, mode, run_time_min_extent(min_extent, rows),
+  const ExtentClasses sparse = sparse_extents(ws, DensePath::gemm);
+  if (!worth_building(mode, sparse, rows)) return nullptr;
+  return std::make_unique<SparseLinearQ8>(init, mode, run_time_extents(sparse, rows),
                                           cost_note(ws, rows, DensePath::gemm), spec,
                                           std::move(bias), std::move(w));
 }
@@ -247,11 +247,11 @@ Window2 q8_window(const q::ConvGeometry& g, int64_t H, int64_t W) {
 
 class SparseConvQ8 final : public SparseBase {
  public:
-  SparseConvQ8(const KernelInit& init, Mode mode, int64_t min_extent, CostNote note,
+  SparseConvQ8(const KernelInit& init, Mode mode, ExtentClasses sparse, CostNote note,
                q::ConvGeometry g,
                bool channels_last, bool nchw_input, Q8OutSpec spec, std::vector<int32_t> bias,
                std::vector<std::shared_ptr<SparseQ8Weights>> packed)
-      : SparseBase(init, mode, min_extent, note), g_(std::move(g)), nhwc_(channels_last),
+      : SparseBase(init, mode, sparse, note), g_(std::move(g)), nhwc_(channels_last),
         nchw_input_(nchw_input), spec_(spec), bias_(std::move(bias)), packed_(std::move(packed)) {}
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
@@ -474,11 +474,11 @@ std::unique_ptr<Kernel> make_sparse_conv_q8(const KernelInit& init) {
       packed.push_back(pack_sparse_q8(ocg, K, pw + gi * ocg * K, w.dtype, K, 1,
                                       zp.data() + (per_channel ? gi * ocg : 0), per_channel, po));
   }
-  const int64_t min_extent = min_sparse_extent(packed, dense);
-  if (!worth_building(mode, min_extent, extent)) return nullptr;
+  const ExtentClasses sparse = sparse_extents(packed, dense);
+  if (!worth_building(mode, sparse, extent)) return nullptr;
   CostNote note = cost_note(packed, extent, dense);
   if (too_short) note.cost = kNeverCost;
-  return std::make_unique<SparseConvQ8>(init, mode, run_time_min_extent(min_extent, extent), note,
+  return std::make_unique<SparseConvQ8>(init, mode, run_time_extents(sparse, extent), note,
                                         std::move(g), nhwc, nchw_input, spec, std::move(bias),
                                         std::move(packed));
 }

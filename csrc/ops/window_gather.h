@@ -1,11 +1,13 @@
-// Convolution windows gathered into matrix operands, for kernels that multiply packed weights by
-// them (the sparse convolutions, sparse_ops.cc).
+// Convolution windows as operands of the sparse convolutions' products (sparse_ops.cc,
+// sparse_q8_ops.cc).
 //
 //  im2col (NCHW): row r = (c, i, j) of a K x pixels matrix holds, for each output pixel, the
 //    input value under window tap (i, j) of channel c -- the operand of weights on the left
 //    (Y[oc, pixels] = W[oc, K] X[K, pixels]); K follows the weight's own [c][kh][kw] order.
 //  im2row (NHWC): row p of a pixels x K matrix holds output pixel p's window values in (i, j, c)
 //    order, C contiguous bytes per tap -- the operand of weights on the right.
+//  phase grid (NCHW, FP32): the input once, zero padded and split by stride phase, read in
+//    place by the kernels at one offset per window tap (PhaseGrid below): no K-fold copy.
 // Window positions outside the input read `pad`: 0.f for float, the input zero point for 8-bit
 // codes (x - zero_point = 0, so padding contributes exactly nothing to the integer sums).
 #pragma once

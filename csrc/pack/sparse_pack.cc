@@ -399,7 +399,6 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   }
   if (p > INT32_MAX) fail("sparse: too many nonzeros (", p, ")");
   pk->pairs = p;
-  pk->kidx.insert(pk->kidx.end(), 2, 0);  // slack: the narrow kernel reads a masked pair ahead
   if (pk->count.size() % 64 == 0) pk->start64.push_back(static_cast<int32_t>(p));  // runs()
   if (pk->wide) {
     pk->w = aligned_array<uint8_t>(w16.size() * sizeof(int16_t));

@@ -11,8 +11,8 @@
 // for a convolution ("weights on the left", Y = W X), the rows of X for a Gemm/MatMul with
 // constant B ("weights on the right", Y = X W, run as Y^T = W^T X^T). Per tile the activations
 // are first copied into a small "panel" (row k of the tile at panel + k * NT, zero padded, int16
-// and zero-point-centred for INT8): the nonzeros then index it with a 16-bit k, loads stay
-// aligned and no stride of X can alias in L1. K is cut into chunks (kc) so that a chunk's panel
+// and zero-point-centred for INT8): the nonzeros then index it with a 16-bit k (INT8: 8-bit
+// steps), loads stay aligned and no stride of X can alias in L1. K is cut into chunks (kc) so that a chunk's panel
 // slice stays hot while every output row reads its nonzeros from it (sparse_pack.cc says how kc
 // is chosen).
 //
@@ -142,7 +142,7 @@ struct SparseQ8Weights {
   // run for random access.
   std::vector<uint16_t> count;
   std::vector<int32_t> start64;
-  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1), 1 (kr = 2); + 2 slack
+  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1), 1 (kr = 2)
   std::shared_ptr<uint8_t> w;  // 64-byte aligned, pairs * 2R int8 (int16 if wide) (+ slack)
 
   int64_t blocks() const { return (out + block - 1) / block; }
@@ -286,17 +286,17 @@ using F32SpmmFn = void (*)(const F32SpmmArgs& p);
 
 /// INT8: pairs instead of entries, blocks by their pair counts (block b's pairs follow block
 /// b - 1's, block 0's start at pair `first`), with SparseQ8Weights' steps and weights; x is the
-/// int16 centred panel; writes the int32 sums (no epilogue). Panel layouts: kr = 1: row k at x + k * NT; for NT >= 16 the lanes
-/// of every 16 are stored in the order 0-3, 8-11, 4-7, 12-15 (what vpunpck{l,h}wd + vpmaddwd
-/// turn back into 0-15), NT <= 8 natural. kr = 2: rows k, k + 1 (k even) interleaved at
+/// int16 centred panel; writes the int32 sums (no epilogue). Panel layouts: kr = 1: row k at
+/// x + k * NT; for NT >= 16 the lanes of every 16 are stored in the order 0-3, 8-11, 4-7, 12-15
+/// (what vpunpck{l,h}wd + vpmaddwd turn back into 0-15), NT <= 8 natural. kr = 2: rows k, k + 1 (k even) interleaved at
 /// x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order.
 struct Q8SpmmArgs {
   int64_t nblocks = 0, rows = 0, nt = 0;
   const uint16_t* count = nullptr;
   int64_t first = 0;
   // Pair e's input steps at kidx + (3 - kr) e (base 0 at each block's first pair) and its 2R
-  // weights at w + 2R e elements (e absolute): int8, or int16 when wide; 2 step bytes and 4
-  // weight bytes are readable past the last pair.
+  // weights at w + 2R e elements (e absolute): int8, or int16 when wide; 4 weight bytes are
+  // readable past the last pair.
   const uint8_t* kidx = nullptr;
   const void* w = nullptr;
   bool wide = false;

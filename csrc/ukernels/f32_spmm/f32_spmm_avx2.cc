@@ -276,6 +276,17 @@ SLIVER_INLINE void transpose8(__m256 (&r)[8]) {
 void transpose_f32(int64_t rows, int64_t cols, const float* t, int64_t ldt, float* y,
                    int64_t ldy) {
   int64_t i = 0;
+  if (cols == 4) {  // a narrow tile (INT8 batches of 2-4): 4x4 blocks
+    for (; i + 4 <= rows; i += 4) {
+      __m128 r0 = _mm_loadu_ps(t + i * ldt), r1 = _mm_loadu_ps(t + (i + 1) * ldt);
+      __m128 r2 = _mm_loadu_ps(t + (i + 2) * ldt), r3 = _mm_loadu_ps(t + (i + 3) * ldt);
+      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+      _mm_storeu_ps(y + i, r0);
+      _mm_storeu_ps(y + ldy + i, r1);
+      _mm_storeu_ps(y + 2 * ldy + i, r2);
+      _mm_storeu_ps(y + 3 * ldy + i, r3);
+    }
+  }
   for (; i + 8 <= rows; i += 8) {
     int64_t j = 0;
     for (; j + 8 <= cols; j += 8) {

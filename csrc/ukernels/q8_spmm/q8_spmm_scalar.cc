@@ -1,6 +1,6 @@
 // q8_spmm_<NT>x<R>_scalar: portable twins of the AVX2 INT8 sparse-weight kernels (same contract
-// and the same exact int32 sums, see sparse.h), the int16 panel packers and the per-channel epilogue
-// (requant.h's reference requantize(), which the AVX2 epilogue must match bit for bit).
+// and the same exact int32 sums, see sparse.h), the int16 panel packers and the per-channel
+// epilogue (requant.h's reference requantize(), which the AVX2 epilogue must match bit for bit).
 #include <cstdint>
 
 #include "sliver/requant.h"
