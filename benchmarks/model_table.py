@@ -1,6 +1,7 @@
 """The README's model table: sliver vs onnxruntime on the zoo and the onnx wheel's light models.
 
     python benchmarks/model_table.py [--threads 1 2] [--repeat 30] [--only SUBSTR ...] [--light]
+                                     [--full-size] [--zoo DIR]
 
 Each model runs on both engines in one process, interleaved call by call (median wall time per
 call); rows are markdown, followed by the geometric mean of ort/sliver per group (FP32 dense,
@@ -22,9 +23,11 @@ from sliver.tools import model_zoo
 
 def group_of(name: str) -> str:
     """The table group a zoo model belongs to."""
-    spec = model_zoo.REGISTRY[name]
-    prefix = "fp32" if spec.scheme == "fp32" else {"qdq": "qdq", "qoperator": "qop"}.get(
-        spec.scheme, "dyn"
+    spec = model_zoo.spec_of(name)
+    prefix = (
+        "fp32"
+        if spec.scheme == "fp32"
+        else {"qdq": "qdq", "qoperator": "qop"}.get(spec.scheme, "dyn")
     )
     if spec.sparsity:
         blocks = " 1x4 blocks" if spec.block else ""
@@ -49,15 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=[], help="zoo names containing any of these")
     ap.add_argument("--light", action="store_true", help="also the onnx wheel's light models")
     ap.add_argument("--zoo", default="", help="folder of built zoo models (default: build now)")
+    ap.add_argument(
+        "--full-size",
+        action="store_true",
+        help="the deployment-sized families (ResNet-18, MobileNetV2, BERT-base layers) instead",
+    )
     args = ap.parse_args(argv)
 
+    registry = model_zoo.FULL_SIZE_REGISTRY if args.full_size else model_zoo.REGISTRY
     names = [
         n
-        for n in model_zoo.REGISTRY
+        for n in registry
         if not n.endswith("_op13") and (not args.only or any(s in n for s in args.only))
     ]
     zoo = args.zoo or tempfile.mkdtemp(prefix="sliver-zoo-")
-    paths = model_zoo.build_all(zoo, names)
+    paths = {n: p for n, p in ((n, os.path.join(zoo, f"{n}.onnx")) for n in names)}
+    missing = [n for n, p in paths.items() if not os.path.exists(p)]
+    paths.update(model_zoo.build_all(zoo, missing))
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs\n")
     print("| model | threads | sliver ms | onnxruntime ms | ort/sliver |")
     print("|---|---|---|---|---|")
@@ -67,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         cases += [(f"light_{n}", p, None, "light (onnx zoo)") for n, p in light_models().items()]
     for threads in args.threads:
         for name, path, feeds, group in cases:
-            repeat = args.repeat if not name.startswith("light_") else max(3, args.repeat // 6)
+            big = name.startswith("light_") or args.full_size
+            repeat = args.repeat if not big else max(3, args.repeat // 6)
             r = compare(path, threads, repeat, feeds)
             ratios[(group, threads)].append(r["ratio"])
             print(

@@ -61,6 +61,38 @@ def test_registry_is_consistent() -> None:
         assert {"fp32", "qdq_s8s8", "qdq_u8s8", "qoperator_u8s8"} <= schemes
 
 
+@pytest.mark.parametrize(
+    ("family", "macs", "classes"),
+    [("resnet18", 1.81e9, 1000), ("mobilenet_v2", 0.30e9, 1000), ("bert_base", 4 * 0.906e9, 768)],
+)
+def test_full_size_families(family: str, macs: float, classes: int) -> None:
+    """The benchmark-only full-size graphs are what their names claim: valid, the published
+    output width, and the published multiply-accumulate counts of their weight layers within 5%
+    (ResNet-18 1.8 G, MobileNetV2 0.30 G, BERT-base 12 * 768^2 * 128 per layer at seq 128)."""
+    spec = mz.spec_of(f"{family}_fp32")
+    assert spec.family in mz.FULL_SIZE_FAMILIES and spec.name not in mz.REGISTRY
+    model = onnx.shape_inference.infer_shapes(mz.FP32_BUILDERS[family](), strict_mode=True)
+    onnx.checker.check_model(model)
+    (x,) = mz.make_feeds(family).values()
+    tokens = int(np.prod(x.shape[:-1]))  # rows of the transformer's weight matmuls
+    dims = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*model.graph.value_info, *model.graph.output]
+    }
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            w = weights[node.input[1]]
+            total += int(np.prod(dims[node.output[0]][1:])) * int(np.prod(w[1:]))
+        elif node.op_type in ("MatMul", "Gemm") and node.input[1] in weights:
+            k, n = weights[node.input[1]][:: 1 if node.op_type == "MatMul" else -1]
+            rows = int(np.prod(dims[node.input[0]][:-1])) if family != "bert_base" else tokens
+            total += rows * k * n
+    assert abs(total / macs - 1) < 0.05, (family, total)
+    assert dims[model.graph.output[0].name][-1] == classes
+
+
 def test_cli_builds_a_subset(tmp_path: Path) -> None:
     names = ["mlp_fp32", "mlp_qdq_s8s8_bsp80"]
     assert mz.main([str(tmp_path), "--only", *names]) == 0

@@ -54,6 +54,8 @@ OPSET = 17
 OPSET_COMPAT = 13
 DEFAULT_SEED = 0
 FAMILIES = ("mlp", "cnn_resnet", "cnn_mobilenet", "transformer", "ocr_like")
+# Deployment-sized networks: benchmarks only (minutes to quantize, seconds per test run).
+FULL_SIZE_FAMILIES = ("resnet18", "mobilenet_v2", "bert_base")
 BLOCK = (1, 4)
 SPARSITY_KEY = "sliver.sparsity"
 CALIBRATION_SAMPLES = 8
@@ -336,12 +338,80 @@ def build_ocr_like(
     )
 
 
+def build_resnet18(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.ModelProto:
+    """ResNet-18 (torchvision layout): Conv7x7/2+BN+Relu stem, MaxPool3x3/2, four stages of two
+    basic blocks (64-128-256-512 channels, 1x1/2 projection shortcuts), GAP, Gemm to 1000 classes.
+    Input 1x3x224x224."""
+    g = GraphBuilder(seed)
+    h = g.op("Relu", [g.bn(g.conv("input", 3, 64, 7, 2, bias=False), 64)])
+    h = g.op("MaxPool", [h], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])  # 56x56
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for s in (stride, 1):
+            y = g.op("Relu", [g.bn(g.conv(h, cin, cout, 3, s, bias=False), cout)])
+            y = g.bn(g.conv(y, cout, cout, 3, bias=False, gain=1.0), cout)
+            short = (
+                h
+                if (cin == cout and s == 1)
+                else g.bn(g.conv(h, cin, cout, 1, s, bias=False, gain=1.0), cout)
+            )
+            h = g.op("Relu", [g.op("Add", [y, short])])
+            cin = cout
+    h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
+    g.linear(h, 512, 1000, gain=1.0)
+    g.nodes[-1].output[0] = "logits"
+    return g.model([_vi("input", [1, 3, 224, 224])], [_vi("logits", [1, 1000])], "resnet18", opset)
+
+
+def build_mobilenet_v2(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.ModelProto:
+    """MobileNetV2 1.0 (the paper's table 2): Conv3x3/2 stem to 32, seventeen inverted residual
+    blocks, 1x1 head to 1280, GAP, Gemm to 1000 classes. Input 1x3x224x224."""
+    g = GraphBuilder(seed)
+    h = g.relu6(g.bn(g.conv("input", 3, 32, 3, 2, bias=False), 32))  # 112x112
+    cin = 32
+    for t, c, n, s in (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ):
+        for i in range(n):
+            stride = s if i == 0 else 1
+            mid = cin * t
+            y = h
+            if t != 1:
+                y = g.relu6(g.bn(g.conv(y, cin, mid, 1, bias=False), mid))
+            y = g.relu6(g.bn(g.conv(y, mid, mid, 3, stride, group=mid, bias=False), mid))
+            y = g.bn(g.conv(y, mid, c, 1, bias=False, gain=1.0), c)
+            h = g.op("Add", [h, y]) if (cin == c and stride == 1) else y
+            cin = c
+    h = g.relu6(g.bn(g.conv(h, 320, 1280, 1, bias=False), 1280))
+    h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
+    g.linear(h, 1280, 1000, gain=1.0)
+    g.nodes[-1].output[0] = "logits"
+    return g.model(
+        [_vi("input", [1, 3, 224, 224])], [_vi("logits", [1, 1000])], "mobilenet_v2", opset
+    )
+
+
+def build_bert_base(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.ModelProto:
+    """BERT-base-sized encoder layers (hidden 768, 12 heads, FFN 3072), four of BERT-base's
+    twelve: the same graph as ``transformer``, at the size people deploy."""
+    return build_transformer(seed, opset, layers=4, hidden=768, heads=12, ffn=3072)
+
+
 FP32_BUILDERS = {
     "mlp": build_mlp,
     "cnn_resnet": build_cnn_resnet,
     "cnn_mobilenet": build_cnn_mobilenet,
     "transformer": build_transformer,
     "ocr_like": build_ocr_like,
+    "resnet18": build_resnet18,
+    "mobilenet_v2": build_mobilenet_v2,
+    "bert_base": build_bert_base,
 }
 
 # Concrete input shapes used for calibration, tests and benchmarks (dynamic dims filled in).
@@ -351,6 +421,9 @@ INPUT_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
     "cnn_mobilenet": {"input": (1, 3, 64, 64)},
     "transformer": {"input": (1, 32, 128)},
     "ocr_like": {"input": (1, 1, 32, 128)},
+    "resnet18": {"input": (1, 3, 224, 224)},
+    "mobilenet_v2": {"input": (1, 3, 224, 224)},
+    "bert_base": {"input": (1, 128, 768)},
 }
 
 
@@ -531,7 +604,8 @@ class ModelSpec:
         return self.scheme != "fp32"
 
 
-def _make_registry() -> dict[str, ModelSpec]:
+def _make_registry(families: Sequence[str], compat: bool = True) -> dict[str, ModelSpec]:
+    """Every variant of each family (``compat``: also the opset-13 FP32 spelling)."""
     reg: dict[str, ModelSpec] = {}
 
     def add(spec: ModelSpec) -> None:
@@ -543,10 +617,11 @@ def _make_registry() -> dict[str, ModelSpec]:
         ("sp90", 0.9, None),
         ("bsp80", 0.8, BLOCK),
     )
-    for f in FAMILIES:
+    for f in families:
         base = f"{f}_fp32"
         add(ModelSpec(base, f))
-        add(ModelSpec(f"{f}_fp32_op13", f, opset=OPSET_COMPAT))
+        if compat:
+            add(ModelSpec(f"{f}_fp32_op13", f, opset=OPSET_COMPAT))
         add(ModelSpec(f"{f}_qdq_s8s8", f, "qdq", activation="s8", weight="s8", source=base))
         add(ModelSpec(f"{f}_qdq_u8s8", f, "qdq", activation="u8", weight="s8", source=base))
         add(
@@ -572,7 +647,7 @@ def _make_registry() -> dict[str, ModelSpec]:
                 source=base,
             )
         )
-        if f in ("mlp", "transformer"):
+        if f in ("mlp", "transformer", "bert_base"):
             add(ModelSpec(f"{f}_dyn_u8s8", f, "dynamic", activation="u8", weight="s8", source=base))
         for tag, frac, block in prunings:
             sp = ModelSpec(f"{f}_fp32_{tag}", f, sparsity=frac, block=block, source=base)
@@ -592,7 +667,17 @@ def _make_registry() -> dict[str, ModelSpec]:
     return reg
 
 
-REGISTRY: dict[str, ModelSpec] = _make_registry()
+REGISTRY: dict[str, ModelSpec] = _make_registry(FAMILIES)
+FULL_SIZE_REGISTRY: dict[str, ModelSpec] = _make_registry(FULL_SIZE_FAMILIES, compat=False)
+
+
+def spec_of(name: str) -> ModelSpec:
+    """The ``ModelSpec`` of a small (``REGISTRY``) or full-size (``FULL_SIZE_REGISTRY``) model."""
+    spec = REGISTRY.get(name) or FULL_SIZE_REGISTRY.get(name)
+    if spec is None:
+        raise KeyError(f"unknown zoo model {name!r}; see model_zoo.REGISTRY / FULL_SIZE_REGISTRY")
+    return spec
+
 
 # A quick subset that covers every family and scheme (for smoke tests).
 FAST_SUBSET: tuple[str, ...] = (
@@ -612,11 +697,11 @@ FAST_SUBSET: tuple[str, ...] = (
 def make_feeds(name: str, seed: int = 0, **dims: int) -> dict[str, np.ndarray]:
     """Random N(0, 1) inputs for model ``name`` (or a family name). Dynamic dims can be overridden:
     ``batch`` (mlp, transformer), ``seq`` (transformer), ``width`` (ocr_like, a multiple of 4)."""
-    family = REGISTRY[name].family if name in REGISTRY else name
+    family = name if name in INPUT_SHAPES else spec_of(name).family
     shapes = dict(INPUT_SHAPES[family])
     if family == "mlp":
         shapes["input"] = (dims.get("batch", shapes["input"][0]), 256)
-    elif family == "transformer":
+    elif family in ("transformer", "bert_base"):
         b, s, h = shapes["input"]
         shapes["input"] = (dims.get("batch", b), dims.get("seq", s), h)
     elif family == "ocr_like":
@@ -718,7 +803,7 @@ def _fp32(spec: ModelSpec, seed: int, cache: dict[str, onnx.ModelProto]) -> onnx
     """The FP32 (possibly pruned) ModelProto of an FP32 spec, memoized in ``cache``."""
     if spec.name not in cache:
         if spec.sparsity:
-            src = _fp32(REGISTRY[spec.source], seed, cache)
+            src = _fp32(spec_of(spec.source), seed, cache)
             cache[spec.name] = prune_model(src, spec.sparsity, spec.block)
         else:
             cache[spec.name] = FP32_BUILDERS[spec.family](seed, spec.opset)
@@ -752,11 +837,11 @@ def build_one(
     cache: dict[str, onnx.ModelProto] | None = None,
 ) -> Path:
     """Build registry model ``name`` into ``outdir/<name>.onnx`` and return the path."""
-    spec = REGISTRY[name]
+    spec = spec_of(name)
     cache = {} if cache is None else cache
     path = Path(outdir) / f"{name}.onnx"
     if spec.quantized:
-        src = _fp32(REGISTRY[spec.source], seed, cache)
+        src = _fp32(spec_of(spec.source), seed, cache)
         quantize(src, spec, path, seed)
         model = onnx.load(path)
         strip_unused_opsets(model)
@@ -778,11 +863,12 @@ def build_one(
 def build_all(
     outdir: str | Path, names: Iterable[str] | None = None, seed: int = DEFAULT_SEED
 ) -> dict[str, Path]:
-    """Build the named registry models (default: all) into ``outdir``; returns name -> path."""
+    """Build the named models (default: all of ``REGISTRY``) into ``outdir``; returns name ->
+    path. Full-size models are built only when named."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     names = list(REGISTRY) if names is None else list(names)
-    unknown = [n for n in names if n not in REGISTRY]
+    unknown = [n for n in names if n not in REGISTRY and n not in FULL_SIZE_REGISTRY]
     if unknown:
         raise KeyError(f"unknown zoo model(s): {unknown}; see model_zoo.REGISTRY")
     cache: dict[str, onnx.ModelProto] = {}
@@ -800,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the registry and exit")
     args = ap.parse_args(argv)
     if args.list:
-        for s in REGISTRY.values():
+        for s in (*REGISTRY.values(), *FULL_SIZE_REGISTRY.values()):
             print(
                 f"{s.name:30s} {s.family:14s} {s.dtype:14s} opset={s.opset} pc={s.per_channel:d} "
                 f"sparsity={s.sparsity} block={s.block}"
