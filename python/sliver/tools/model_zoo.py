@@ -9,7 +9,8 @@ meets in the wild:
 * static quantization by ``onnxruntime.quantization`` after ``quant_pre_process`` (ONNX shape
   inference plus onnxruntime's basic graph optimizations, which among others fold
   BatchNormalization into the preceding Conv, as a real deployment would): ``_qdq_s8s8``,
-  ``_qdq_u8s8``, ``_qdq_s8s8_pc`` (per-channel weights), ``_qop_u8s8`` and ``_qop_u8s8_pc``
+  ``_qdq_u8s8``, ``_qdq_s8s8_pc`` (per-channel weights), ``_qop_u8s8``, ``_qop_u8s8_pc`` and
+  ``_qop_s8s8`` (the quantizer's default types in QOperator format)
   (QOperator format: QLinearConv, QLinearMatMul and the com.microsoft QLinearAdd /
   QLinearGlobalAveragePool / QGemm / ... ops);
 * dynamic quantization (``_dyn_u8s8``: DynamicQuantizeLinear + MatMulInteger) of ``mlp`` and
@@ -636,6 +637,8 @@ def _make_registry(families: Sequence[str], compat: bool = True) -> dict[str, Mo
             )
         )
         add(ModelSpec(f"{f}_qop_u8s8", f, "qoperator", activation="u8", weight="s8", source=base))
+        # onnxruntime's quantizer defaults (QInt8 activations and weights) in QOperator format
+        add(ModelSpec(f"{f}_qop_s8s8", f, "qoperator", activation="s8", weight="s8", source=base))
         add(
             ModelSpec(
                 f"{f}_qop_u8s8_pc",
