@@ -1,7 +1,7 @@
 """The README's model table: sliver vs onnxruntime on the zoo and the onnx wheel's light models.
 
     python benchmarks/model_table.py [--threads 1 2] [--repeat 30] [--only SUBSTR ...] [--light]
-                                     [--full-size] [--zoo DIR]
+                                     [--full-size] [--ort-no-spin] [--zoo DIR]
 
 Each model runs on both engines in one process, interleaved call by call (median wall time per
 call); rows are markdown, followed by the geometric mean of ort/sliver per group (FP32 dense,
@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--light", action="store_true", help="also the onnx wheel's light models")
     ap.add_argument("--zoo", default="", help="folder of built zoo models (default: build now)")
     ap.add_argument(
+        "--ort-no-spin",
+        action="store_true",
+        help="onnxruntime with session.intra_op.allow_spinning=0 (see model_timing.sessions)",
+    )
+    ap.add_argument(
         "--full-size",
         action="store_true",
         help="the deployment-sized families (ResNet-18, MobileNetV2, BERT-base layers) instead",
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, path, feeds, group in cases:
             big = name.startswith("light_") or args.full_size
             repeat = args.repeat if not big else max(3, args.repeat // 6)
-            r = compare(path, threads, repeat, feeds)
+            r = compare(path, threads, repeat, feeds, ort_spinning=not args.ort_no_spin)
             ratios[(group, threads)].append(r["ratio"])
             print(
                 f"| {name} | {threads} | {r['sliver_ms']:.3f} | {r['ort_ms']:.3f} "
