@@ -14,6 +14,10 @@
 //    from it as int16 pairs, for 6 pixels x 16 channels per call. The same kernel serves 1x1
 //    convs (one segment of C values) and first layers on 1-4 channels (K = 9-36: no gather,
 //    no per-byte unpacking, nothing per call but the widening).
+//  * gemm (large dense convs, see gemm_wins): the exact 8-bit GEMM of qgemm.h with the image's
+//    windows as A rows, gathered (im2col) a few MR-row panels at a time per thread just before
+//    the GEMM packs them, so no M x K matrix is built; a 1x1 stride-1 conv's input is A as it
+//    is. The GEMM's epilogue requantizes and writes the NHWC output.
 //  * depthwise (multiplier 1): the tap-pair kernels (ukernels/q8_dwconv), one call per run of
 //    interior pixels of an output row, border pixels one by one.
 // All requantize exactly as requant.h's onnx_reference order, in the cheapest RequantForm the
@@ -37,6 +41,7 @@
 #include "ops/q8_conv.h"
 #include "ops/q8_conv_pack.h"
 #include "ops/quant_util.h"
+#include "sliver/qgemm.h"
 #include "sliver/requant.h"
 #include "ukernels/q8_dwconv/q8_dwconv.h"
 #include "ukernels/q8_conv/q8_wconv.h"
@@ -64,6 +69,11 @@ class NhwcQ8Conv {
     for (int64_t o = 0; o < oc; ++o)
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t t = 0; t < taps; ++t) perm[o * K + t * cg + c] = pw[o * K + c * taps + t];
+    if (gemm_wins()) {
+      gemm_ = pack_q8_b(K, oc, perm.data(), w.dtype, K, /*trans_b=*/true, w_zp.data(),
+                        w_zp.size() > 1);
+      return;
+    }
     // A window row's KW * C values are one contiguous segment unless dilated.
     const bool merged = g_.dw == 1 || g_.kw == 1;
     wc_ = pack_wconv_weights(perm.data(), w.dtype, oc, merged ? g_.kh : taps,
@@ -75,10 +85,12 @@ class NhwcQ8Conv {
   /// Bytes of the packed int16 weights.
   int64_t weight_bytes() const {
     if (depthwise()) return (dw_.channels + 15) / 16 * dw_.pairs * 32 * 2;
+    if (gemm_) return gemm_->panels() * gemm_->kp * gemm_->nr;
     return wc_.panels() * wc_.panel_elems() * 2;
   }
   std::string describe() const {
-    const std::string path = depthwise()   ? "depthwise, tap pairs"
+    const std::string path = depthwise() ? "depthwise, tap pairs"
+                             : gemm_     ? (pointwise() ? "1x1, q8 gemm" : "im2col, q8 gemm")
                              : pointwise() ? "1x1, int16 image, q8 wconv"
                                            : "int16 image, q8 wconv";
     return "native sliver:QLinearConv (nhwc " + path + (nchw_input_ ? ", nchw input)" : ")");
@@ -109,6 +121,10 @@ class NhwcQ8Conv {
       to_nhwc(px, N, C, H * W, nhwc.data());
       px = nhwc.data();
     }
+    if (gemm_) {
+      gemm_path(pool, px, x.dtype, x_zp, op, qlo, qhi, e, static_cast<uint8_t*>(y.data));
+      return;
+    }
     const std::shared_ptr<const ConvRequantArrays> rq = requant_for(x.dtype, x_zp, op, qlo, qhi);
     if (depthwise()) {
       depthwise_path(pool, px, x.dtype, x_zp, rq->rq, e, static_cast<uint8_t*>(y.data));
@@ -126,6 +142,26 @@ class NhwcQ8Conv {
     return g_.kh == 1 && g_.kw == 1 && g_.sh == 1 && g_.sw == 1 &&
            std::all_of(g_.pads.begin(), g_.pads.end(), [](int64_t p) { return p == 0; }) &&
            (g_.auto_pad == "NOTSET" || g_.auto_pad == "VALID");
+  }
+
+  // Whether the GEMM path (gemm_path) beats the int16 image for this dense conv. Both run
+  // two multiply uops per 32 products on Zen 3 (vpmaddubsw + vpmaddwd against vpmaddwd on
+  // int16 pairs), so neither wins on the products; what differs is the work around them. The
+  // GEMM packs every A row (3 bytes per k for the exact kernel) once per task and reuses it over
+  // OC / 16 weight panels; the wconv widens the image once and reuses it over every window,
+  // and finishes 6 pixels per call. Measured per layer at 1 thread (ResNet-18 and MobileNetV2
+  // at 224x224, sliver profile, GEMM / wconv time):
+  //  * 1x1 stride 1 (no gather; the wconv must still widen the whole input): 0.6-0.9 for
+  //    K >= 192, ~1.0 for K = 96-144, 1.2-1.9 for K = 16-32 (the epilogue and the packing
+  //    dominate short rows).
+  //  * gathered windows: 0.8-0.9 for OC = 512 (K = 256-4608, 49-196 pixels), 0.87-0.97 for
+  //    OC = 256 with K >= 1152, ~1.0 at OC = 128, 1.1-1.15 for 56x56 64 -> 64 3x3 (K = 576)
+  //    and 1.15-1.45 for the stride-2 1x1 downsamples with K <= 128.
+  // First layers reading NCHW (C = 1-4, K <= 36) stay on the wconv, which reads them in place.
+  bool gemm_wins() const {
+    if (nchw_input_ || g_.group != 1) return false;
+    if (pointwise()) return g_.k() >= 96;
+    return g_.k() >= 256 && g_.oc >= 256;
   }
 
   // [N][C][HW] -> [N][HW][C]; few channels (first layers) in a loop the compiler unrolls.
@@ -264,6 +300,83 @@ class NhwcQ8Conv {
     });
   }
 
+  // The windows of output pixels as GEMM rows (im2col): K = KH * KW * C bytes per row in the
+  // weights' [ky][kx][c] order, taps outside the image filled with the zero point (so they add
+  // x - x_zp = 0, exactly like the reference's padding). In NHWC a window row without dilation is
+  // one run of KW * C bytes, so an interior pixel is KH copies.
+  class WindowRows final : public QGemmRowSource {
+   public:
+    WindowRows(const ConvGeometry& g, const Geo& e, const uint8_t* x, uint8_t pad)
+        : g_(g), e_(e), x_(x), pad_(pad) {}
+    void rows(int64_t m0, int64_t count, uint8_t* dst) const override {
+      const ConvGeometry& g = g_;
+      const Geo& e = e_;
+      const int64_t C = e.C, run = g.kw * C, last_x = (g.kw - 1) * g.dw;
+      Pixel p{m0 / (e.oh * e.ow), m0 / e.ow % e.oh, m0 % e.ow};
+      for (int64_t i = 0; i < count; ++i, p.next(e)) {
+        const uint8_t* img = x_ + p.n * e.H * e.W * C;
+        const int64_t iy0 = p.oy * g.sh - e.pt, ix0 = p.ox * g.sw - e.pl;
+        const bool one_run = g.dw == 1 && ix0 >= 0 && ix0 + last_x < e.W;
+        for (int64_t ky = 0; ky < g.kh; ++ky, dst += run) {
+          const int64_t iy = iy0 + ky * g.dh;
+          if (iy < 0 || iy >= e.H) {
+            std::memset(dst, pad_, static_cast<size_t>(run));
+          } else if (one_run) {
+            std::memcpy(dst, img + (iy * e.W + ix0) * C, static_cast<size_t>(run));
+          } else {
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t ix = ix0 + kx * g.dw;
+              if (ix < 0 || ix >= e.W) {
+                std::memset(dst + kx * C, pad_, static_cast<size_t>(C));
+              } else {
+                std::memcpy(dst + kx * C, img + (iy * e.W + ix) * C, static_cast<size_t>(C));
+              }
+            }
+          }
+        }
+      }
+    }
+
+   private:
+    const ConvGeometry& g_;
+    const Geo& e_;
+    const uint8_t* x_;
+    uint8_t pad_;
+  };
+
+  // The exact 8-bit GEMM (qgemm.h) on the windows: vpmaddubsw at twice the int16 kernel's
+  // multiply rate, the zero points as row and column corrections, requantized NHWC output
+  // written by the GEMM's epilogue. A 1x1 stride-1 conv's NHWC input already is A.
+  void gemm_path(ThreadPool* pool, const uint8_t* x, DType x_type, int32_t x_zp,
+                 const ConvOutputParams& op, int32_t qlo, int32_t qhi, const Geo& e,
+                 uint8_t* y) const {
+    const WindowRows windows(g_, e, x, static_cast<uint8_t>(x_zp));
+    QGemmArgs a;
+    a.M = e.N * e.oh * e.ow;
+    if (pointwise()) {
+      a.a = x;
+      a.lda = e.C;
+    } else {
+      a.a_rows = &windows;
+    }
+    a.a_type = x_type;
+    a.a_zero_point = x_zp;
+    a.output = QGemmOutput::quantized;
+    a.c = y;
+    a.ldc = g_.oc;
+    a.bias = bias_.empty() ? nullptr : bias_.data();
+    a.a_scale = op.x_scale;
+    a.b_scale = op.w_scale.data();
+    a.b_scale_per_column = true;
+    a.y_scale = op.y_scale;
+    a.y_zero_point = op.y_zero_point;
+    a.y_type = op.y_type;
+    a.qmin = qlo;
+    a.qmax = qhi;
+    a.rounding = op.rounding;
+    qgemm(a, *gemm_, pool);
+  }
+
   void depthwise_path(ThreadPool* pool, const uint8_t* x, DType x_type, int32_t x_zp,
                       const Q8ConvRequant& rq, const Geo& e, uint8_t* y) const {
     const int64_t C = e.C, taps = g_.kh * g_.kw, pairs = dw_.pairs;
@@ -357,6 +470,7 @@ class NhwcQ8Conv {
   std::vector<int32_t> bias_;
   bool nchw_input_ = false;
   WconvWeights wc_;
+  std::shared_ptr<PackedQ8B> gemm_;  // set: the GEMM path runs this conv (wc_ stays empty)
   DwconvWeights dw_;
   std::shared_ptr<Cache> cache_ = std::make_shared<Cache>();  // shared_ptr: the class is moved
 };

@@ -17,6 +17,7 @@
 // Kernel selection (isa_usable from dispatch.cc) is made here, per call option; it can move to
 // dispatch.cc's table once that grows a q8 entry.
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -127,26 +128,33 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const size_t u8_bytes = P.need_u8 ? panels_m * kp * kMR : 0;
   const size_t sm_bytes = P.need_sm ? panels_m * kp * kMR * 2 : 0;
   const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
+  const size_t gather_bytes = A.a_rows ? kSubPanels * kMR * B.K : 0;
   auto round = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
-  uint8_t* base = t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes));
+  uint8_t* base = t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes) +
+                                round(gather_bytes));
   uint8_t* a_u8 = P.need_u8 ? base : nullptr;
   uint8_t* a_sm = P.need_sm ? base + round(u8_bytes) : nullptr;
   int32_t* rowsum = reinterpret_cast<int32_t*>(base + round(u8_bytes) + round(sm_bytes));
   int32_t* negsum = rowsum + round(row_bytes) / sizeof(int32_t);
   int32_t* term_fast = negsum + round(row_bytes) / sizeof(int32_t);
   int32_t* term_exact = term_fast + round(row_bytes) / sizeof(int32_t);
+  uint8_t* gathered = reinterpret_cast<uint8_t*>(term_exact + round(row_bytes) / sizeof(int32_t));
 
   // A is packed kSubPanels panels at a time, just before its first use, while the raw rows of the
-  // next group are prefetched: the (usually cold) reads of A overlap the kernels.
-  const uint8_t* a = static_cast<const uint8_t*>(A.a) + m0 * A.lda;
+  // next group are prefetched: the (usually cold) reads of A overlap the kernels. A row source
+  // fills `gathered` with the group's rows first (its reads are its own to schedule).
+  const uint8_t* a = A.a_rows ? nullptr : static_cast<const uint8_t*>(A.a) + m0 * A.lda;
   auto prefetch_rows = [&](int64_t r0) {
+    if (A.a_rows) return;
     const int64_t r1 = std::min(rows, r0 + kSubPanels * kMR);
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t k = 0; k < B.K; k += 64) __builtin_prefetch(a + r * A.lda + k);
   };
   auto pack_sub = [&](int64_t ip) {  // panels [ip, ip + kSubPanels)
     const int64_t r0 = ip * kMR, n = std::min(rows - r0, kSubPanels * kMR);
-    P.ks->pack_a(n, B.K, kp, a + r0 * A.lda, A.a_type, A.lda, a_u8 ? a_u8 + ip * kp * kMR : nullptr,
+    const uint8_t* src = a ? a + r0 * A.lda : gathered;
+    if (!a) A.a_rows->rows(m0 + r0, n, gathered);
+    P.ks->pack_a(n, B.K, kp, src, A.a_type, a ? A.lda : B.K, a_u8 ? a_u8 + ip * kp * kMR : nullptr,
                  a_sm ? a_sm + ip * kp * kMR * 2 : nullptr, rowsum + r0, negsum + r0);
     // sum_k x*w = fast tile - 128 colsum (in col_term) = exact tile + negsum
     for (int64_t i = r0; i < r0 + n; ++i) {
@@ -210,8 +218,8 @@ void check_args(const QGemmArgs& A, const PackedQ8B& B) {
   const int32_t alo = A.a_type == DType::u8 ? 0 : -128, ahi = alo + 255;
   SLIVER_CHECK(A.a_zero_point >= alo && A.a_zero_point <= ahi, "qgemm: A zero point ",
                A.a_zero_point, " out of range");
-  SLIVER_CHECK(A.M * B.K == 0 || A.a != nullptr, "qgemm: null A");
-  SLIVER_CHECK(A.M <= 1 || A.lda >= B.K, "qgemm: lda=", A.lda, " < K=", B.K);
+  SLIVER_CHECK(A.M * B.K == 0 || A.a != nullptr || A.a_rows != nullptr, "qgemm: null A");
+  SLIVER_CHECK(A.M <= 1 || A.a_rows || A.lda >= B.K, "qgemm: lda=", A.lda, " < K=", B.K);
   SLIVER_CHECK(A.M * B.N == 0 || A.c != nullptr, "qgemm: null C");
   SLIVER_CHECK(A.M <= 1 || A.ldc >= B.N, "qgemm: ldc=", A.ldc, " < N=", B.N);
   if (A.output != QGemmOutput::int32)
@@ -283,6 +291,19 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
     P.ep.col_scale = col_scale.data();
     col_scale_f64.assign(col_scale.begin(), col_scale.end());
     P.ep.col_scale_f64 = col_scale_f64.data();
+  }
+  if (args.output == QGemmOutput::quantized &&
+      args.rounding == RequantRounding::onnx_reference && !b.abssum.empty()) {
+    // |acc + bias| <= max|a - za| * sum_k |b - zb| + |bias| bounds every requantized value.
+    const int32_t alo = args.a_type == DType::u8 ? 0 : -128;
+    const double xmax = std::max(args.a_zero_point - alo, alo + 255 - args.a_zero_point);
+    RequantForm form = RequantForm::short_f32;
+    for (int64_t n = 0; n < N && form != RequantForm::full; ++n) {
+      const double bound = xmax * static_cast<double>(b.abssum[n]) +
+                           (args.bias ? std::fabs(static_cast<double>(args.bias[n])) : 0.0);
+      form = std::min(form, requant_form_for(bound, col_scale[n], args.y_zero_point));
+    }
+    P.ep.form = form;
   }
   P.ep.float_bias = args.float_bias;
   P.ep.y_zero_point = args.y_zero_point;

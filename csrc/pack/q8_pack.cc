@@ -66,6 +66,7 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
   std::memset(data, 0, bytes);
   pk->colsum.assign(np, 0);
   pk->beta.assign(np, 0);
+  pk->abssum.assign(N, 0);
   pk->panel_fast_safe.assign(panels, 1);
 
   const int32_t shift = dtype_shift(b_type);
@@ -87,6 +88,7 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
           (b_type == DType::u8 ? int32_t{raw} : int32_t{static_cast<int8_t>(raw)}) - shift;
       dst[(k / kKR) * kNR * kKR + j * kKR + k % kKR] = static_cast<int8_t>(w);
       sum[j] += static_cast<uint32_t>(w);
+      pk->abssum[n] += std::abs(w + pk->beta[n]);  // |b - zb|
     };
     // Walk the source in its memory order (packing a large weight is then a streaming pass).
     if (trans_b) {

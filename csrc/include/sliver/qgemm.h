@@ -62,6 +62,7 @@ struct PackedQ8B {
   std::shared_ptr<int8_t> data;          // 64-byte aligned, panels() * kp * nr bytes
   std::vector<int32_t> colsum;           // [panels * nr] sum_k w[k][n] (0 in padding)
   std::vector<int32_t> beta;             // [panels * nr] b_shift - zb[n] (0 in padding)
+  std::vector<int64_t> abssum;  // [N] sum_k |b - zb[n]|: bounds the accumulators (empty: unknown)
   std::vector<uint8_t> panel_fast_safe;  // [panels] 1: the u8 x s8 chain cannot saturate
   int64_t fast_panels = 0;               // how many panels are fast-safe
 
@@ -78,6 +79,16 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
 
 // ---------------------------------------------------------------------------------------------
 // The product.
+
+/// A rows produced on demand instead of read from memory: an im2col gather, whose full M x K
+/// matrix would be K times the image and would stream through memory once more. The driver asks
+/// each thread for a few MR-row panels at a time (rows [m0, m0 + rows), K bytes each, written
+/// with row stride K) just before packing them, so the gathered rows never leave L1.
+class QGemmRowSource {
+ public:
+  virtual ~QGemmRowSource() = default;
+  virtual void rows(int64_t m0, int64_t rows, uint8_t* dst) const = 0;
+};
 
 enum class QGemmOutput : int {
   int32 = 0,      // C is int32_t: acc + bias
@@ -104,6 +115,7 @@ struct QGemmArgs {
   DType a_type = DType::u8;  // u8 or i8
   int64_t lda = 0;
   int32_t a_zero_point = 0;  // per tensor, in a_type's range
+  const QGemmRowSource* a_rows = nullptr;  // when set, A comes from here (a and lda unused)
 
   QGemmOutput output = QGemmOutput::int32;
   void* c = nullptr;  // element (m, n) at c[m * ldc + n]; only these M x N elements are written
@@ -149,6 +161,11 @@ struct Q8EpilogueParams {
   int32_t y_zero_point = 0, qmin = 0, qmax = 255;
   DType y_type = DType::u8;
   RequantRounding rounding = RequantRounding::onnx_reference;
+  // quantized, onnx_reference: requant.h's cheapest form that the caller proved bit-identical for
+  // every accumulator of every column (requant_form_for). The AVX2 epilogue runs short_f32 as
+  // such (3 instructions per 8 values instead of ~14) and the float64 forms in the full order;
+  // the scalar epilogue always runs the full order, which is the same result.
+  RequantForm form = RequantForm::full;
 };
 
 /// One micro-kernel call: an mr x nc tile of C from one A panel and one B panel, finished in

@@ -17,7 +17,7 @@ void epilogue(const Q8EpilogueParams& p, const int32_t* acc, int64_t acc_stride,
               int64_t nc, int64_t n0, const int32_t* row_term, const int32_t* row_sum, void* c,
               int64_t ldc) {
   const q8avx2::EpilogueConsts k(p);
-  constexpr size_t kElem = kKind == q8avx2::kRequantF64 || kKind == q8avx2::kRequantF32 ? 1 : 4;
+  constexpr size_t kElem = q8avx2::is_requant(kKind) ? 1 : 4;
   for (int64_t i = 0; i < mr; ++i) {
     const __m256i rt = _mm256_set1_epi32(row_term[i]);
     const __m256i rs = _mm256_set1_epi32(p.col_beta ? row_sum[i] : 0);
@@ -51,8 +51,14 @@ Q8EpilogueFn q8_epilogue_avx2_for(const Q8EpilogueParams& p) {
     case QGemmOutput::float32:
       return epilogue<q8avx2::kFloat32>;
     case QGemmOutput::quantized:
-      return p.rounding == RequantRounding::onnx_reference ? epilogue<q8avx2::kRequantF64>
-                                                           : epilogue<q8avx2::kRequantF32>;
+      switch (q8avx2::requant_kind(p)) {
+        case q8avx2::kRequantF64:
+          return epilogue<q8avx2::kRequantF64>;
+        case q8avx2::kRequantShortF32:
+          return epilogue<q8avx2::kRequantShortF32>;
+        default:
+          return epilogue<q8avx2::kRequantF32>;
+      }
   }
   return epilogue<q8avx2::kInt32>;
 }

@@ -47,10 +47,15 @@ struct EpilogueConsts {
         hi_d(_mm256_set1_pd(p.qmax)),
         lo_f(_mm256_set1_ps(static_cast<float>(p.qmin - p.y_zero_point))),
         hi_f(_mm256_set1_ps(static_cast<float>(p.qmax - p.y_zero_point))),
-        zp_i(_mm256_set1_epi32(p.y_zero_point)) {}
+        zp_magic(_mm256_set1_ps(static_cast<float>(p.y_zero_point) + kMagic)),
+        zp_i(_mm256_set1_epi32(p.y_zero_point)),
+        lo_i(_mm256_set1_epi32(p.qmin)),
+        hi_i(_mm256_set1_epi32(p.qmax)),
+        magic_bits(_mm256_set1_epi32(0x4B400000)) {}  // the bits of kMagic
+  static constexpr float kMagic = 12582912.0f;          // 1.5 * 2^23
   __m256d zp_d, lo_d, hi_d;
-  __m256 lo_f, hi_f;
-  __m256i zp_i;
+  __m256 lo_f, hi_f, zp_magic;
+  __m256i zp_i, lo_i, hi_i, magic_bits;
 };
 
 // d = f64(v) * f64(m) + zp (two roundings), clamped, rounded half to even.
@@ -74,7 +79,25 @@ inline __m256i requant_f32(__m256i v, const float* m, const EpilogueConsts& k) {
   return _mm256_add_epi32(_mm256_cvttps_epi32(f), k.zp_i);
 }
 
-enum Kind { kInt32, kRequantF64, kRequantF32, kFloat32 };
+// requant.h's short_f32 form (onnx_reference results where Q8EpilogueParams::form allows it):
+// fma32(f32(v), m, zp + 1.5 * 2^23) rounds half to even by itself; the code is the result's
+// bits minus those of 1.5 * 2^23, then clamped.
+inline __m256i requant_short_f32(__m256i v, const float* m, const EpilogueConsts& k) {
+  const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(m), k.zp_magic);
+  const __m256i q = _mm256_sub_epi32(_mm256_castps_si256(t), k.magic_bits);
+  return _mm256_min_epi32(_mm256_max_epi32(q, k.lo_i), k.hi_i);
+}
+
+enum Kind { kInt32, kRequantF64, kRequantF32, kRequantShortF32, kFloat32 };
+constexpr bool is_requant(Kind k) {
+  return k == kRequantF64 || k == kRequantF32 || k == kRequantShortF32;
+}
+
+// The requantizing kind for p (quantized output).
+inline Kind requant_kind(const Q8EpilogueParams& p) {
+  if (p.rounding != RequantRounding::onnx_reference) return kRequantF32;
+  return p.form == RequantForm::short_f32 ? kRequantShortF32 : kRequantF64;
+}
 
 // Finishes columns [n, n + cnt) of one row from their corrected int32 sums v.
 template <Kind kKind>
@@ -89,8 +112,9 @@ inline void finish_vec(const Q8EpilogueParams& p, const EpilogueConsts& k, __m25
                                     : _mm256_maskload_ps(p.float_bias + n, lane_mask(cnt)));
     store_lanes(static_cast<float*>(dst), y, cnt);
   } else {
-    const __m256i q = kKind == kRequantF64 ? requant_f64(v, p.col_scale_f64 + n, k)
-                                           : requant_f32(v, p.col_scale + n, k);
+    const __m256i q = kKind == kRequantF64        ? requant_f64(v, p.col_scale_f64 + n, k)
+                      : kKind == kRequantShortF32 ? requant_short_f32(v, p.col_scale + n, k)
+                                                  : requant_f32(v, p.col_scale + n, k);
     // q lies in [qmin, qmax] inside the output type, so the packs do not saturate.
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     const __m128i bytes = p.y_type == DType::u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
@@ -124,7 +148,7 @@ struct TileConsts {
 template <Kind kKind>
 inline void finish_row(const Q8TileArgs& t, const TileConsts& tc, int i, __m256i v0, __m256i v1) {
   const Q8EpilogueParams& p = *t.ep;
-  constexpr size_t kElem = kKind == kRequantF64 || kKind == kRequantF32 ? 1 : 4;
+  constexpr size_t kElem = is_requant(kKind) ? 1 : 4;
   const __m256i rt = _mm256_set1_epi32(t.row_term[i]);
   v0 = _mm256_add_epi32(_mm256_add_epi32(v0, rt), tc.col0);
   v1 = _mm256_add_epi32(_mm256_add_epi32(v1, rt), tc.col1);
@@ -175,9 +199,14 @@ __attribute__((noinline)) void finish_tile(const Q8TileArgs& targs, __m256i c00,
     case QGemmOutput::float32:
       return finish_rows<MR, kFloat32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
     case QGemmOutput::quantized:
-      if (t.ep->rounding == RequantRounding::onnx_reference)
-        return finish_rows<MR, kRequantF64>(t, c00, c01, c10, c11, c20, c21, c30, c31);
-      return finish_rows<MR, kRequantF32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
+      switch (requant_kind(*t.ep)) {
+        case kRequantF64:
+          return finish_rows<MR, kRequantF64>(t, c00, c01, c10, c11, c20, c21, c30, c31);
+        case kRequantShortF32:
+          return finish_rows<MR, kRequantShortF32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
+        default:
+          return finish_rows<MR, kRequantF32>(t, c00, c01, c10, c11, c20, c21, c30, c31);
+      }
   }
 }
 
