@@ -147,21 +147,22 @@ class NhwcQ8Conv {
   // Whether the GEMM path (gemm_path) beats the int16 image for this dense conv. Both run
   // two multiply uops per 32 products on Zen 3 (vpmaddubsw + vpmaddwd against vpmaddwd on
   // int16 pairs), so neither wins on the products; what differs is the work around them. The
-  // GEMM packs every A row (3 bytes per k for the exact kernel) once per task and reuses it over
-  // OC / 16 weight panels; the wconv widens the image once and reuses it over every window,
-  // and finishes 6 pixels per call. Measured per layer at 1 thread (ResNet-18 and MobileNetV2
-  // at 224x224, sliver profile, GEMM / wconv time):
-  //  * 1x1 stride 1 (no gather; the wconv must still widen the whole input): 0.6-0.9 for
-  //    K >= 192, ~1.0 for K = 96-144, 1.2-1.9 for K = 16-32 (the epilogue and the packing
-  //    dominate short rows).
-  //  * gathered windows: 0.8-0.9 for OC = 512 (K = 256-4608, 49-196 pixels), 0.87-0.97 for
-  //    OC = 256 with K >= 1152, ~1.0 at OC = 128, 1.1-1.15 for 56x56 64 -> 64 3x3 (K = 576)
-  //    and 1.15-1.45 for the stride-2 1x1 downsamples with K <= 128.
-  // First layers reading NCHW (C = 1-4, K <= 36) stay on the wconv, which reads them in place.
+  // GEMM packs every A row (3 bytes per k for the exact kernel, which full-range weights need)
+  // once per task and reuses it over OC / 16 weight panels, and its 4x16 tile keeps up as
+  // pixels get few; the wconv widens the image once for all windows and finishes 6 pixels x 16
+  // channels per call, but its block setup is paid per 96 pixels and weight panel. Measured on
+  // the ResNet-18 / MobileNetV2 layer shapes at 224x224, one thread, both paths interleaved in
+  // one process (GEMM time / wconv time):
+  //  * 1x1 stride 1: 0.91-0.98 for K = 576-960, ~1.0 for K = 320-384, 1.1-1.5 for K = 64-192,
+  //    1.85 for K = 32.
+  //  * gathered windows: 0.77-0.94 for K >= 1152 with OC >= 256 (ResNet-18 stages 3-4), 1.0 at
+  //    K = 576-1152 with OC = 128, 1.09 for 56x56 64 -> 64 3x3, 1.05-1.4 for the stride-2 1x1
+  //    downsamples (K = 64-256).
+  // First layers reading NCHW (C = 1-4) stay on the wconv, which reads them in place.
   bool gemm_wins() const {
     if (nchw_input_ || g_.group != 1) return false;
-    if (pointwise()) return g_.k() >= 96;
-    return g_.k() >= 256 && g_.oc >= 256;
+    if (pointwise()) return g_.k() >= 512;
+    return g_.k() >= 1024 && g_.oc >= 256;
   }
 
   // [N][C][HW] -> [N][HW][C]; few channels (first layers) in a loop the compiler unrolls.
