@@ -289,9 +289,29 @@ def test_session_broadcasts_vs_onnxruntime(op: str, seed: int, signed: bool) -> 
             shapes[k] = ()
     a = rng.integers(0, 256, shapes[0], dtype=np.uint8).view(dt)
     b = rng.integers(0, 256, shapes[1], dtype=np.uint8).view(dt)
-    model = _qlinear_model(op, a, b, addmul_params(rng, dt, extreme=rng.random() < 0.2))
+    params = addmul_params(rng, dt, extreme=rng.random() < 0.2)
+    model = _qlinear_model(op, a, b, params)
     got, _ = _sliver(model, {"a": a, "b": b}, native=True)
-    assert_same(got, _ort(model, {"a": a, "b": b}), f"{op} {shapes}")
+    want = _ort(model, {"a": a, "b": b})
+    # onnxruntime evaluates short runs (fewer elements than one vector) in another float order
+    # than its vector loop, which the kernel follows; the two differ by one code only where the
+    # exact value lies within float32 rounding of a .5 tie (seed 299: 9.5000004 gives 9 vs 10).
+    ties = _float_ties(op, a, b, params, got.shape)
+    differ = got != want
+    assert_same(np.where(ties, want, got), want, f"{op} {shapes}")
+    assert (np.abs(got[differ].astype(int) - want[differ].astype(int)) <= 1).all()
+    assert differ.sum() <= max(1, got.size // 16), f"{op} {shapes}: {differ.sum()} ties"
+
+
+def _float_ties(op: str, a: np.ndarray, b: np.ndarray, params: tuple, shape: tuple) -> np.ndarray:
+    """Where the exact (float64) pre-rounding value of a QLinearAdd/Mul is within 8 float32
+    ulps of a .5 rounding tie, so that float32 evaluation orders may round it either way."""
+    sa, za, sb, zb, sc, zc = (float(v) for v in params)
+    x, y = a.astype(np.float64) - za, b.astype(np.float64) - zb
+    v = (sa * x + sb * y) / sc + zc if op == "QLinearAdd" else sa * sb / sc * x * y + zc
+    v = np.broadcast_to(v, shape)
+    ulp = np.spacing(np.abs(v).astype(np.float32)).astype(np.float64)
+    return np.abs(np.abs(v - np.floor(v)) - 0.5) <= 8 * ulp
 
 
 @pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul"])

@@ -20,8 +20,8 @@
 // With M <= 2 MR the kernel is called once per row of tiles (all panels of the block), so it
 // can run 2-4 panels side by side: enough FMA chains and enough concurrent memory streams.
 //
-// Threads: C is cut into a grid of rectangles on MR/NR tile boundaries, one per thread, shaped to
-// balance work against duplicated packing. K is never split and every tile is computed the same
+// Threads: C is cut into a grid of rectangles on MR/NR tile boundaries, one to four per thread,
+// claimed dynamically and shaped to balance work against duplicated packing. K is never split and every tile is computed the same
 // way whatever the grid, so results are bit-identical for any thread count.
 #include <algorithm>
 #include <cassert>
@@ -252,27 +252,44 @@ struct Grid {
   int64_t tm = 1, tn = 1;
 };
 
-// Picks a tm x tn grid of rectangles for `threads` threads, minimising the largest rectangle's
-// multiply-adds plus its share of packing.
+// Largest multiple of the thread count to cut C into: tasks are claimed dynamically, so a thread
+// that is descheduled for a while (a shared or virtualised CPU) delays only its current task.
+constexpr int64_t kMaxTasksPerThread = 4;
+// Accept more tasks while the largest task's work, times the rounds each thread runs, stays
+// within this factor of the one-task-per-thread grid (the extra cost is duplicated packing).
+constexpr double kSplitSlack = 1.03;
+
+// Picks a tm x tn grid of rectangles (a multiple of `threads` of them), minimising the rounds
+// times the largest rectangle's multiply-adds plus its share of packing, then preferring more
+// rectangles within kSplitSlack.
 Grid choose_grid(const Problem& P, int threads) {
   const int64_t MR = P.kern->mr, NR = P.kern->nr;
   const int64_t tiles_m = ceil_div(P.M, MR), tiles_n = ceil_div(P.N, NR);
   const bool pack_a = !P.a.packed && !P.direct_a, pack_b = P.bmode == BMode::pack;
-  Grid best;
-  double best_cost = -1;
-  for (int64_t tm = 1; tm <= threads; ++tm) {
-    if (threads % tm) continue;
-    const int64_t tn = threads / tm;
-    if (tm > tiles_m || tn > tiles_n) continue;
+  auto cost_of = [&](int64_t tm, int64_t tn) {
     const double rows = static_cast<double>(ceil_div(tiles_m, tm) * MR);
     const double cols = static_cast<double>(ceil_div(tiles_n, tn) * NR);
     const double k = static_cast<double>(std::max<int64_t>(P.K, 1));
     double cost = rows * cols * k;
     if (pack_a) cost += kPackCostMacs * rows * k * static_cast<double>(ceil_div(cols, P.nc));
     if (pack_b) cost += kPackCostMacs * cols * k;
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best = {tm, tn};
+    return cost * static_cast<double>(ceil_div(tm * tn, threads));
+  };
+  Grid best;
+  double best_cost = -1;
+  for (int64_t per = 1; per <= kMaxTasksPerThread; ++per) {
+    const int64_t tasks = per * threads;
+    for (int64_t tm = 1; tm <= tasks; ++tm) {
+      if (tasks % tm) continue;
+      const int64_t tn = tasks / tm;
+      if (tm > tiles_m || tn > tiles_n) continue;
+      const double cost = cost_of(tm, tn);
+      const bool first = best_cost < 0;
+      if (first || (per == 1 && cost < best_cost) ||
+          (per > 1 && cost <= kSplitSlack * best_cost)) {
+        if (first || per == 1) best_cost = cost;
+        best = {tm, tn};
+      }
     }
   }
   return best;
