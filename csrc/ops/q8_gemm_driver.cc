@@ -297,11 +297,23 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
     // |acc + bias| <= max|a - za| * sum_k |b - zb| + |bias| bounds every requantized value.
     const int32_t alo = args.a_type == DType::u8 ? 0 : -128;
     const double xmax = std::max(args.a_zero_point - alo, alo + 255 - args.a_zero_point);
+    // The form only gets cheaper as the bound falls, so with one multiplier for every column
+    // (per-tensor weights) the largest bound decides; per-channel multipliers go column by
+    // column (requant_form_for costs tens of nanoseconds: a per-run cost for small M).
+    auto bound_of = [&](int64_t n) {
+      return xmax * static_cast<double>(b.abssum[n]) +
+             (args.bias ? std::fabs(static_cast<double>(args.bias[n])) : 0.0);
+    };
+    const bool one_scale = std::all_of(col_scale.begin(), col_scale.begin() + N,
+                                       [&](float s) { return s == col_scale[0]; });
     RequantForm form = RequantForm::short_f32;
-    for (int64_t n = 0; n < N && form != RequantForm::full; ++n) {
-      const double bound = xmax * static_cast<double>(b.abssum[n]) +
-                           (args.bias ? std::fabs(static_cast<double>(args.bias[n])) : 0.0);
-      form = std::min(form, requant_form_for(bound, col_scale[n], args.y_zero_point));
+    if (one_scale && N > 0) {
+      double bound = 0;
+      for (int64_t n = 0; n < N; ++n) bound = std::max(bound, bound_of(n));
+      form = requant_form_for(bound, col_scale[0], args.y_zero_point);
+    } else {
+      for (int64_t n = 0; n < N && form != RequantForm::full; ++n)
+        form = std::min(form, requant_form_for(bound_of(n), col_scale[n], args.y_zero_point));
     }
     P.ep.form = form;
   }

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 
 namespace sliver {
@@ -91,12 +92,25 @@ inline RequantForm requant_form_for(double acc_bound, float multiplier, int32_t 
   const double am = std::fabs(static_cast<double>(multiplier));
   const double zp = std::fabs(static_cast<double>(zero_point));
   if (multiplier != 0.f) {
-    int ex = 0;
-    const double mant = std::ldexp(std::frexp(am, &ex), 24);  // |M|, an integer below 2^24
-    const int e = ex - 24;
+    // |multiplier| = mant * 2^e, mant an integer below 2^24; read from the bits for normal
+    // floats (frexp costs a library call per column, which small GEMMs pay on every run).
+    uint32_t bits = 0;
+    std::memcpy(&bits, &multiplier, sizeof bits);
+    const int biased = static_cast<int>(bits >> 23 & 0xff);
+    int e = 0;
+    double mant = 0;
+    if (biased != 0) {
+      mant = static_cast<double>((bits & 0x7fffff) | 0x800000);
+      e = biased - 150;
+    } else {
+      int ex = 0;
+      mant = std::ldexp(std::frexp(am, &ex), 24);
+      e = ex - 24;
+    }
     constexpr double k2p52 = 4503599627370496.0;  // 2^52: a margin below 2^53 for the sums
     if (acc_bound * mant >= k2p52) return RequantForm::full;
-    if (e < 0 && (e < -60 || acc_bound * mant + std::ldexp(zp, -e) >= k2p52))
+    if (e < 0 &&
+        (e < -60 || acc_bound * mant + zp * static_cast<double>(uint64_t{1} << -e) >= k2p52))
       return RequantForm::full;
     if (e >= 0 && acc_bound * am + zp >= k2p52) return RequantForm::full;
   }
