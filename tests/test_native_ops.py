@@ -731,6 +731,34 @@ def test_max_pool_direct_rows(seed, kh, kw, sh, w_out, h, pad_h, nan) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@given(
+    seed=seeds,
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    h=st.integers(4, 20),
+    w=st.integers(4, 40),
+    pad=st.booleans(),
+)
+@settings(max_examples=40, deadline=None, derandomize=True)
+def test_max_pool_separable_nan(seed, k, s, h, w, pad) -> None:
+    """Overlapping and padded windows (the 3x3/2 stem pool of ResNets) take the separable path,
+    whose row kernel and border columns use branch-free NaN-propagating max: compared with
+    numpy's max over -inf padding, NaN included."""
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [1, 2, h + k, w + k])
+    x.reshape(-1)[rng.choice(x.size, size=3, replace=False)] = np.nan
+    p = k // 2 if pad else 0
+    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4}
+    (got,) = check("MaxPool", [("x", x, False)], attrs, opset=19, use_ort=False, use_ref=False)
+    xp = np.pad(x, [(0, 0), (0, 0), (p, p), (p, p)], constant_values=-np.inf)
+    oh, ow = (xp.shape[2] - k) // s + 1, (xp.shape[3] - k) // s + 1
+    want = np.empty((1, 2, oh, ow), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            want[:, :, i, j] = xp[:, :, i * s : i * s + k, j * s : j * s + k].max(axis=(2, 3))
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=3, max_size=5))
 @settings(max_examples=10, deadline=None, derandomize=True)

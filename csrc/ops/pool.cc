@@ -16,6 +16,13 @@
 namespace sliver::ops {
 namespace {
 
+// max(a, b) that propagates a NaN from either side, evaluated without short-circuit so that it
+// compiles to selects: pooled values compare at random and would mispredict a branch per tap.
+inline float nan_max(float a, float b) {
+  const bool keep = (a > b) | (a != a);
+  return keep ? a : b;
+}
+
 // Taps [lo, hi) of a window starting at `start` that fall inside [0, extent).
 inline void clip_taps(int64_t start, int64_t k, int64_t d, int64_t extent, int64_t* lo, int64_t* hi) {
   *lo = start >= 0 ? 0 : (-start + d - 1) / d;
@@ -166,7 +173,7 @@ class PoolKernel final : public Kernel {
       float acc = max_ ? -std::numeric_limits<float>::infinity() : 0.f;
       for (int64_t j = a; j < b; ++j) {
         const float v = x[start + j * d];
-        acc = max_ ? (acc != acc || acc > v ? acc : v) : acc + v;  // max propagates NaN
+        acc = max_ ? nan_max(acc, v) : acc + v;
       }
       h[ow] = acc;
     }
@@ -186,7 +193,7 @@ class PoolKernel final : public Kernel {
         if (max_) {
           for (int64_t k = lo[2]; k < hi[2]; ++k) {
             const float v = xh[k * g[2].d];
-            acc = v > acc || v != v ? v : acc;
+            acc = nan_max(acc, v);
           }
         } else {
           for (int64_t k = lo[2]; k < hi[2]; ++k) acc += xh[k * g[2].d];
