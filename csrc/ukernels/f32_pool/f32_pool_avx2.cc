@@ -1,8 +1,10 @@
 // f32_pool_row_{max,sum}_avx2: 8 outputs per step with the accumulator in a register. Stride 1
 // reads each tap as one unaligned load; stride 2 loads 16 floats per tap and keeps the even
-// lanes (one shuffle, one lane permute); other strides use a gather.
+// lanes (one shuffle, one lane permute); other strides use a gather. The row's last outputs use
+// masked loads and stores (strides 1 and 2), so short rows stay vectorised.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "f32_pool.h"
@@ -31,6 +33,23 @@ inline __m256 load_strided(const float* x, int64_t s, __m256i idx) {
   return _mm256_i32gather_ps(x, idx, 4);
 }
 
+// Lanes l < n (0 <= n <= 8).
+inline __m256i first_lanes(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// load_strided for the last r < 8 outputs of a row (stride 1 or 2): reads only x[0 .. s (r - 1)]
+// (masked-off lanes read as 0 and are never stored).
+inline __m256 load_strided_tail(const float* x, int64_t s, int64_t r) {
+  if (s == 1) return _mm256_maskload_ps(x, first_lanes(r));
+  const int64_t last = 2 * (r - 1);  // the last index read
+  const __m256 lo = _mm256_maskload_ps(x, first_lanes(last + 1));
+  const __m256 hi = _mm256_maskload_ps(x + 8, first_lanes(last - 7));
+  const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
 template <bool kMax>
 void pool_row(int64_t n, int64_t k, int64_t s, int64_t d, const float* x, float* y) {
   const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
@@ -46,6 +65,20 @@ void pool_row(int64_t n, int64_t k, int64_t s, int64_t d, const float* x, float*
       acc = kMax ? nan_max(acc, v) : _mm256_add_ps(acc, v);
     }
     _mm256_storeu_ps(y + t, acc);
+  }
+  // The last outputs (and, with stride 2, the one vector whose 16th load could pass the row):
+  // masked loads and store, not a scalar loop.
+  while (t < n && s <= 2) {
+    const int64_t r = std::min<int64_t>(8, n - t);
+    const float* p = x + t * s;
+    const __m256i keep = first_lanes(r);
+    __m256 acc = load_strided_tail(p, s, r);
+    for (int64_t j = 1; j < k; ++j) {
+      const __m256 v = load_strided_tail(p + j * d, s, r);
+      acc = kMax ? nan_max(acc, v) : _mm256_add_ps(acc, v);
+    }
+    _mm256_maskstore_ps(y + t, keep, acc);
+    t += r;
   }
   for (; t < n; ++t) {
     const float* p = x + t * s;
