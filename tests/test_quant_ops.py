@@ -172,6 +172,27 @@ def test_quantize_linear(seed: int, dt: type, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_quantize_linear_long_rows(seed: int, dt: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of 16 or more run on the vector kernel (int8 as uint8 with zp + 128): every .5 tie,
+    saturation both ways, extreme zero points, per-tensor and per-channel, odd row tails."""
+    rng = np.random.default_rng(seed)
+    c, inner = int(rng.integers(1, 5)), int(rng.integers(16, 90))
+    per_axis = seed % 2 == 1
+    n = c if per_axis else 1
+    scale = np.exp(rng.uniform(-6, 1, size=n)).astype(np.float32).reshape((n,) if per_axis else ())
+    lo, hi = qrange(dt)
+    zp = rng.choice([lo, hi, 0, int(rng.integers(lo, hi + 1))], size=n).astype(dt)
+    zp = zp.reshape(scale.shape)
+    s = np.broadcast_to(scale.reshape(-1, 1) if per_axis else scale, (c, inner))
+    k = rng.integers(-400, 400, size=(c, inner)).astype(np.float32)
+    x = ((k + rng.choice([0.5, 0.25, 0.0], size=(c, inner))) * s).astype(np.float32)[None]
+    node = oh.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], axis=1)
+    model = make_model([node], {"x": x}, {"y": dt}, {"s": scale, "z": zp})
+    check_both(model, {"x": x}, run_ref(model, {"x": x}), monkeypatch, expect_native=True)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("dt", [np.uint8, np.int8, np.int32])
 def test_dequantize_linear(seed: int, dt: type, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(seed)

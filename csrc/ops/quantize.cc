@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops/common.h"
@@ -85,6 +86,12 @@ class QuantizeLinearKernel final : public Kernel {
     const float* xs = x.ptr<float>();
     const float* sc = scale.ptr<float>();
     T* ys = y.ptr<T>();
+    // Rows of a vector's length or more go to the f32_qu8 kernel (quantize_one's division,
+    // clamp and rounding, bit for bit). int8 runs as uint8 with zp + 128, then flips the top
+    // bit: clamping to [-128 - zp, 127 - zp] is the same range either way.
+    constexpr int64_t kVectorRow = 16;
+    const F32QU8Kernels& kern = f32_qu8_kernels();
+    constexpr bool kSigned = std::is_same_v<T, int8_t>;
     for_rows(ctx.pool, s, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t c = r % s.channels;
@@ -92,7 +99,14 @@ class QuantizeLinearKernel final : public Kernel {
         const int32_t z = zps[c];
         const float* xr = xs + r * s.inner;
         T* yr = ys + r * s.inner;
-        for (int64_t i = 0; i < s.inner; ++i) yr[i] = q::quantize_one<T>(xr[i], sv, z);
+        if (s.inner >= kVectorRow) {
+          uint8_t* yb = reinterpret_cast<uint8_t*>(yr);
+          kern.quantize(xr, s.inner, sv, kSigned ? z + 128 : z, yb);
+          if constexpr (kSigned)
+            for (int64_t i = 0; i < s.inner; ++i) yb[i] ^= 0x80;
+        } else {
+          for (int64_t i = 0; i < s.inner; ++i) yr[i] = q::quantize_one<T>(xr[i], sv, z);
+        }
       }
     });
   }
