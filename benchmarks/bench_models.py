@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import pytest
 from model_timing import compare, light_models, sessions
-
 from sliver.cli import random_feeds
 from sliver.tools import model_zoo
 
-ZOO = [n for n, s in model_zoo.REGISTRY.items() if not n.endswith("_op13") and s.sparsity in (0.0, 0.8)]
+ZOO = [
+    n for n, s in model_zoo.REGISTRY.items() if not n.endswith("_op13") and s.sparsity in (0.0, 0.8)
+]
 REPEAT = 20
 
 
 def _bench(benchmark, path: str, label: str, threads: int, cpu: str, feeds=None) -> None:
     r = compare(path, threads, REPEAT, feeds)
     benchmark.extra_info.update(r, cpu=cpu, threads=threads)
-    print(f"\n{label:34s} t={threads} sliver {r['sliver_ms']:9.3f} ms  ort {r['ort_ms']:9.3f} ms  ort/sliver {r['ratio']:.2f}x")
+    print(
+        f"\n{label:34s} t={threads} sliver {r['sliver_ms']:9.3f} ms  "
+        f"ort {r['ort_ms']:9.3f} ms  ort/sliver {r['ratio']:.2f}x"
+    )
     s, _ = sessions(path, threads)
     feeds = feeds if feeds is not None else random_feeds(s, {})
     benchmark.pedantic(lambda: s.run(None, feeds), rounds=5, iterations=1, warmup_rounds=1)
@@ -30,7 +34,14 @@ def _bench(benchmark, path: str, label: str, threads: int, cpu: str, feeds=None)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_model(benchmark, zoo_model, cpu_model_name, name: str, threads: int) -> None:
-    _bench(benchmark, zoo_model(name), name, threads, cpu_model_name, model_zoo.make_feeds(name, seed=0))
+    _bench(
+        benchmark,
+        zoo_model(name),
+        name,
+        threads,
+        cpu_model_name,
+        model_zoo.make_feeds(name, seed=0),
+    )
 
 
 @pytest.mark.parametrize("threads", [1, 2])

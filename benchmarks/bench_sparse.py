@@ -57,8 +57,9 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def pruned_weight(rng: np.random.Generator, out: int, inp: int, density: float, pattern: str,
-                  int8: bool) -> np.ndarray:
+def pruned_weight(
+    rng: np.random.Generator, out: int, inp: int, density: float, pattern: str, int8: bool
+) -> np.ndarray:
     """[out, in] weights with `density` of them nonzero in the given pattern."""
     if pattern in ("4x1", "8x1"):
         r = int(pattern[0])
@@ -75,8 +76,9 @@ def pruned_weight(rng: np.random.Generator, out: int, inp: int, density: float, 
     return np.where(mask, w, 0).astype(np.float32)
 
 
-def make_problem(shape: str, dtype: str, density: float | None, pattern: str, threads: int,
-                 seed: int = 0):
+def make_problem(
+    shape: str, dtype: str, density: float | None, pattern: str, threads: int, seed: int = 0
+):
     """The timed problem for one row: density None is the dense kernel."""
     t = _testing()
     layout, out, inp, cols = SHAPES[shape]
@@ -94,8 +96,9 @@ def make_problem(shape: str, dtype: str, density: float | None, pattern: str, th
     return cls(wl, x, layout=layout, sparse=density is not None, num_threads=threads)
 
 
-def measure(shape: str, dtype: str, densities: list[float], pattern: str, threads: int,
-            reps: int) -> tuple[float, list[tuple[float, float, str]]]:
+def measure(
+    shape: str, dtype: str, densities: list[float], pattern: str, threads: int, reps: int
+) -> tuple[float, list[tuple[float, float, str]]]:
     """Dense GFLOPS and, per density, (sparse effective GFLOPS, speedup, packed layout)."""
     dense = make_problem(shape, dtype, None, pattern, threads)
     cpu = threads == 1
@@ -132,8 +135,12 @@ def main() -> None:
     )
     ap.add_argument("--dtype", nargs="+", default=["f32", "q8"], choices=["f32", "q8"])
     ap.add_argument("--shape", nargs="+", default=DEFAULT_SHAPES, choices=sorted(SHAPES))
-    ap.add_argument("--pattern", nargs="+", default=["unstructured", "4x1"],
-                    choices=["unstructured", "4x1", "8x1", "1x4"])
+    ap.add_argument(
+        "--pattern",
+        nargs="+",
+        default=["unstructured", "4x1"],
+        choices=["unstructured", "4x1", "8x1", "1x4"],
+    )
     ap.add_argument("--density", nargs="+", type=float, default=[0.05, 0.1, 0.2, 0.5])
     ap.add_argument("--crossover", action="store_true", help="densities 0.05..0.6 and crossovers")
     ap.add_argument("--threads", type=int, default=1)
@@ -141,15 +148,20 @@ def main() -> None:
     args = ap.parse_args()
     densities = DENSITIES if args.crossover else args.density
     print(f"CPU: {cpu_name()}, threads {args.threads}, best of {args.reps}")
-    print(f"{'shape':10s} {'dtype':5s} {'pattern':12s} {'zeros':>6s} {'layout':>6s} "
-          f"{'dense':>8s} {'sparse':>8s} {'speedup':>8s}")
+    print(
+        f"{'shape':10s} {'dtype':5s} {'pattern':12s} {'zeros':>6s} {'layout':>6s} "
+        f"{'dense':>8s} {'sparse':>8s} {'speedup':>8s}"
+    )
     for dtype in args.dtype:
         for shape in args.shape:
             for pattern in args.pattern:
                 dense, rows = measure(shape, dtype, densities, pattern, args.threads, args.reps)
                 for d, (g, s, b) in zip(densities, rows, strict=True):
-                    print(f"{shape:10s} {dtype:5s} {pattern:12s} {1 - d:6.0%} {b:>6s} "
-                          f"{dense:8.1f} {g:8.1f} {s:7.2f}x", flush=True)
+                    print(
+                        f"{shape:10s} {dtype:5s} {pattern:12s} {1 - d:6.0%} {b:>6s} "
+                        f"{dense:8.1f} {g:8.1f} {s:7.2f}x",
+                        flush=True,
+                    )
                 if args.crossover:
                     c = crossover(densities, [s for _, s, _ in rows])
                     text = f"{c:.2f}" if c is not None else "below 0.05"
@@ -165,10 +177,13 @@ def test_sparse_speed(benchmark, dtype: str, shape: str, density: float) -> None
         pytest.skip("sparse testing hooks not built in")
     dense, rows = measure(shape, dtype, [density], "unstructured", 1, 3)
     g, s, b = rows[0]
-    benchmark.extra_info.update(cpu=cpu_name(), dense_gflops=dense, sparse_gflops=g, speedup=s,
-                                block=b)
-    print(f"\n{shape} {dtype} zeros {1 - density:.0%}: dense {dense:.1f} sparse {g:.1f} "
-          f"effective G(FL)OPS, {s:.2f}x")
+    benchmark.extra_info.update(
+        cpu=cpu_name(), dense_gflops=dense, sparse_gflops=g, speedup=s, block=b
+    )
+    print(
+        f"\n{shape} {dtype} zeros {1 - density:.0%}: dense {dense:.1f} sparse {g:.1f} "
+        f"effective G(FL)OPS, {s:.2f}x"
+    )
     p = make_problem(shape, dtype, density, "unstructured", 1)
     benchmark.pedantic(p.run, rounds=5, iterations=1, warmup_rounds=1)
 

@@ -40,8 +40,17 @@ from sliver.tools import model_zoo as mz
 DENSITIES = (0.7, 0.5, 0.2, 0.1, 0.05)
 CONV_OPS = ("Conv", "sliver:FusedConv")
 LINEAR_OPS = ("Gemm", "sliver:FusedGemm", "MatMul", "sliver:FusedMatMul")
-WEIGHT_OPS = CONV_OPS + LINEAR_OPS + ("sliver:QLinearConv", "sliver:QLinearMatMul",
-                                      "QLinearMatMul", "QLinearConv", "com.microsoft:QGemm")
+WEIGHT_OPS = (
+    CONV_OPS
+    + LINEAR_OPS
+    + (
+        "sliver:QLinearConv",
+        "sliver:QLinearMatMul",
+        "QLinearMatMul",
+        "QLinearConv",
+        "com.microsoft:QGemm",
+    )
+)
 CONV_ATTRS = ("strides", "pads", "dilations", "group", "kernel_shape", "auto_pad")
 
 
@@ -63,9 +72,11 @@ class Layer:
             s = self.attrs.get("strides", [1])[0]
             g = self.attrs.get("group", 1)
             m, c, *k = self.w_shape
-            return (f"{self.family}/{self.name} conv {c * g}->{m} {'x'.join(map(str, k))}"
-                    f"{f' s{s}' if s != 1 else ''}{f' g{g}' if g != 1 else ''} on "
-                    f"{'x'.join(map(str, self.x_shape[2:]))}")
+            return (
+                f"{self.family}/{self.name} conv {c * g}->{m} {'x'.join(map(str, k))}"
+                f"{f' s{s}' if s != 1 else ''}{f' g{g}' if g != 1 else ''} on "
+                f"{'x'.join(map(str, self.x_shape[2:]))}"
+            )
         rows = int(np.prod(self.x_shape[:-1]))
         k, n = self.w_shape
         return f"{self.family}/{self.name} {self.op.lower()} {rows}x{k} * {k}x{n}"
@@ -109,13 +120,15 @@ def zoo_layers(families: list[str]) -> list[Layer]:
             if key in seen:
                 continue
             seen.add(key)
-            layers.append(Layer(fam, n.name, op, x, tuple(w.shape), attrs,
-                                n.inputs[0] in graph_inputs))
+            layers.append(
+                Layer(fam, n.name, op, x, tuple(w.shape), attrs, n.inputs[0] in graph_inputs)
+            )
     return layers
 
 
-def pruned(rng: np.random.Generator, shape: tuple[int, ...], density: float, int8: bool,
-           out_axis: int) -> np.ndarray:
+def pruned(
+    rng: np.random.Generator, shape: tuple[int, ...], density: float, int8: bool, out_axis: int
+) -> np.ndarray:
     """Random weights with `density` of them nonzero (unstructured)."""
     keep = rng.random(shape) < density
     if int8:
@@ -127,9 +140,13 @@ def pruned(rng: np.random.Generator, shape: tuple[int, ...], density: float, int
 
 
 def _model(nodes: list, x_shape: tuple[int, ...], inits: list, out: str) -> bytes:
-    g = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, list(x_shape))], [helper.make_tensor_value_info(
-            out, TensorProto.FLOAT, None)], inits)
+    g = helper.make_graph(
+        nodes,
+        "layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     return m.SerializeToString()
@@ -158,22 +175,28 @@ def q8_model(layer: Layer, density: float, seed: int) -> bytes:
     1x1 QDQ conv unless it is a stem."""
     rng = np.random.default_rng(seed)
     xs, ws, ys = 0.05, 0.01, 0.1
-    inits = [numpy_helper.from_array(np.array(v, np.float32), n)
-             for v, n in ((xs, "xs"), (ws, "ws"), (ys, "ys"))]
+    inits = [
+        numpy_helper.from_array(np.array(v, np.float32), n)
+        for v, n in ((xs, "xs"), (ws, "ws"), (ys, "ys"))
+    ]
     inits.append(numpy_helper.from_array(np.array(0, np.int8), "z"))
     inits.append(numpy_helper.from_array(np.array(xs * ws, np.float32), "bs"))
-    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "z"], ["xq"]),
-             helper.make_node("DequantizeLinear", ["xq", "xs", "z"], ["xd"])]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "z"], ["xd"]),
+    ]
     src = "xd"
     conv = layer.op == "Conv"
     if conv and not layer.stem:  # the pre-conv: C -> C, dense
         c = layer.x_shape[1]
         w0 = rng.integers(-127, 128, (c, c, 1, 1)).astype(np.int8)
         inits.append(numpy_helper.from_array(w0, "w0"))
-        nodes += [helper.make_node("DequantizeLinear", ["w0", "ws", "z"], ["w0d"]),
-                  helper.make_node("Conv", ["xd", "w0d"], ["c0"]),
-                  helper.make_node("QuantizeLinear", ["c0", "xs", "z"], ["c0q"]),
-                  helper.make_node("DequantizeLinear", ["c0q", "xs", "z"], ["c0d"])]
+        nodes += [
+            helper.make_node("DequantizeLinear", ["w0", "ws", "z"], ["w0d"]),
+            helper.make_node("Conv", ["xd", "w0d"], ["c0"]),
+            helper.make_node("QuantizeLinear", ["c0", "xs", "z"], ["c0q"]),
+            helper.make_node("DequantizeLinear", ["c0q", "xs", "z"], ["c0d"]),
+        ]
         src = "c0d"
     if conv:
         w = pruned(rng, layer.w_shape, density, True, 0)
@@ -187,12 +210,16 @@ def q8_model(layer: Layer, density: float, seed: int) -> bytes:
     if conv:
         nodes.append(helper.make_node("DequantizeLinear", ["b", "bs"], ["bd"]))
     if conv:  # with its bias and Relu, as the zoo's convs
-        nodes += [helper.make_node("Conv", [src, "wd", "bd"], ["c"], **layer.attrs),
-                  helper.make_node("Relu", ["c"], ["r"])]
+        nodes += [
+            helper.make_node("Conv", [src, "wd", "bd"], ["c"], **layer.attrs),
+            helper.make_node("Relu", ["c"], ["r"]),
+        ]
     else:  # a plain MatMul (onnxruntime's quantizer leaves the bias Add outside)
         nodes.append(helper.make_node("MatMul", [src, "wd"], ["r"]))
-    nodes += [helper.make_node("QuantizeLinear", ["r", "ys", "z"], ["yq"]),
-              helper.make_node("DequantizeLinear", ["yq", "ys", "z"], ["y"])]
+    nodes += [
+        helper.make_node("QuantizeLinear", ["r", "ys", "z"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "ys", "z"], ["y"]),
+    ]
     return _model(nodes, layer.x_shape, inits, "y")
 
 
@@ -211,8 +238,9 @@ def profiled_run(sess: sliver.InferenceSession, feeds: dict[str, np.ndarray]) ->
     return p.native.run(ins, list(range(len(p.output_names))), sess._pool, True)[1]
 
 
-def time_steps(sessions: list[sliver.InferenceSession], feeds: dict[str, np.ndarray],
-               reps: int) -> list[np.ndarray]:
+def time_steps(
+    sessions: list[sliver.InferenceSession], feeds: dict[str, np.ndarray], reps: int
+) -> list[np.ndarray]:
     """Median seconds per step of each session, the sessions alternating run by run."""
     for _ in range(3):
         for s in sessions:
@@ -251,8 +279,9 @@ def parse_describe(desc: str) -> tuple[float, str, float, float, str]:
     return float(cost), path, float(factor.lstrip("x")), stored, layout
 
 
-def measure_layer(layer: Layer, dtype: str, densities: list[float], reps: int,
-                  seed: int) -> list[Point]:
+def measure_layer(
+    layer: Layer, dtype: str, densities: list[float], reps: int, seed: int
+) -> list[Point]:
     """The layer's dense and sparse step times and the cost model's verdict, per density."""
     feeds = {"x": np.random.default_rng(seed).standard_normal(layer.x_shape).astype(np.float32)}
     points = []
@@ -265,8 +294,7 @@ def measure_layer(layer: Layer, dtype: str, densities: list[float], reps: int,
             continue  # no sparse kernel for this layer
         cost, path, factor, stored, layout = parse_describe(desc)
         td, ts = time_steps([dn, sp], feeds, reps)
-        points.append(Point(layer.label(), dtype, path, factor, cost, stored, td[i], ts[i],
-                            layout))
+        points.append(Point(layer.label(), dtype, path, factor, cost, stored, td[i], ts[i], layout))
     return points
 
 
@@ -293,14 +321,17 @@ def fit_factor(points: list[Point], noise: float) -> tuple[float, float, float, 
     f = points[0].factor
     return f * mid, best, f * good[0], f * good[-1]
 
+
 def cmd_layers(args: argparse.Namespace) -> None:
     """Single-layer measurements and the fitted path factors."""
     layers = zoo_layers(args.family or list(mz.FAMILIES))
     dtypes = ["f32", "q8"] if args.dtype == "both" else [args.dtype]
     points: list[Point] = []
     for dtype in dtypes:
-        print(f"\n{dtype}: dense/sparse time per density (stored density in brackets); "
-              f"auto: S/D, * = wrong by more than {args.noise:.0%}")
+        print(
+            f"\n{dtype}: dense/sparse time per density (stored density in brackets); "
+            f"auto: S/D, * = wrong by more than {args.noise:.0%}"
+        )
         for layer in layers:
             ps = measure_layer(layer, dtype, list(args.densities), args.reps, args.seed)
             if not ps:
@@ -309,12 +340,19 @@ def cmd_layers(args: argparse.Namespace) -> None:
             cells = []
             for p in ps:
                 r = regret(p, p.auto_sparse)
-                cells.append(f"{p.dense_s / p.sparse_s:5.2f} ({p.density:.2f}) "
-                             f"{'S' if p.auto_sparse else 'D'}{'*' if r > args.noise else ' '}")
-            print(f"  {layer.label():52s} {ps[0].path:14s} {ps[0].layout:10s} "
-                  f"dense {ps[0].dense_s * 1e6:7.1f}us | " + " | ".join(cells), flush=True)
-    print("\nper dense path: points, wrong now (regret > noise), summed regret beyond noise now "
-          "-> the factor that minimises it (sparse_driver.cc: kDensePaths)")
+                cells.append(
+                    f"{p.dense_s / p.sparse_s:5.2f} ({p.density:.2f}) "
+                    f"{'S' if p.auto_sparse else 'D'}{'*' if r > args.noise else ' '}"
+                )
+            print(
+                f"  {layer.label():52s} {ps[0].path:14s} {ps[0].layout:10s} "
+                f"dense {ps[0].dense_s * 1e6:7.1f}us | " + " | ".join(cells),
+                flush=True,
+            )
+    print(
+        "\nper dense path: points, wrong now (regret > noise), summed regret beyond noise now "
+        "-> the factor that minimises it (sparse_driver.cc: kDensePaths)"
+    )
     for dtype in dtypes:
         by_path = defaultdict(list)
         for p in points:
@@ -324,9 +362,11 @@ def cmd_layers(args: argparse.Namespace) -> None:
             now = loss(ps, 1.0, args.noise)
             wrong = sum(regret(p, p.auto_sparse) > args.noise for p in ps)
             f, best, lo, hi = fit_factor(ps, args.noise)
-            print(f"  {dtype} {path:14s} {len(ps):3d} points, {wrong:2d} wrong, regret {now:5.2f} "
-                  f"(factor {ps[0].factor:.2f}) -> factor {f:.2f} (any of {lo:.2f}-{hi:.2f}), "
-                  f"regret {best:.2f}")
+            print(
+                f"  {dtype} {path:14s} {len(ps):3d} points, {wrong:2d} wrong, regret {now:5.2f} "
+                f"(factor {ps[0].factor:.2f}) -> factor {f:.2f} (any of {lo:.2f}-{hi:.2f}), "
+                f"regret {best:.2f}"
+            )
 
 
 def cmd_zoo(args: argparse.Namespace) -> None:
@@ -350,8 +390,11 @@ def cmd_zoo(args: argparse.Namespace) -> None:
                 times[i].append(time.thread_time() - t)
         d, s, a = (float(np.median(t)) * 1e3 for t in times)
         r = min(d, s) / a
-        print(f"  {name:30s} {d:7.3f} {s:7.3f} {a:7.3f}  auto/best {r:5.2f}"
-              f"{' *' if r < 1 - args.noise else ''}", flush=True)
+        print(
+            f"  {name:30s} {d:7.3f} {s:7.3f} {a:7.3f}  auto/best {r:5.2f}"
+            f"{' *' if r < 1 - args.noise else ''}",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 import pytest
-
 import sliver
 from sliver import cli
 
@@ -55,5 +54,10 @@ def test_cli_run_with_input_file(tmp_path, capsys) -> None:
     x = np.load(cli.DEMO_DATA)["images"][:4]
     np.save(tmp_path / "x.npy", x)
     name = sliver.InferenceSession(cli.DEMO_MODEL).get_inputs()[0].name
-    assert cli.main(["run", cli.DEMO_MODEL, "--input", f"{name}={tmp_path / 'x.npy'}", "--repeat", "1"]) == 0
+    assert (
+        cli.main(
+            ["run", cli.DEMO_MODEL, "--input", f"{name}={tmp_path / 'x.npy'}", "--repeat", "1"]
+        )
+        == 0
+    )
     assert "[4, 10]" in capsys.readouterr().out

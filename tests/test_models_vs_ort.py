@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 import pytest
-from helpers import cosine
-
 import sliver
+from helpers import cosine
 from sliver.tools import model_zoo
 
 FP32_RTOL = 1e-3
@@ -60,13 +59,17 @@ def test_zoo_model_matches_onnxruntime(zoo_model, name: str) -> None:
             assert np.all(np.isfinite(g))
             if spec_sess is not None:
                 oracle = spec_sess.run(None, feeds)[0]
-                assert cosine(g, oracle) >= QUANT_MIN_COSINE, f"{name} {d}: cosine {cosine(g, oracle)}"
+                assert cosine(g, oracle) >= QUANT_MIN_COSINE, (
+                    f"{name} {d}: cosine {cosine(g, oracle)}"
+                )
                 assert cosine(g, w) >= QUANT_MIN_COSINE_VS_ORT, f"{name} {d}: vs ORT {cosine(g, w)}"
             else:
                 np.testing.assert_allclose(g, w, rtol=FP32_RTOL, atol=FP32_ATOL)
 
 
-@pytest.mark.parametrize("name", ["mlp_fp32", "cnn_resnet_fp32", "transformer_fp32", "cnn_mobilenet_qdq_s8s8"])
+@pytest.mark.parametrize(
+    "name", ["mlp_fp32", "cnn_resnet_fp32", "transformer_fp32", "cnn_mobilenet_qdq_s8s8"]
+)
 def test_zoo_model_optimization_levels_agree(zoo_model, name: str) -> None:
     """Passes change rounding only: DISABLE_ALL and ENABLE_ALL sessions agree."""
     path = zoo_model(name)

@@ -31,10 +31,12 @@ GUARD_BYTE = 0xA5
 ZERO_FRACTIONS = [0.0, 0.01, 0.5, 0.9, 0.99, 1.0]
 # (block rows R, tile NT) of every compiled kernel shape (f32_spmm.inc / q8_spmm.inc), and for
 # INT8 the pairing kr (2 = aligned pairs, R = 1 only).
-KERNEL_SHAPES = [(r, nt) for r, nt in [(1, 32), (1, 16), (1, 8), (1, 1), (4, 16), (4, 8), (4, 1),
-                                       (8, 8), (8, 1)]]
-Q8_KERNEL_SHAPES = [(r, nt, kr) for r, nt in KERNEL_SHAPES + [(1, 4)] for kr in (1, 2)
-                    if kr == 1 or r == 1]  # INT8 also has a 4-lane form (narrow batches)
+KERNEL_SHAPES = [
+    (r, nt) for r, nt in [(1, 32), (1, 16), (1, 8), (1, 1), (4, 16), (4, 8), (4, 1), (8, 8), (8, 1)]
+]
+Q8_KERNEL_SHAPES = [
+    (r, nt, kr) for r, nt in KERNEL_SHAPES + [(1, 4)] for kr in (1, 2) if kr == 1 or r == 1
+]  # INT8 also has a 4-lane form (narrow batches)
 
 
 def sparse_mask(
@@ -152,8 +154,15 @@ def test_f32_every_kernel(layout, block, tile, scalar):
 @pytest.mark.parametrize("layout", ["left", "right"])
 @pytest.mark.parametrize(
     "act,alpha,beta",
-    [("none", 0, 0), ("relu", 0, 0), ("clip", -0.5, 0.7), ("leaky_relu", 0.1, 0),
-     ("sigmoid", 0, 0), ("gelu_erf", 0, 0), ("hard_swish", 1 / 6, 0.5)],
+    [
+        ("none", 0, 0),
+        ("relu", 0, 0),
+        ("clip", -0.5, 0.7),
+        ("leaky_relu", 0.1, 0),
+        ("sigmoid", 0, 0),
+        ("gelu_erf", 0, 0),
+        ("hard_swish", 1 / 6, 0.5),
+    ],
 )
 @pytest.mark.parametrize("residual", [False, True])
 def test_f32_epilogue(layout, act, alpha, beta, residual):
@@ -164,8 +173,17 @@ def test_f32_epilogue(layout, act, alpha, beta, residual):
     res = rng.standard_normal(ref.shape).astype(np.float32) if residual else None
     kc = 64 if residual else 0  # chunked and unchunked accumulation
     pk = T.sparse_pack_f32(w, layout=layout, kc=kc)
-    got = T.sparse_f32_spmm(pk, x, bias=bias, act=act, alpha=alpha, beta=beta, residual=res,
-                            post_act="relu" if residual else "none", ld_extra=1)
+    got = T.sparse_f32_spmm(
+        pk,
+        x,
+        bias=bias,
+        act=act,
+        alpha=alpha,
+        beta=beta,
+        residual=res,
+        post_act="relu" if residual else "none",
+        ld_extra=1,
+    )
     b = bias[:, None] if layout == "left" else bias[None, :]
     want = act_ref(act, ref + b, alpha, beta)
     if residual:
@@ -255,8 +273,7 @@ def test_layout_choice_follows_structure():
 # INT8
 
 
-def q8_case(rng, out, inp, cols, zeros, pattern, layout, w_type, x_type, per_channel,
-            narrow=False):
+def q8_case(rng, out, inp, cols, zeros, pattern, layout, w_type, x_type, per_channel, narrow=False):
     """Weights, activations, zero points and the exact int64 product. narrow: the zero point
     of symmetric quantization (0 for s8, 128 for u8), so w - zp fits int8."""
     lo, hi = (0, 256) if w_type == np.uint8 else (-128, 128)
@@ -289,8 +306,18 @@ def test_q8_int32_exact(layout, zeros, pattern, types):
     w_type, x_type = types
     rng = np.random.default_rng(abs(hash((layout, zeros, pattern, str(types)))) % 2**32)
     out, inp, cols = (int(v) for v in rng.integers([1, 1, 1], [70, 300, 90]))
-    w, x, xz, zp, acc = q8_case(rng, out, inp, cols, zeros, pattern, layout, w_type, x_type,
-                                per_channel=bool(rng.integers(2)))
+    w, x, xz, zp, acc = q8_case(
+        rng,
+        out,
+        inp,
+        cols,
+        zeros,
+        pattern,
+        layout,
+        w_type,
+        x_type,
+        per_channel=bool(rng.integers(2)),
+    )
     pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp)
     bias = rng.integers(-(2**20), 2**20, out).astype(np.int32)
     got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, bias=bias, ld_extra=5)
@@ -318,10 +345,22 @@ def test_q8_every_kernel(layout, block, tile, kr, scalar, narrow):
     inp = int(rng.integers(1, 200))
     cols = int(rng.integers(1, 3 * tile + 5))
     w_type = np.uint8 if narrow and rng.integers(2) else np.int8
-    w, x, xz, zp, acc = q8_case(rng, out, inp, cols, 0.7, "unstructured", layout, w_type,
-                                np.uint8, per_channel=True, narrow=narrow)
-    pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp, block_rows=block, kr=kr,
-                          kc=int(rng.integers(1, 90)))
+    w, x, xz, zp, acc = q8_case(
+        rng,
+        out,
+        inp,
+        cols,
+        0.7,
+        "unstructured",
+        layout,
+        w_type,
+        np.uint8,
+        per_channel=True,
+        narrow=narrow,
+    )
+    pk = T.sparse_pack_q8(
+        w, layout=layout, zero_point=zp, block_rows=block, kr=kr, kc=int(rng.integers(1, 90))
+    )
     assert pk.bytes == q8_bytes(pk, narrow and block == 1)  # blocks keep int16 weights
     assert pk.block == block and pk.kr == kr
     got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, tile=tile, force_scalar=scalar, ld_extra=2)
@@ -347,8 +386,9 @@ def test_q8_long_gaps_take_fillers(kr, narrow):
     x = rng.integers(0, 256, (inp, cols)).astype(np.uint8)
     pk = T.sparse_pack_q8(wq, zero_point=zp, kr=kr, kc=inp)
     nz = w != 0
-    plain = sum(len(np.unique(np.flatnonzero(r) // 2)) if kr == 2 else (r.sum() + 1) // 2
-                for r in nz)  # pairs without fillers
+    plain = sum(
+        len(np.unique(np.flatnonzero(r) // 2)) if kr == 2 else (r.sum() + 1) // 2 for r in nz
+    )  # pairs without fillers
     assert pk.chunks == 1 and pk.pairs > plain  # fillers were needed
     acc = (wq.astype(np.int64) - zp) @ (x.astype(np.int64) - 9)
     for tile in (0, 1, 8):
@@ -383,8 +423,9 @@ def requant_ref(acc, mult, zp, qmin, qmax, rounding):
 def test_q8_requantized_exact(layout, rounding, y_type, relu):
     rng = np.random.default_rng(abs(hash((layout, rounding, y_type, relu))) % 2**32)
     out, inp, cols = 45, 260, 70
-    w, x, xz, zp, acc = q8_case(rng, out, inp, cols, 0.85, "unstructured", layout, np.int8,
-                                np.uint8, per_channel=True)
+    w, x, xz, zp, acc = q8_case(
+        rng, out, inp, cols, 0.85, "unstructured", layout, np.int8, np.uint8, per_channel=True
+    )
     bias = rng.integers(-5000, 5000, out).astype(np.int32)
     a_scale = np.float32(0.02)
     b_scale = rng.uniform(0.001, 0.01, out).astype(np.float32)
@@ -394,9 +435,22 @@ def test_q8_requantized_exact(layout, rounding, y_type, relu):
     qmin = yz if relu else lo
     # Half of the sums land on exact .5 ties: scale so acc * m has a tie for even acc.
     pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp)
-    got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, output="quantized", bias=bias,
-                           a_scale=a_scale, b_scale=b_scale, y_scale=y_scale, y_zero_point=yz,
-                           y_type=y_type, qmin=qmin, qmax=hi, rounding=rounding, ld_extra=3)
+    got = T.sparse_q8_spmm(
+        pk,
+        x,
+        x_zero_point=xz,
+        output="quantized",
+        bias=bias,
+        a_scale=a_scale,
+        b_scale=b_scale,
+        y_scale=y_scale,
+        y_zero_point=yz,
+        y_type=y_type,
+        qmin=qmin,
+        qmax=hi,
+        rounding=rounding,
+        ld_extra=3,
+    )
     mult = ((a_scale * b_scale).astype(np.float32) / y_scale).astype(np.float32)
     b = bias[:, None] if layout == "left" else bias[None, :]
     m = mult[:, None] if layout == "left" else mult[None, :]
@@ -412,8 +466,16 @@ def test_q8_requant_ties_round_to_even():
     x = np.arange(cols, dtype=np.uint8)[None, :]
     pk = T.sparse_pack_q8(w, zero_point=0)
     for rounding in ["onnx_reference", "onnxruntime"]:
-        got = T.sparse_q8_spmm(pk, x, output="quantized", a_scale=0.5, b_scale=np.float32(1),
-                               y_scale=1, y_zero_point=0, rounding=rounding)[:out, :cols]
+        got = T.sparse_q8_spmm(
+            pk,
+            x,
+            output="quantized",
+            a_scale=0.5,
+            b_scale=np.float32(1),
+            y_scale=1,
+            y_zero_point=0,
+            rounding=rounding,
+        )[:out, :cols]
         np.testing.assert_array_equal(got[0], np.rint(np.arange(cols) / 2).astype(np.uint8))
 
 
@@ -421,13 +483,22 @@ def test_q8_requant_ties_round_to_even():
 def test_q8_float_output(layout):
     rng = np.random.default_rng(21)
     out, inp, cols = 33, 120, 41
-    w, x, xz, zp, acc = q8_case(rng, out, inp, cols, 0.9, "8x1", layout, np.int8, np.uint8,
-                                per_channel=False)
+    w, x, xz, zp, acc = q8_case(
+        rng, out, inp, cols, 0.9, "8x1", layout, np.int8, np.uint8, per_channel=False
+    )
     b_scale = rng.uniform(0.001, 0.01, out).astype(np.float32)
     fbias = rng.standard_normal(out).astype(np.float32)
     pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp)
-    got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, output="float32", a_scale=0.03,
-                           b_scale=b_scale, float_bias=fbias, ld_extra=2)
+    got = T.sparse_q8_spmm(
+        pk,
+        x,
+        x_zero_point=xz,
+        output="float32",
+        a_scale=0.03,
+        b_scale=b_scale,
+        float_bias=fbias,
+        ld_extra=2,
+    )
     s = (np.float32(0.03) * b_scale).astype(np.float32)
     sc = s[:, None] if layout == "left" else s[None, :]
     fb = fbias[:, None] if layout == "left" else fbias[None, :]
@@ -438,11 +509,18 @@ def test_q8_float_output(layout):
 @pytest.mark.parametrize("layout", ["left", "right"])
 def test_q8_threads_and_isa_agree(layout):
     rng = np.random.default_rng(22)
-    w, x, xz, zp, acc = q8_case(rng, 260, 900, 150, 0.9, "unstructured", layout, np.int8,
-                                np.uint8, per_channel=True)
+    w, x, xz, zp, acc = q8_case(
+        rng, 260, 900, 150, 0.9, "unstructured", layout, np.int8, np.uint8, per_channel=True
+    )
     pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp)
-    kw = dict(x_zero_point=xz, output="quantized", a_scale=0.01, b_scale=np.float32(0.01),
-              y_scale=0.5, y_zero_point=128)
+    kw = dict(
+        x_zero_point=xz,
+        output="quantized",
+        a_scale=0.01,
+        b_scale=np.float32(0.01),
+        y_scale=0.5,
+        y_zero_point=128,
+    )
     one = T.sparse_q8_spmm(pk, x, num_threads=1, **kw)
     np.testing.assert_array_equal(one, T.sparse_q8_spmm(pk, x, num_threads=2, **kw))
     np.testing.assert_array_equal(one, T.sparse_q8_spmm(pk, x, force_scalar=True, **kw))

@@ -52,8 +52,9 @@ def assert_same(dense: np.ndarray, sparse: np.ndarray, exact: bool, what: str) -
         np.testing.assert_array_equal(sparse, dense, err_msg=what)
     else:
         scale = float(np.max(np.abs(dense))) if dense.size else 0.0
-        np.testing.assert_allclose(sparse, dense, rtol=F32_REL_TOL, atol=F32_REL_TOL * scale,
-                                   err_msg=what)
+        np.testing.assert_allclose(
+            sparse, dense, rtol=F32_REL_TOL, atol=F32_REL_TOL * scale, err_msg=what
+        )
 
 
 # ---- zoo models ----
@@ -85,8 +86,15 @@ def test_zoo_sparse_equals_dense_and_tracks_ort(zoo_model, name: str) -> None:
     assert cosine(got[0], spec[0]) >= ORT_MIN_COSINE
 
 
-@pytest.mark.parametrize("name", ["mlp_fp32_sp50", "transformer_fp32_sp50",
-                                  "transformer_qdq_s8s8_sp80", "ocr_like_qdq_s8s8_sp90"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mlp_fp32_sp50",
+        "transformer_fp32_sp50",
+        "transformer_qdq_s8s8_sp80",
+        "ocr_like_qdq_s8s8_sp90",
+    ],
+)
 def test_dynamic_extent_runs_dense_below_the_crossover(zoo_model, name: str) -> None:
     """Dynamic batch/sequence/width: auto builds the sparse kernel and hands small runs to the
     dense one; every size gives the dense results."""
@@ -145,8 +153,10 @@ def test_inspect_shows_sparse_layers(zoo_model) -> None:
 
 
 def _layer_bytes(sess: sliver.InferenceSession) -> dict[str, int]:
-    return {name: b for (name, _, _), b in zip(sess.profile_steps(), cli.packed_weight_bytes(sess),
-                                                strict=True)}
+    return {
+        name: b
+        for (name, _, _), b in zip(sess.profile_steps(), cli.packed_weight_bytes(sess), strict=True)
+    }
 
 
 @pytest.mark.parametrize("name", [n for n in PRUNED_FP32 if n.endswith("_sp90")])
@@ -169,8 +179,9 @@ def test_int8_weight_bytes_goal_at_90_percent(zoo_model, name: str) -> None:
     sp = session(zoo_model(name), "sparse")
     nodes = {n.name: n for n in sp.graph.nodes}
     sparse_bytes = dense_bytes = 0
-    for (node, _, impl), nbytes in zip(sp.profile_steps(), cli.packed_weight_bytes(sp),
-                                       strict=True):
+    for (node, _, impl), nbytes in zip(
+        sp.profile_steps(), cli.packed_weight_bytes(sp), strict=True
+    ):
         if impl.startswith("sparse"):
             w = sp.graph.initializers[nodes[node].inputs[3]]  # QLinearConv/MatMul, QGemm: B
             assert w.dtype in (np.int8, np.uint8), (node, w.dtype)
@@ -202,8 +213,9 @@ def prune(rng: np.random.Generator, w: np.ndarray, zeros: float, pattern: str) -
 
 ZEROS = st.sampled_from([0.0, 0.01, 0.5, 0.9, 0.99, 1.0])
 PATTERNS = st.sampled_from(["unstructured", "rows", "cols", "4x1", "1x4"])
-SETTINGS = settings(max_examples=30, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def model_bytes(nodes, inputs, outputs, inits, opset: int = 17) -> bytes:
@@ -217,10 +229,27 @@ def both_modes(model: bytes, feeds: dict[str, np.ndarray]) -> tuple[list, list, 
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31), zeros=ZEROS, pattern=PATTERNS, kind=st.sampled_from(
-    ["conv1x1", "conv3x3", "conv3x3_s2", "conv_group2", "conv1d", "conv_odd", "conv_same",
-     "conv1x1_s2", "gemm", "gemm_tb", "matmul3d"]),
-    act=st.sampled_from(["", "Relu", "Clip"]))
+@given(
+    seed=st.integers(0, 2**31),
+    zeros=ZEROS,
+    pattern=PATTERNS,
+    kind=st.sampled_from(
+        [
+            "conv1x1",
+            "conv3x3",
+            "conv3x3_s2",
+            "conv_group2",
+            "conv1d",
+            "conv_odd",
+            "conv_same",
+            "conv1x1_s2",
+            "gemm",
+            "gemm_tb",
+            "matmul3d",
+        ]
+    ),
+    act=st.sampled_from(["", "Relu", "Clip"]),
+)
 def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act: str) -> None:
     rng = np.random.default_rng(seed)
     out, cin = int(rng.integers(1, 40)), int(rng.integers(1, 40))
@@ -253,17 +282,25 @@ def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act:
     w = prune(rng, rng.standard_normal(wshape).astype(np.float32), zeros, pattern)
     if kind in ("gemm", "matmul3d"):
         w = np.ascontiguousarray(w.T)
-    inits = [numpy_helper.from_array(w, "w"),
-             numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b")]
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b"),
+    ]
     nodes = [helper.make_node(op, ins, ["y0"], **attrs)]
     last = "y0"
     if act:
         nodes.append(helper.make_node(act, ["y0", "lo", "hi"] if act == "Clip" else ["y0"], ["y1"]))
-        inits += [numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
-                  numpy_helper.from_array(np.array(0.7, np.float32), "hi")]
+        inits += [
+            numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
+            numpy_helper.from_array(np.array(0.7, np.float32), "hi"),
+        ]
         last = "y1"
-    model = model_bytes(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, xshape)],
-                        [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], inits)
+    model = model_bytes(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, xshape)],
+        [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)],
+        inits,
+    )
     feeds = {"x": rng.standard_normal(xshape).astype(np.float32)}
     got, want, steps = both_modes(model, feeds)
     assert steps, kind  # the layer ran sparse
@@ -274,18 +311,36 @@ def _q8_weight_inits(rng: np.random.Generator, w: np.ndarray, channels: int | No
     """w (int8, symmetric: zero point 0, so pruned zeros stay zeros), its scale and zero point,
     per tensor or per output channel (`channels` values)."""
     shape = () if channels is None else (channels,)
-    return [numpy_helper.from_array(w, "w"),
-            numpy_helper.from_array(rng.uniform(0.005, 0.05, shape).astype(np.float32), "ws"),
-            numpy_helper.from_array(np.zeros(shape, np.int8), "wz")]
+    return [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(rng.uniform(0.005, 0.05, shape).astype(np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(shape, np.int8), "wz"),
+    ]
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31), zeros=ZEROS, pattern=PATTERNS,
-       kind=st.sampled_from(["qconv1x1", "qconv3x3", "qconv_s2", "qdq_conv", "qdq_conv_relu",
-                             "qdq_conv1x1", "qmatmul", "qdq_matmul"]),
-       signed=st.booleans(), per_channel=st.booleans())
-def test_random_int8_layer_is_bit_exact(seed: int, zeros: float, pattern: str, kind: str,
-                                        signed: bool, per_channel: bool) -> None:
+@given(
+    seed=st.integers(0, 2**31),
+    zeros=ZEROS,
+    pattern=PATTERNS,
+    kind=st.sampled_from(
+        [
+            "qconv1x1",
+            "qconv3x3",
+            "qconv_s2",
+            "qdq_conv",
+            "qdq_conv_relu",
+            "qdq_conv1x1",
+            "qmatmul",
+            "qdq_matmul",
+        ]
+    ),
+    signed=st.booleans(),
+    per_channel=st.booleans(),
+)
+def test_random_int8_layer_is_bit_exact(
+    seed: int, zeros: float, pattern: str, kind: str, signed: bool, per_channel: bool
+) -> None:
     rng = np.random.default_rng(seed)
     at, tp = (np.int8, TensorProto.INT8) if signed else (np.uint8, TensorProto.UINT8)
     lo, hi = (-128, 127) if signed else (0, 255)
@@ -303,22 +358,27 @@ def test_random_int8_layer_is_bit_exact(seed: int, zeros: float, pattern: str, k
         numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
         numpy_helper.from_array(np.array(rng.integers(lo, hi + 1), at), "xz"),
         numpy_helper.from_array(np.array(rng.uniform(0.02, 0.3), np.float32), "ys"),
-        numpy_helper.from_array(np.array(rng.integers(lo, hi + 1), at), "yz")]
+        numpy_helper.from_array(np.array(rng.integers(lo, hi + 1), at), "yz"),
+    ]
     attrs = {"pads": [1, 1, 1, 1]} if k == 3 and conv else {}
     if kind == "qconv_s2":
         attrs["strides"] = [2, 2]
     if kind.startswith("qdq"):  # the QDQ form, which the passes turn into sliver:QLinear* ops
         w_axis = {"axis": 0 if conv else 1} if per_channel else {}
-        nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
-                 helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-                 helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], **w_axis),
-                 helper.make_node("Conv" if conv else "MatMul", ["xd", "wd"], ["c"], **attrs)]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+            helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], **w_axis),
+            helper.make_node("Conv" if conv else "MatMul", ["xd", "wd"], ["c"], **attrs),
+        ]
         last = "c"
         if kind == "qdq_conv_relu":
             nodes.append(helper.make_node("Relu", ["c"], ["r"]))
             last = "r"
-        nodes += [helper.make_node("QuantizeLinear", [last, "ys", "yz"], ["yq"]),
-                  helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+        nodes += [
+            helper.make_node("QuantizeLinear", [last, "ys", "yz"], ["yq"]),
+            helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"]),
+        ]
         x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, xshape)
         y_type = TensorProto.FLOAT
         feeds = {"x": rng.standard_normal(xshape).astype(np.float32)}
@@ -327,8 +387,14 @@ def test_random_int8_layer_is_bit_exact(seed: int, zeros: float, pattern: str, k
         if conv:
             bias = rng.integers(-500, 500, out).astype(np.int32)
             inits.append(numpy_helper.from_array(bias, "b"))
-        nodes = [helper.make_node("QLinearConv" if conv else "QLinearMatMul",
-                                  ins + (["b"] if conv else []), ["y"], **attrs)]
+        nodes = [
+            helper.make_node(
+                "QLinearConv" if conv else "QLinearMatMul",
+                ins + (["b"] if conv else []),
+                ["y"],
+                **attrs,
+            )
+        ]
         x_info, y_type = helper.make_tensor_value_info("x", tp, xshape), tp
         feeds = {"x": rng.integers(lo, hi + 1, xshape).astype(at)}
     model = model_bytes(nodes, [x_info], [helper.make_tensor_value_info("y", y_type, None)], inits)

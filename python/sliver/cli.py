@@ -76,8 +76,11 @@ def layer_report(sess: InferenceSession) -> list[tuple[str, str, str, int]]:
     or runs on sparse weights: the kernel strings carry the sparse format, block height R,
     density and block pattern (e.g. ``sparse f32_spmm_left conv_1x1 R=1 density 0.10 ...``)."""
     steps = zip(sess.profile_steps(), packed_weight_bytes(sess), strict=True)
-    return [(name, op, impl, nbytes) for (name, op, impl), nbytes in steps
-            if nbytes > 0 or impl.startswith("sparse")]
+    return [
+        (name, op, impl, nbytes)
+        for (name, op, impl), nbytes in steps
+        if nbytes > 0 or impl.startswith("sparse")
+    ]
 
 
 def _time_runs(run, repeat: int, warmup: int = 2) -> list[float]:
@@ -116,7 +119,9 @@ def weight_report(model: onnx.ModelProto) -> list[tuple[str, str, tuple, float, 
     dq_inputs = {}
     for n in model.graph.node:
         if n.op_type == "DequantizeLinear" and n.input:
-            dq_inputs[n.input[0]] = "per-channel" if any(a.name == "axis" for a in n.attribute) else "QDQ"
+            dq_inputs[n.input[0]] = (
+                "per-channel" if any(a.name == "axis" for a in n.attribute) else "QDQ"
+            )
         if n.op_type in ("QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm"):
             for i in n.input:
                 dq_inputs.setdefault(i, n.op_type)
@@ -153,8 +158,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     layers = layer_report(sess)
     n_sparse = sum(impl.startswith("sparse") for _, _, impl, _ in layers)
     total = sum(packed_weight_bytes(sess))
-    print(f"weight layers ({n_sparse} sparse of {len(layers)}; packed weights {total} bytes, "
-          f"sliver.sparse={args.sparse or 'auto'}):")
+    print(
+        f"weight layers ({n_sparse} sparse of {len(layers)}; packed weights {total} bytes, "
+        f"sliver.sparse={args.sparse or 'auto'}):"
+    )
     for name, op, impl, nbytes in layers:
         print(f"  {name:32s} {op:22s} {nbytes:10d} B  {impl}")
     return 0
@@ -230,7 +237,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows = weight_report(onnx.load(DEMO_MODEL))
     big = [r for r in rows if r[1] in ("int8", "uint8") and len(r[2]) > 1]
     if big:
-        print(f"quantized weights: {len(big)} tensors, {np.mean([r[3] for r in big]):.0%} zeros on average")
+        print(
+            f"quantized weights: {len(big)} tensors, "
+            f"{np.mean([r[3] for r in big]):.0%} zeros on average"
+        )
     engines = {"sliver": sess}
     ort_sess = _ort_session(DEMO_MODEL, args.threads)
     if ort_sess is not None:
@@ -241,15 +251,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         logits = s.run(None, {in_name: x})[0]
         acc[k] = float(np.mean(np.argmax(logits, axis=1) == y))
     one = x[:1]
-    lat1 = interleaved_latency({k: (lambda s=s: s.run(None, {in_name: one})) for k, s in engines.items()}, args.repeat)
-    latb = interleaved_latency({k: (lambda s=s: s.run(None, {in_name: x})) for k, s in engines.items()}, max(args.repeat // 10, 5))
+    lat1 = interleaved_latency(
+        {k: (lambda s=s: s.run(None, {in_name: one})) for k, s in engines.items()}, args.repeat
+    )
+    latb = interleaved_latency(
+        {k: (lambda s=s: s.run(None, {in_name: x})) for k, s in engines.items()},
+        max(args.repeat // 10, 5),
+    )
     print(f"test images: {len(y)}; threads: {args.threads or 'all'}")
     print(f"{'engine':12s} {'accuracy':>9s} {'batch 1 (ms)':>13s} {f'batch {len(y)} (ms)':>16s}")
     for k in engines:
         print(f"{k:12s} {acc[k]:9.2%} {lat1[k] * 1e3:13.3f} {latb[k] * 1e3:16.3f}")
     if "onnxruntime" in engines:
-        print(f"speedup onnxruntime/sliver: batch 1 {lat1['onnxruntime'] / lat1['sliver']:.2f}x, "
-              f"batch {len(y)} {latb['onnxruntime'] / latb['sliver']:.2f}x")
+        print(
+            f"speedup onnxruntime/sliver: batch 1 {lat1['onnxruntime'] / lat1['sliver']:.2f}x, "
+            f"batch {len(y)} {latb['onnxruntime'] / latb['sliver']:.2f}x"
+        )
     else:
         print("(onnxruntime not installed: no comparison)")
     return 0
@@ -266,7 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sp.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all cores)")
         sp.add_argument("--repeat", type=int, default=20, help="timed runs")
         sp.add_argument("--seed", type=int, default=0)
-        sp.add_argument("--dim", action="append", default=[], metavar="NAME=V", help="value of a symbolic dim")
+        sp.add_argument(
+            "--dim", action="append", default=[], metavar="NAME=V", help="value of a symbolic dim"
+        )
 
     sp = sub.add_parser("run", help="run a model on given or random inputs")
     common(sp)
@@ -275,8 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_run)
     sp = sub.add_parser("inspect", help="inputs, outputs, ops, kernels chosen, weights")
     sp.add_argument("model")
-    sp.add_argument("--sparse", choices=["auto", "dense", "sparse"], default=None,
-                    help="sliver.sparse for the inspected session (default auto)")
+    sp.add_argument(
+        "--sparse",
+        choices=["auto", "dense", "sparse"],
+        default=None,
+        help="sliver.sparse for the inspected session (default auto)",
+    )
     sp.set_defaults(fn=cmd_inspect)
     sp = sub.add_parser("bench", help="latency on sliver and onnxruntime, interleaved")
     common(sp)

@@ -49,7 +49,12 @@ class Node:
         """Rebuilds a NodeProto (used by the reference fallback and when saving)."""
         attrs = {k: _attr_to_proto_value(v) for k, v in self.attrs.items()}
         return onnx.helper.make_node(
-            self.op_type, self.inputs, self.outputs, name=self.name, domain=self.domain or None, **attrs
+            self.op_type,
+            self.inputs,
+            self.outputs,
+            name=self.name,
+            domain=self.domain or None,
+            **attrs,
         )
 
 

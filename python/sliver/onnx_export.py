@@ -17,7 +17,9 @@ def to_model(graph: Graph) -> onnx.ModelProto:
     """Builds a valid ModelProto from the IR (sliver-internal fused ops use domain 'sliver')."""
     used = {i for n in graph.nodes for i in list(n.inputs) + n.implicit_inputs}
     used |= {o.name for o in graph.outputs}
-    inits = [numpy_helper.from_array(a, name) for name, a in graph.initializers.items() if name in used]
+    inits = [
+        numpy_helper.from_array(a, name) for name, a in graph.initializers.items() if name in used
+    ]
     # Intermediate types are kept: shape inference cannot see through sliver's fused ops.
     outs = {v.name for v in graph.outputs}
     known = [graph.values.get(o) for n in graph.nodes for o in n.outputs if o and o not in outs]

@@ -25,7 +25,9 @@ _ELEM_TYPES = set(onnx.TensorProto.DataType.values())
 MAX_OPSET = onnx.defs.onnx_opset_version()
 
 
-def load_model(path_or_bytes: str | bytes | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+def load_model(
+    path_or_bytes: str | bytes | os.PathLike | onnx.ModelProto,
+) -> tuple[onnx.ModelProto, str | None]:
     """Reads a model and its external data; returns the proto and its folder (None for bytes)."""
     if isinstance(path_or_bytes, onnx.ModelProto):
         return path_or_bytes, None
@@ -64,7 +66,8 @@ def _check_external_data(model: onnx.ModelProto, base: str | None) -> None:
             continue
         if base is None:
             raise InvalidGraph(
-                f"tensor {t.name!r} uses external data, which needs the model to be loaded from a path"
+                f"tensor {t.name!r} uses external data, "
+                "which needs the model to be loaded from a path"
             )
         info = {e.key: e.value for e in t.external_data}
         loc = info.get("location", "")
@@ -193,7 +196,7 @@ def subgraph_free_names(g: onnx.GraphProto) -> list[str]:
     for n in g.node:
         reads = list(n.input)
         for a in n.attribute:
-            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
                 reads += subgraph_free_names(sub)
         for r in reads:
             if r and r not in defined and r not in free:
@@ -207,9 +210,13 @@ def subgraph_free_names(g: onnx.GraphProto) -> list[str]:
 
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        return onnx.shape_inference.infer_shapes(
+            model, check_type=False, strict_mode=False, data_prop=True
+        )
     except Exception as e:  # inference is a help, not a requirement; kernels check at run time
-        warnings.warn(f"sliver: ONNX shape inference failed ({e}); continuing without it", stacklevel=3)
+        warnings.warn(
+            f"sliver: ONNX shape inference failed ({e}); continuing without it", stacklevel=3
+        )
         return model
 
 
@@ -227,7 +234,13 @@ def graph_from_proto(
         inits[sp.values.name] = _sparse_to_dense(sp)
     for name, arr in inits.items():
         if name not in values or values[name].dtype == 0:
-            values[name] = Value(name, onnx.helper.np_dtype_to_tensor_dtype(arr.dtype) if arr.dtype != object else onnx.TensorProto.STRING, arr.shape)
+            values[name] = Value(
+                name,
+                onnx.helper.np_dtype_to_tensor_dtype(arr.dtype)
+                if arr.dtype != object
+                else onnx.TensorProto.STRING,
+                arr.shape,
+            )
     nodes: list[Node] = []
     seen: set[str] = set()
     for i, n in enumerate(g.node):
@@ -240,18 +253,28 @@ def graph_from_proto(
         attrs = {a.name: decode_attribute(a) for a in n.attribute}
         implicit: list[str] = []
         for a in n.attribute:
-            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
                 for f in subgraph_free_names(sub):
                     if f not in implicit:
                         implicit.append(f)
         if domain not in opsets:
             raise NotImplementedOp(
-                f"node {name!r} ({n.op_type}) uses domain {domain!r}, which the model does not import"
+                f"node {name!r} ({n.op_type}) uses domain {domain!r}, "
+                "which the model does not import"
             )
         _check_arity(n, name, domain, opsets[domain])
         seen.update(n.output)
         nodes.append(
-            Node(n.op_type, domain, name, list(n.input), list(n.output), attrs, opsets[domain], implicit)
+            Node(
+                n.op_type,
+                domain,
+                name,
+                list(n.input),
+                list(n.output),
+                attrs,
+                opsets[domain],
+                implicit,
+            )
         )
     nodes = order_nodes(nodes, {i.name for i in g.input} | set(inits), strict=outer is None)
     produced = {o for n in nodes for o in n.outputs if o} | {i.name for i in g.input} | set(inits)

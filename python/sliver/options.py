@@ -33,7 +33,9 @@ class SessionOptions:
     def __init__(self) -> None:
         self.intra_op_num_threads: int = 0
         self.inter_op_num_threads: int = 0
-        self.graph_optimization_level: GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.graph_optimization_level: GraphOptimizationLevel = (
+            GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
         self.enable_profiling: bool = False
         self.profile_file_prefix: str = "sliver_profile"
         self.optimized_model_filepath: str = ""

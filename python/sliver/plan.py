@@ -57,7 +57,11 @@ def compile_graph(graph: Graph, allow_native: bool = True) -> CompiledPlan:
         ins = [slot(i) if i else -1 for i in list(node.inputs) + node.implicit_inputs]
         outs = [slot(o) if o else -1 for o in node.outputs]
         release = sorted(
-            {slots[i] for i in list(node.inputs) + node.implicit_inputs if i and last_use.get(i) == idx and i not in keep}
+            {
+                slots[i]
+                for i in list(node.inputs) + node.implicit_inputs
+                if i and last_use.get(i) == idx and i not in keep
+            }
         )
         steps.append((node.name, node.op_type, ins, outs, kernel, release))
         compiled.step_names.append(node.name)

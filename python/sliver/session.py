@@ -173,7 +173,9 @@ class InferenceSession:
         """The options this session was created with."""
         return self._options
 
-    def set_providers(self, providers: Sequence[Any] | None = None, provider_options: Any = None) -> None:
+    def set_providers(
+        self, providers: Sequence[Any] | None = None, provider_options: Any = None
+    ) -> None:
         """Accepted for compatibility."""
         _provider_names(providers)
 
@@ -226,7 +228,9 @@ class InferenceSession:
     ) -> list[Any]:
         """Runs the model; returns the requested outputs (all when None) as numpy arrays."""
         if not isinstance(input_feed, dict):
-            raise InvalidArgument(f"input_feed must be a dict of name -> array, got {type(input_feed).__name__}")
+            raise InvalidArgument(
+                f"input_feed must be a dict of name -> array, got {type(input_feed).__name__}"
+            )
         plan = self._plan
         feeds: list[Any] = []
         unknown = set(input_feed) - set(plan.input_names)
@@ -242,7 +246,8 @@ class InferenceSession:
                 feeds.append(self._defaults[name])
             else:
                 raise InvalidArgument(
-                    f"missing input {name!r}; the model's inputs are {[i.name for i in self._inputs]}"
+                    f"missing input {name!r}; "
+                    f"the model's inputs are {[i.name for i in self._inputs]}"
                 )
         if output_names is None or len(output_names) == 0:
             wanted = list(range(len(plan.output_names)))
@@ -251,7 +256,8 @@ class InferenceSession:
                 wanted = [self._output_index[n] for n in output_names]
             except KeyError as e:
                 raise InvalidArgument(
-                    f"unknown output name {e.args[0]!r}; the model's outputs are {plan.output_names}"
+                    f"unknown output name {e.args[0]!r}; "
+                    f"the model's outputs are {plan.output_names}"
                 ) from None
         profiling = self._profile is not None
         t0 = time.perf_counter()
@@ -272,8 +278,16 @@ class InferenceSession:
             self._plan.step_names, self._plan.step_ops, self._plan.step_impls, times, strict=True
         ):
             self._profile.append(
-                {"cat": "Node", "name": name, "ph": "X", "ts": ts, "dur": dt * 1e6, "pid": 0, "tid": 0,
-                 "args": {"op_name": op, "provider": impl}}
+                {
+                    "cat": "Node",
+                    "name": name,
+                    "ph": "X",
+                    "ts": ts,
+                    "dur": dt * 1e6,
+                    "pid": 0,
+                    "tid": 0,
+                    "args": {"op_name": op, "provider": impl},
+                }
             )
             ts += dt * 1e6
 

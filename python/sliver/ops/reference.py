@@ -42,10 +42,19 @@ def _load_class(node: Node, graph: Graph, proto: onnx.NodeProto) -> type:
             types = []
             for i in node.inputs:
                 v = graph.value(i)
-                dims = None if v.shape is None else [d if isinstance(d, int) else None for d in v.shape]
+                dims = (
+                    None
+                    if v.shape is None
+                    else [d if isinstance(d, int) else None for d in v.shape]
+                )
                 types.append(onnx.helper.make_tensor_type_proto(v.dtype, dims))
             return load_op(
-                "", node.op_type, version, node=proto, input_types=types, evaluator_cls=ReferenceEvaluator
+                "",
+                node.op_type,
+                version,
+                node=proto,
+                input_types=types,
+                evaluator_cls=ReferenceEvaluator,
             )
     if node.domain in _EXTRA_DOMAINS:
         module = {

@@ -56,7 +56,10 @@ def session_config(graph: Graph) -> dict[str, str]:
 
 def native_kernel(node: Node, graph: Graph) -> Any | None:
     """The native kernel for ``node``, or None when no native kernel accepts it."""
-    if any(not isinstance(v, (int, float, str, bytes, list, tuple, np.ndarray)) for v in node.attrs.values()):
+    if any(
+        not isinstance(v, (int, float, str, bytes, list, tuple, np.ndarray))
+        for v in node.attrs.values()
+    ):
         return None
     consts = [graph.initializers.get(i) if i else None for i in node.inputs]
     try:
@@ -75,7 +78,9 @@ def native_kernel(node: Node, graph: Graph) -> Any | None:
         )
     except _C.NativeError as e:
         shapes = [graph.value(i).shape for i in node.inputs]
-        raise InvalidGraph(f"node {node.name!r} ({node.op_type}) with input shapes {shapes}: {e}") from None
+        raise InvalidGraph(
+            f"node {node.name!r} ({node.op_type}) with input shapes {shapes}: {e}"
+        ) from None
 
 
 def python_impl_available(node: Node, graph: Graph) -> bool:
