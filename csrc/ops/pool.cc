@@ -56,10 +56,18 @@ class PoolKernel final : public Kernel {
     const float* px = x.ptr<float>();
     float* py = y.ptr<float>();
     const bool flat = g[0].out == 1 && g[0].k == 1 && g[0].in == 1;  // 1-D or 2-D
-    const Windows2d win = flat ? windows2d(g[1], g[2]) : Windows2d{};
+    // An average over the whole plane (the 7x7 head pool of CNNs written as AveragePool): one
+    // vectorised sum per plane instead of a row pass and a column pass of one output each.
+    auto whole = [](const AxisGeom& a) {
+      return a.out == 1 && a.k == a.in && a.d == 1 && a.pad_begin == 0 && a.pad_end == 0;
+    };
+    const bool whole_plane = flat && !max_ && whole(g[1]) && whole(g[2]);
+    const Windows2d win = flat && !whole_plane ? windows2d(g[1], g[2]) : Windows2d{};
     parallel_for(ctx.pool, planes, static_cast<double>(out_plane * taps), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) {
-        if (flat) plane2d(g[1], g[2], win, px + p * in_plane, py + p * out_plane);
+        if (whole_plane)
+          py[p] = row_sum(px + p * in_plane, in_plane) / static_cast<float>(in_plane);
+        else if (flat) plane2d(g[1], g[2], win, px + p * in_plane, py + p * out_plane);
         else plane(g, px + p * in_plane, py + p * out_plane);
       }
     });
@@ -147,6 +155,7 @@ class PoolKernel final : public Kernel {
     float* hbuf = thread_scratch(1, static_cast<size_t>(H.in * n));
     for (int64_t ih = 0; ih < H.in; ++ih) reduce_row(x + ih * W.in, W, win, hbuf + ih * n);
     const F32VBinaryFn combine = f32_vbinary(max_ ? VBinary::max : VBinary::add).vv;
+    float* const y0 = y;
     for (int64_t oh = 0; oh < H.out; ++oh, y += n) {
       const int64_t start = oh * H.s - H.pad_begin, lo = win.row_lo[oh], hi = win.row_hi[oh];
       if (hi <= lo) {
@@ -157,8 +166,9 @@ class PoolKernel final : public Kernel {
       if (hi - lo == 1) std::copy(first, first + n, y);
       else combine(n, first, hbuf + (start + (lo + 1) * H.d) * n, y);
       for (int64_t i = lo + 2; i < hi; ++i) combine(n, y, hbuf + (start + i * H.d) * n, y);
-      if (!max_) f32_vbinary(VBinary::div).vv(n, y, win.divisor.data() + oh * n, y);
     }
+    // One division pass over the plane (small planes would pay a call per output row).
+    if (!max_) f32_vbinary(VBinary::div).vv(H.out * n, y0, win.divisor.data(), y0);
   }
 
   // h[ow] = max or sum of the valid taps x[ow * s - pad + j * d] of one input row.
