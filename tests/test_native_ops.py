@@ -759,6 +759,17 @@ def test_max_pool_separable_nan(seed, k, s, h, w, pad) -> None:
     np.testing.assert_array_equal(got, want)
 
 
+@given(seed=seeds, h=st.integers(1, 12), w=st.integers(1, 12), cip=st.integers(0, 1))
+@settings(max_examples=30, deadline=None, derandomize=True)
+def test_average_pool_whole_plane(seed, h, w, cip) -> None:
+    """A window as large as the plane (CNN head pools written as AveragePool) is one sum per
+    plane: same values as onnxruntime and onnx.reference, including 1-wide planes."""
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [2, 5, h, w])
+    attrs = {"kernel_shape": [h, w], "count_include_pad": cip}
+    check("AveragePool", [("x", x, False)], attrs, opset=19, atol=1e-5)
+
+
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=3, max_size=5))
 @settings(max_examples=10, deadline=None, derandomize=True)
