@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -36,3 +40,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     if na == 0 and nb == 0:
         return 1.0
     return float(a @ b / (na * nb))
+
+
+def run_scalar_isa(code: str, timeout: int = 600) -> None:
+    """Runs ``code`` in a fresh interpreter with SLIVER_ISA=scalar (dispatch picks the portable
+    twins, which a process cannot switch to once it has dispatched) and checks that it exited
+    cleanly after printing "scalar ok"."""
+    env = dict(os.environ, SLIVER_ISA="scalar")
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scalar ok" in r.stdout

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 import textwrap
 import zlib
 
@@ -23,6 +21,7 @@ import numpy as np
 import onnx
 import pytest
 import sliver
+from helpers import run_scalar_isa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -374,12 +373,7 @@ def test_scalar_kernels_in_subprocess() -> None:
         print("scalar ok", __import__("sliver").cpu_info())
         """
     )
-    env = dict(os.environ, SLIVER_ISA="scalar")
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "scalar ok" in r.stdout
+    run_scalar_isa(code)
 
 
 def test_error_bound_is_not_vacuous() -> None:

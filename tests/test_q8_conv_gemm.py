@@ -18,6 +18,7 @@ import onnx
 import pytest
 import sliver
 import test_quant_ops as tq
+from helpers import run_scalar_isa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper as oh
@@ -64,16 +65,7 @@ def gemm_cases(draw, pointwise: bool):  # noqa: ANN001, ANN201
         else tq.rand_scale(rng, 1e-4, 1e-2),
         "ys": tq.rand_scale(rng, 0.02, 0.5),
     }
-    scales = draw(st.sampled_from(["normal", "normal", "tiny", "huge"]))
-    if scales == "tiny":  # multipliers ~1e-12: only the full float64 order is exact
-        c["ys"] = np.float32(1e6)
-    elif scales == "huge":  # results saturate
-        c["ws"] = np.float32(rng.uniform(0.5, 3, size=oc))
-        c["ys"] = np.float32(0.01)
-    bias = draw(st.sampled_from(["none", "small", "huge"]))
-    if bias != "none":
-        lim = 20000 if bias == "small" else 2**31 - 1
-        c["bias"] = rng.integers(-lim, lim, size=oc, dtype=np.int64).astype(np.int32)
+    tq.draw_requant_extremes(draw, rng, c, oc)
     attrs = {
         "group": 1,
         "kernel_shape": [kh, kw],
@@ -166,8 +158,6 @@ def test_gemm_two_threads(seed: int) -> None:
 def test_gemm_scalar_twin() -> None:
     """SLIVER_ISA=scalar: the portable GEMM kernels and packing run the same path exactly."""
     import os
-    import subprocess
-    import sys
     import textwrap
 
     code = textwrap.dedent(
@@ -186,9 +176,4 @@ def test_gemm_scalar_twin() -> None:
         print("scalar ok")
         """
     )
-    env = dict(os.environ, SLIVER_ISA="scalar")
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "scalar ok" in r.stdout
+    run_scalar_isa(code)

@@ -17,6 +17,7 @@ import onnx
 import pytest
 import sliver
 import test_quant_ops as tq
+from helpers import run_scalar_isa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper as oh
@@ -158,8 +159,6 @@ def test_one_session_many_sizes() -> None:
 def test_scalar_twin() -> None:
     """SLIVER_ISA=scalar: the portable wconv kernel and widening agree with the oracle too."""
     import os
-    import subprocess
-    import sys
     import textwrap
 
     code = textwrap.dedent(
@@ -179,9 +178,4 @@ def test_scalar_twin() -> None:
         print("scalar ok")
         """
     )
-    env = dict(os.environ, SLIVER_ISA="scalar")
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "scalar ok" in r.stdout
+    run_scalar_isa(code)

@@ -13,14 +13,13 @@ twins run here directly and, under SLIVER_ISA=scalar, as the kernels sessions di
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import onnx
 import pytest
 import sliver
+from helpers import run_scalar_isa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto as TP
@@ -460,9 +459,4 @@ def test_scalar_isa_sessions() -> None:
         print("scalar ok")
         """
     )
-    env = dict(os.environ, SLIVER_ISA="scalar")
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "scalar ok" in r.stdout
+    run_scalar_isa(code, timeout=900)

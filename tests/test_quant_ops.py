@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 import sliver
+from helpers import run_scalar_isa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto as TP
@@ -444,6 +445,22 @@ def _ref_qconv_nhwc(x, c, attrs) -> np.ndarray:  # noqa: ANN001
     return np.rint(np.clip(d, lo, hi)).astype(yt)
 
 
+def draw_requant_extremes(draw, rng: np.random.Generator, c: dict, oc: int) -> None:  # noqa: ANN001
+    """Draws into conv case ``c`` the requantization extremes: tiny multipliers (~1e-12, where
+    the one-rounding forms are not exact), multipliers > 1 (results saturate, int32 range
+    matters), and biases up to the int32 range."""
+    scales = draw(st.sampled_from(["normal", "normal", "tiny", "huge"]))
+    if scales == "tiny":
+        c["ys"] = np.float32(1e6)
+    elif scales == "huge":
+        c["ws"] = np.float32(rng.uniform(0.5, 3, size=oc))
+        c["ys"] = np.float32(0.01)
+    bias = draw(st.sampled_from(["none", "small", "huge"]))
+    if bias != "none":
+        lim = 20000 if bias == "small" else 2**31 - 1
+        c["bias"] = rng.integers(-lim, lim, size=oc, dtype=np.int64).astype(np.int32)
+
+
 @st.composite
 def nhwc_conv_cases(draw):  # noqa: ANN001, ANN201
     """Shapes with ragged channel counts (K tails, column tails), borders, strides, dilations,
@@ -472,16 +489,7 @@ def nhwc_conv_cases(draw):  # noqa: ANN001, ANN201
         "ws": np.exp(rng.uniform(-7, -2, size=oc)).astype(np.float32),
         "ys": rand_scale(rng, 0.02, 0.5),
     }
-    scales = draw(st.sampled_from(["normal", "normal", "tiny", "huge"]))
-    if scales == "tiny":  # multipliers ~1e-12: the one-rounding form is not exact
-        c["ys"] = np.float32(1e6)
-    elif scales == "huge":  # multipliers > 1: results saturate, int32 range matters
-        c["ws"] = np.float32(rng.uniform(0.5, 3, size=oc))
-        c["ys"] = np.float32(0.01)
-    bias = draw(st.sampled_from(["none", "small", "huge"]))
-    if bias != "none":
-        lim = 20000 if bias == "small" else 2**31 - 1
-        c["bias"] = rng.integers(-lim, lim, size=oc, dtype=np.int64).astype(np.int32)
+    draw_requant_extremes(draw, rng, c, oc)
     attrs = {
         "group": ch if dwise else 1,
         "kernel_shape": [kh, kw],
@@ -534,8 +542,6 @@ def test_nhwc_qlinear_conv(case, monkeypatch: pytest.MonkeyPatch) -> None:  # no
 def test_nhwc_qlinear_conv_scalar_kernels() -> None:
     """SLIVER_ISA=scalar: the portable igemm/depthwise twins agree with the oracle too."""
     import os
-    import subprocess
-    import sys
     import textwrap
 
     code = textwrap.dedent(
@@ -559,12 +565,7 @@ def test_nhwc_qlinear_conv_scalar_kernels() -> None:
         print("scalar ok", sliver.cpu_info())
         """
     )
-    env = dict(os.environ, SLIVER_ISA="scalar")
-    r = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "scalar ok" in r.stdout
+    run_scalar_isa(code)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -275,23 +275,25 @@ Grid choose_grid(const Problem& P, int threads) {
     if (pack_b) cost += kPackCostMacs * cols * k;
     return cost * static_cast<double>(ceil_div(tm * tn, threads));
   };
+  // Every tm x tn grid of `tasks` rectangles that the tiles allow.
+  auto grids = [&](int64_t tasks, auto&& visit) {
+    for (int64_t tm = 1; tm <= tasks; ++tm)
+      if (tasks % tm == 0 && tm <= tiles_m && tasks / tm <= tiles_n) visit(tm, tasks / tm);
+  };
   Grid best;
-  double best_cost = -1;
-  for (int64_t per = 1; per <= kMaxTasksPerThread; ++per) {
-    const int64_t tasks = per * threads;
-    for (int64_t tm = 1; tm <= tasks; ++tm) {
-      if (tasks % tm) continue;
-      const int64_t tn = tasks / tm;
-      if (tm > tiles_m || tn > tiles_n) continue;
-      const double cost = cost_of(tm, tn);
-      const bool first = best_cost < 0;
-      if (first || (per == 1 && cost < best_cost) ||
-          (per > 1 && cost <= kSplitSlack * best_cost)) {
-        if (first || per == 1) best_cost = cost;
-        best = {tm, tn};
-      }
+  double base = -1;  // the cheapest one-rectangle-per-thread grid's cost
+  grids(threads, [&](int64_t tm, int64_t tn) {
+    const double cost = cost_of(tm, tn);
+    if (base < 0 || cost < base) {
+      base = cost;
+      best = {tm, tn};
     }
-  }
+  });
+  if (base < 0) return best;  // too few tiles for the threads: one rectangle
+  for (int64_t per = 2; per <= kMaxTasksPerThread; ++per)
+    grids(per * threads, [&](int64_t tm, int64_t tn) {
+      if (cost_of(tm, tn) <= kSplitSlack * base) best = {tm, tn};
+    });
   return best;
 }
 

@@ -345,9 +345,9 @@ class NhwcQ8Conv {
     uint8_t pad_;
   };
 
-  // The exact 8-bit GEMM (qgemm.h) on the windows: vpmaddubsw at twice the int16 kernel's
-  // multiply rate, the zero points as row and column corrections, requantized NHWC output
-  // written by the GEMM's epilogue. A 1x1 stride-1 conv's NHWC input already is A.
+  // The exact 8-bit GEMM (qgemm.h) on the windows: the zero points as row and column
+  // corrections, requantized NHWC output written by the GEMM's epilogue. A 1x1 stride-1 conv's
+  // NHWC input already is A.
   void gemm_path(ThreadPool* pool, const uint8_t* x, DType x_type, int32_t x_zp,
                  const ConvOutputParams& op, int32_t qlo, int32_t qhi, const Geo& e,
                  uint8_t* y) const {

@@ -93,10 +93,6 @@ void prepare_conv_requant(int64_t columns, const std::vector<int32_t>& colsum,
   out->col_term.assign(static_cast<size_t>(np), 0);
   out->multiplier.assign(static_cast<size_t>(np), 0.0);
   out->multiplier_f32.assign(static_cast<size_t>(np), 0.f);
-  // Largest |x - x_zp| any code can give.
-  const int32_t xlo = x_type == DType::u8 ? 0 : -128, xhi = xlo + 255;
-  const double xmax = std::max(x_zp - xlo, xhi - x_zp);
-  RequantForm form = RequantForm::short_f32;
   for (int64_t n = 0; n < columns; ++n) {
     const uint32_t b = bias.empty() ? 0u : static_cast<uint32_t>(bias[n]);
     out->col_term[n] = static_cast<int32_t>(b - static_cast<uint32_t>(x_offset) *
@@ -104,10 +100,10 @@ void prepare_conv_requant(int64_t columns, const std::vector<int32_t>& colsum,
     const float m = requant_multiplier(x_scale, w_scale[w_scale.size() == 1 ? 0 : n], y_scale);
     out->multiplier[n] = m;
     out->multiplier_f32[n] = m;
-    const double bound =
-        std::fabs(static_cast<double>(bias.empty() ? 0 : bias[n])) + xmax * abssum[n];
-    form = std::min(form, requant_form_for(bound, m, y_zp));
   }
+  const RequantForm form = requant_form_for_columns(
+      columns, abssum.data(), bias.empty() ? nullptr : bias.data(),
+      max_centered_code(x_type == DType::i8, x_zp), out->multiplier_f32.data(), y_zp);
   Q8ConvRequant& rq = out->rq;
   rq.col_term = out->col_term.data();
   rq.multiplier = out->multiplier.data();

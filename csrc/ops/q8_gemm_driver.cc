@@ -17,7 +17,6 @@
 // Kernel selection (isa_usable from dispatch.cc) is made here, per call option; it can move to
 // dispatch.cc's table once that grows a q8 entry.
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -295,27 +294,10 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
   if (args.output == QGemmOutput::quantized &&
       args.rounding == RequantRounding::onnx_reference && !b.abssum.empty()) {
     // |acc + bias| <= max|a - za| * sum_k |b - zb| + |bias| bounds every requantized value.
-    const int32_t alo = args.a_type == DType::u8 ? 0 : -128;
-    const double xmax = std::max(args.a_zero_point - alo, alo + 255 - args.a_zero_point);
-    // The form only gets cheaper as the bound falls, so with one multiplier for every column
-    // (per-tensor weights) the largest bound decides; per-channel multipliers go column by
-    // column (requant_form_for costs tens of nanoseconds: a per-run cost for small M).
-    auto bound_of = [&](int64_t n) {
-      return xmax * static_cast<double>(b.abssum[n]) +
-             (args.bias ? std::fabs(static_cast<double>(args.bias[n])) : 0.0);
-    };
-    const bool one_scale = std::all_of(col_scale.begin(), col_scale.begin() + N,
-                                       [&](float s) { return s == col_scale[0]; });
-    RequantForm form = RequantForm::short_f32;
-    if (one_scale && N > 0) {
-      double bound = 0;
-      for (int64_t n = 0; n < N; ++n) bound = std::max(bound, bound_of(n));
-      form = requant_form_for(bound, col_scale[0], args.y_zero_point);
-    } else {
-      for (int64_t n = 0; n < N && form != RequantForm::full; ++n)
-        form = std::min(form, requant_form_for(bound_of(n), col_scale[n], args.y_zero_point));
-    }
-    P.ep.form = form;
+    P.ep.form = requant_form_for_columns(
+        N, b.abssum.data(), args.bias,
+        max_centered_code(args.a_type == DType::i8, args.a_zero_point), col_scale.data(),
+        args.y_zero_point);
   }
   P.ep.float_bias = args.float_bias;
   P.ep.y_zero_point = args.y_zero_point;

@@ -23,9 +23,10 @@
 //      y = float32(acc) * float32(a_scale * b_scale[n])  then  + float_bias[n]   (float32)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 
 namespace sliver {
 
@@ -118,6 +119,37 @@ inline RequantForm requant_form_for(double acc_bound, float multiplier, int32_t 
   if (acc_bound < 16777216.0 && acc_bound * am + zp + 1.0 < 4194304.0)  // 2^24, 2^22
     return RequantForm::short_f32;
   return RequantForm::short_f64;
+}
+
+/// Largest |x - zero_point| an 8-bit activation code can give (int8 when is_signed).
+inline double max_centered_code(bool is_signed, int32_t zero_point) {
+  const int32_t lo = is_signed ? -128 : 0;
+  return std::max(zero_point - lo, lo + 255 - zero_point);
+}
+
+/// The cheapest form exact for every one of `columns` output columns of an 8-bit product, whose
+/// accumulators are bounded by xmax * abssum[n] + |bias[n]| (xmax from max_centered_code,
+/// abssum[n] = sum_k |w - w_zp|, bias may be null); multiplier[n] per column. The form only
+/// gets cheaper as the bound falls, so when every column shares one multiplier (per-tensor
+/// weights) the largest bound decides in one call: requant_form_for costs tens of nanoseconds,
+/// which small products pay on every run.
+inline RequantForm requant_form_for_columns(int64_t columns, const int64_t* abssum,
+                                            const int32_t* bias, double xmax,
+                                            const float* multiplier, int32_t zero_point) {
+  auto bound = [&](int64_t n) {
+    return xmax * static_cast<double>(abssum[n]) +
+           (bias ? std::fabs(static_cast<double>(bias[n])) : 0.0);
+  };
+  if (columns <= 0) return RequantForm::short_f32;
+  if (std::all_of(multiplier, multiplier + columns, [&](float m) { return m == multiplier[0]; })) {
+    double b = 0;
+    for (int64_t n = 0; n < columns; ++n) b = std::max(b, bound(n));
+    return requant_form_for(b, multiplier[0], zero_point);
+  }
+  RequantForm form = RequantForm::short_f32;
+  for (int64_t n = 0; n < columns && form != RequantForm::full; ++n)
+    form = std::min(form, requant_form_for(bound(n), multiplier[n], zero_point));
+  return form;
 }
 
 /// Per-call output parameters of the 8-bit conv kernels (wconv and depthwise), per column.

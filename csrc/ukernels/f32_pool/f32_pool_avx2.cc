@@ -22,14 +22,16 @@ inline float nan_max1(float a, float b) {
   return _mm_cvtss_f32(_mm_blendv_ps(_mm_max_ss(va, vb), va, _mm_cmpunord_ss(va, va)));
 }
 
+// The even elements of lo:hi (16 floats) in order.
+inline __m256 even_lanes(__m256 lo, __m256 hi) {
+  const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // l0 l2 h0 h2 l4 l6 h4 h6
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
 // x[0], x[s], ..., x[7 s].
 inline __m256 load_strided(const float* x, int64_t s, __m256i idx) {
   if (s == 1) return _mm256_loadu_ps(x);
-  if (s == 2) {
-    const __m256 lo = _mm256_loadu_ps(x), hi = _mm256_loadu_ps(x + 8);
-    const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));  // l0 l2 h0 h2 l4 l6 h4 h6
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
-  }
+  if (s == 2) return even_lanes(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8));
   return _mm256_i32gather_ps(x, idx, 4);
 }
 
@@ -44,40 +46,35 @@ inline __m256i first_lanes(int64_t n) {
 inline __m256 load_strided_tail(const float* x, int64_t s, int64_t r) {
   if (s == 1) return _mm256_maskload_ps(x, first_lanes(r));
   const int64_t last = 2 * (r - 1);  // the last index read
-  const __m256 lo = _mm256_maskload_ps(x, first_lanes(last + 1));
-  const __m256 hi = _mm256_maskload_ps(x + 8, first_lanes(last - 7));
-  const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+  return even_lanes(_mm256_maskload_ps(x, first_lanes(last + 1)),
+                    _mm256_maskload_ps(x + 8, first_lanes(last - 7)));
 }
 
 template <bool kMax>
 void pool_row(int64_t n, int64_t k, int64_t s, int64_t d, const float* x, float* y) {
   const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                          _mm256_set1_epi32(static_cast<int>(s)));
+  // The k taps of the 8 outputs from t, each loaded by load(tap pointer).
+  auto window = [&](int64_t t, auto load) {
+    const float* p = x + t * s;
+    __m256 acc = load(p);
+    for (int64_t j = 1; j < k; ++j) {
+      const __m256 v = load(p + j * d);
+      acc = kMax ? nan_max(acc, v) : _mm256_add_ps(acc, v);
+    }
+    return acc;
+  };
   int64_t t = 0;
   // Stride 2 reads 16 floats per tap: stop where the 16th could pass the last tap's last input.
   const int64_t vec_end = s == 2 ? n - 1 : n;
-  for (; t + 8 <= vec_end; t += 8) {
-    const float* p = x + t * s;
-    __m256 acc = load_strided(p, s, idx);
-    for (int64_t j = 1; j < k; ++j) {
-      const __m256 v = load_strided(p + j * d, s, idx);
-      acc = kMax ? nan_max(acc, v) : _mm256_add_ps(acc, v);
-    }
-    _mm256_storeu_ps(y + t, acc);
-  }
+  for (; t + 8 <= vec_end; t += 8)
+    _mm256_storeu_ps(y + t, window(t, [&](const float* p) { return load_strided(p, s, idx); }));
   // The last outputs (and, with stride 2, the one vector whose 16th load could pass the row):
   // masked loads and store, not a scalar loop.
   while (t < n && s <= 2) {
     const int64_t r = std::min<int64_t>(8, n - t);
-    const float* p = x + t * s;
-    const __m256i keep = first_lanes(r);
-    __m256 acc = load_strided_tail(p, s, r);
-    for (int64_t j = 1; j < k; ++j) {
-      const __m256 v = load_strided_tail(p + j * d, s, r);
-      acc = kMax ? nan_max(acc, v) : _mm256_add_ps(acc, v);
-    }
-    _mm256_maskstore_ps(y + t, keep, acc);
+    _mm256_maskstore_ps(y + t, first_lanes(r),
+                        window(t, [&](const float* p) { return load_strided_tail(p, s, r); }));
     t += r;
   }
   for (; t < n; ++t) {

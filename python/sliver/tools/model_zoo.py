@@ -152,6 +152,29 @@ class GraphBuilder:
         hi = self.const("clip_max", np.array(6.0, np.float32))
         return self.op("Clip", [x, lo, hi])
 
+    def basic_block(self, x: str, cin: int, cout: int, stride: int) -> str:
+        """ResNet basic block: Conv3x3+BN+Relu, Conv3x3+BN, identity or 1x1 projection
+        shortcut (Conv+BN), Add, Relu."""
+        y = self.op("Relu", [self.bn(self.conv(x, cin, cout, 3, stride, bias=False), cout)])
+        y = self.bn(self.conv(y, cout, cout, 3, bias=False, gain=1.0), cout)
+        short = (
+            x
+            if (cin == cout and stride == 1)
+            else self.bn(self.conv(x, cin, cout, 1, stride, bias=False, gain=1.0), cout)
+        )
+        return self.op("Relu", [self.op("Add", [y, short])])
+
+    def inverted_residual(self, x: str, cin: int, cout: int, stride: int, t: int) -> str:
+        """MobileNetV2 block: 1x1 expand by t + Relu6 (none when t = 1), depthwise 3x3 + Relu6,
+        linear 1x1 project, Add when the shapes match."""
+        mid = cin * t
+        y = x
+        if t != 1:
+            y = self.relu6(self.bn(self.conv(y, cin, mid, 1, bias=False), mid))
+        y = self.relu6(self.bn(self.conv(y, mid, mid, 3, stride, group=mid, bias=False), mid))
+        y = self.bn(self.conv(y, mid, cout, 1, bias=False, gain=1.0), cout)
+        return self.op("Add", [x, y]) if (cin == cout and stride == 1) else y
+
     def linear(self, x: str, k: int, n: int, gain: float = 2.0, gemm: bool = True) -> str:
         """A dense layer: ``Gemm(transB=1)`` (weight [N, K]) or ``MatMul`` + ``Add`` ([K, N])."""
         w = self.he((n, k), k, gain)
@@ -208,14 +231,7 @@ def build_cnn_resnet(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.Model
     h = g.op("Relu", [g.bn(g.conv("input", 3, 16, 3, bias=False), 16)])
     h = g.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])  # 32x32
     for cin, cout, stride in ((16, 16, 1), (16, 32, 2), (32, 64, 2)):
-        y = g.op("Relu", [g.bn(g.conv(h, cin, cout, 3, stride, bias=False), cout)])
-        y = g.bn(g.conv(y, cout, cout, 3, bias=False, gain=1.0), cout)
-        short = (
-            h
-            if (cin == cout and stride == 1)
-            else g.bn(g.conv(h, cin, cout, 1, stride, bias=False, gain=1.0), cout)
-        )
-        h = g.op("Relu", [g.op("Add", [y, short])])
+        h = g.basic_block(h, cin, cout, stride)
     h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
     g.linear(h, 64, 10, gain=1.0)
     g.nodes[-1].output[0] = "logits"
@@ -235,13 +251,7 @@ def build_cnn_mobilenet(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.Mo
         (24, 32, 2, 4),
         (32, 32, 1, 4),
     ):
-        mid = cin * t
-        y = h
-        if t != 1:
-            y = g.relu6(g.bn(g.conv(y, cin, mid, 1, bias=False), mid))
-        y = g.relu6(g.bn(g.conv(y, mid, mid, 3, stride, group=mid, bias=False), mid))
-        y = g.bn(g.conv(y, mid, cout, 1, bias=False, gain=1.0), cout)
-        h = g.op("Add", [h, y]) if (cin == cout and stride == 1) else y
+        h = g.inverted_residual(h, cin, cout, stride, t)
     h = g.relu6(g.bn(g.conv(h, 32, 128, 1, bias=False), 128))
     h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
     g.linear(h, 128, 10, gain=1.0)
@@ -349,14 +359,7 @@ def build_resnet18(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.ModelPr
     cin = 64
     for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
         for s in (stride, 1):
-            y = g.op("Relu", [g.bn(g.conv(h, cin, cout, 3, s, bias=False), cout)])
-            y = g.bn(g.conv(y, cout, cout, 3, bias=False, gain=1.0), cout)
-            short = (
-                h
-                if (cin == cout and s == 1)
-                else g.bn(g.conv(h, cin, cout, 1, s, bias=False, gain=1.0), cout)
-            )
-            h = g.op("Relu", [g.op("Add", [y, short])])
+            h = g.basic_block(h, cin, cout, s)
             cin = cout
     h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
     g.linear(h, 512, 1000, gain=1.0)
@@ -380,14 +383,7 @@ def build_mobilenet_v2(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.Mod
         (6, 320, 1, 1),
     ):
         for i in range(n):
-            stride = s if i == 0 else 1
-            mid = cin * t
-            y = h
-            if t != 1:
-                y = g.relu6(g.bn(g.conv(y, cin, mid, 1, bias=False), mid))
-            y = g.relu6(g.bn(g.conv(y, mid, mid, 3, stride, group=mid, bias=False), mid))
-            y = g.bn(g.conv(y, mid, c, 1, bias=False, gain=1.0), c)
-            h = g.op("Add", [h, y]) if (cin == c and stride == 1) else y
+            h = g.inverted_residual(h, cin, c, s if i == 0 else 1, t)
             cin = c
     h = g.relu6(g.bn(g.conv(h, 320, 1280, 1, bias=False), 1280))
     h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
