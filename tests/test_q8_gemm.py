@@ -66,8 +66,11 @@ def values(draw_rng, shape, dtype, mode):
     lo, hi = info(dtype).min, info(dtype).max
     if mode == "extreme":
         return draw_rng.choice(np.array([lo, hi], dtype), shape)
-    if mode == "7bit":  # weights that keep the classic chain exact
+    if mode in ("7bit", "spiky"):  # 7bit: weights that keep the classic chain exact
         v = draw_rng.integers(-64, 64, shape)
+        if mode == "spiky":  # and a few large ones: unsafe pairs that packing fixes
+            hit = draw_rng.random(shape) < 0.02
+            v[hit] = draw_rng.choice(np.array([-128, -127, -100, 100, 126, 127]), hit.sum())
         return (v + (128 if dtype == np.uint8 else 0)).astype(dtype)
     return draw_rng.integers(lo, hi + 1, shape).astype(dtype)
 
@@ -89,7 +92,7 @@ def gemm_case(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     amode = draw(st.sampled_from(["random", "extreme"]))
-    bmode = draw(st.sampled_from(["random", "extreme", "7bit"]))
+    bmode = draw(st.sampled_from(["random", "extreme", "7bit", "spiky"]))
     a = values(rng, (m, k), at, amode)
     b = values(rng, (k, n), bt, bmode)
     per_col = draw(st.booleans())
@@ -180,14 +183,51 @@ def test_fast_chain_saturates_where_packing_says_unsafe():
         (127, -128, True),
     ],
 )
-def test_fast_safe_pair_bound(w0, w1, safe):
-    """A pair is safe iff 255 * (positive sum) <= 32767 and 255 * (negative sum) >= -32768."""
-    b = np.zeros((4, 16), np.int8)
+@pytest.mark.parametrize("k", [4, 64])
+def test_fast_safe_pair_bound(w0, w1, safe, k):
+    """A pair is safe iff 255 * (positive sum) <= 32767 and 255 * (negative sum) >= -32768. An
+    unsafe one is fixed when the panel's K affords a fix (K = 64: up to 4), else the panel
+    stays on the exact kernel; every path is exact either way."""
+    b = np.zeros((k, 16), np.int8)
     b[0, 3], b[1, 3] = w0, w1
     packed = pack(b, np.zeros(1, np.int32), False)
-    assert bool(packed.panel_fast_safe[0]) == safe
-    a = np.array([[255] * 4, [0, 255, 0, 255], [255, 0, 7, 9]], np.uint8)
-    np.testing.assert_array_equal(run(a, packed, 0, np.int32, 3, 16), ref_int32(a, 0, b, [0]))
+    assert list(packed.panel_fix_counts) == [0 if safe or k == 4 else 1]
+    assert bool(packed.panel_fast_safe[0]) == (safe or k == 64)
+    a = np.zeros((5, k), np.uint8)
+    a[:, :4] = [[255] * 4, [0, 255, 0, 255], [255, 0, 7, 9], [0, 0, 0, 0], [255, 0, 0, 0]]
+    paths = ["auto", "exact"] + (["fast"] if packed.panel_fast_safe[0] else [])
+    for path in paths:
+        for scalar in ISAS:
+            got = run(a, packed, 0, np.int32, 5, 16, path=path, scalar=scalar)
+            np.testing.assert_array_equal(got, ref_int32(a, 0, b, [0]))
+
+
+@pytest.mark.parametrize("at", I8)
+@pytest.mark.parametrize("bt", I8)
+def test_pair_fixes_exact_at_the_extremes(at, bt):
+    """Fixed panels (every unsafe pattern of extreme weight pairs, a few per panel) against
+    extreme activations and zero points, on every kernel and path."""
+    rng = np.random.default_rng(11)
+    k, n = 1024, 70  # a panel affords K / 16 fixes: 64 >= 16 columns x 3
+    b = values(rng, (k, n), bt, "7bit")
+    lo_b, hi_b = int(info(bt).min), int(info(bt).max)
+    shift = 128 if bt == np.uint8 else 0
+    for j in range(n):  # 3 unsafe pairs per column: both large, same sign
+        for p in rng.choice(k // 2, 3, replace=False):
+            w = rng.choice([[lo_b, lo_b], [hi_b, hi_b], [hi_b, shift + 2], [shift - 65, lo_b]])
+            b[2 * p, j], b[2 * p + 1, j] = w
+    lo_a, hi_a = info(at).min, info(at).max
+    a = rng.choice(np.array([lo_a, hi_a, 0], at), (37, k))
+    for zb in (lo_b, hi_b, shift):
+        packed = pack(b, np.array([zb], np.int32), False)
+        assert packed.fast_panels == packed.panels
+        assert list(packed.panel_fix_counts) == [3 * 16] * (n // 16) + [3 * (n % 16)]
+        for za in (lo_a, hi_a):
+            want = ref_int32(a, za, b, [zb])
+            for path in ("auto", "exact", "fast"):
+                for scalar in ISAS:
+                    got = run(a, packed, za, np.int32, 37, n, path=path, scalar=scalar, threads=2)
+                    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("at", I8)

@@ -243,6 +243,12 @@ void register_qgemm_testing(py::module_& m) {
       .def_readonly("fast_panels", &PackedQ8B::fast_panels)
       .def_property_readonly("panels", &PackedQ8B::panels)
       .def_readonly("panel_fast_safe", &PackedQ8B::panel_fast_safe)
+      .def_property_readonly("panel_fix_counts",
+                             [](const PackedQ8B& p) {
+                               std::vector<int64_t> v(p.panels());
+                               for (int64_t i = 0; i < p.panels(); ++i) v[i] = p.panel_fix_count(i);
+                               return v;
+                             })
       .def_readonly("colsum", &PackedQ8B::colsum);
 
   m.def("q8_pack_b", &pack_b, py::arg("b"), py::arg("zero_point"), py::arg("trans_b") = false,

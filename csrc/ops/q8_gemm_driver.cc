@@ -173,6 +173,8 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     const bool fast = P.use_fast[p] != 0;
     t.a = (fast ? a_u8 : a_sm) + ip * kp * kMR * (fast ? 1 : 2);
     t.b = B.panel(p);
+    t.fixes = B.panel_fixes(p);
+    t.nfixes = B.panel_fix_count(p);
     t.n0 = p * kNR;
     t.nc = std::min(kNR, B.N - t.n0);
     const int64_t i0 = ip * kMR;

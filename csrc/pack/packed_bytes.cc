@@ -22,7 +22,10 @@ int64_t packed_bytes(const PackedB* p) {
 int64_t packed_bytes(const PackedQ8B* p) {
   if (!p) return 0;
   const int64_t sums = static_cast<int64_t>((p->colsum.size() + p->beta.size()) * sizeof(int32_t));
-  return p->panels() * p->kp * p->nr + sums + static_cast<int64_t>(p->panel_fast_safe.size());
+  const int64_t fixes = static_cast<int64_t>(p->fixes.size() * sizeof(Q8PairFix) +
+                                             p->fix_begin.size() * sizeof(int64_t));
+  return p->panels() * p->kp * p->nr + sums + fixes +
+         static_cast<int64_t>(p->panel_fast_safe.size());
 }
 
 }  // namespace sliver

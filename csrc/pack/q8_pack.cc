@@ -5,7 +5,8 @@
 // one dword per column of B) and computes the sums the zero-point correction needs: column sums
 // of w here, row sums of x while packing A. It is also where exactness is decided: a B panel is
 // "fast-safe" when none of its weight pairs can saturate vpmaddubsw's s16 pair sum for any u8
-// activation, so the cheaper classic chain gives the exact answer there.
+// activation, so the cheaper classic chain gives the exact answer there, or can be made so by
+// moving a few weights out into pair fixes.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +31,37 @@ bool pair_fast_safe(int w0, int w1) {
   const int pos = std::max(w0, 0) + std::max(w1, 0);
   const int neg = std::min(w0, 0) + std::min(w1, 0);
   return pos <= kMaxSafePairPos && -neg <= kMaxSafePairNeg;
+}
+
+// The amount an unsafe pair's larger weight gives up (see qgemm.h): only same-signed pairs can
+// be unsafe, and after the move their sum is +-128.
+int pair_excess(int w0, int w1) {
+  const int s = w0 + w1;
+  return s > 0 ? s - kMaxSafePairPos : s + kMaxSafePairNeg;
+}
+
+// Most fixes a panel keeps: each costs a tile about MR scalar multiply-adds, against the
+// ~1.2 cycles per k group the fast chain saves over the exact kernel on Zen 3.
+int64_t max_fixes(int64_t kp) { return kp / kKR / 4; }
+
+// Makes panel `dst` (kp x kNR) fast-safe with pair fixes appended to `fixes` when that takes
+// at most max_fixes(kp); returns whether the panel is fast-safe (it is left as is otherwise).
+bool fix_panel(int8_t* dst, int64_t kp, std::vector<Q8PairFix>& fixes) {
+  // Pairs are (k, k+1) for even k inside a group; padding bytes are 0 and always safe.
+  int64_t unsafe = 0;
+  for (int64_t i = 0; i < kp * kNR; i += 2) unsafe += pair_fast_safe(dst[i], dst[i + 1]) ? 0 : 1;
+  if (unsafe == 0) return true;
+  if (unsafe > max_fixes(kp)) return false;
+  for (int64_t i = 0; i < kp * kNR; i += 2) {
+    if (pair_fast_safe(dst[i], dst[i + 1])) continue;
+    const int64_t big = std::abs(dst[i]) >= std::abs(dst[i + 1]) ? i : i + 1;
+    const int r = pair_excess(dst[i], dst[i + 1]);
+    dst[big] = static_cast<int8_t>(dst[big] - r);
+    const int64_t g = big / (kNR * kKR), o = big % (kNR * kKR);
+    fixes.push_back({static_cast<int32_t>(g * kKR + o % kKR), static_cast<int16_t>(o / kKR),
+                     static_cast<int16_t>(r)});
+  }
+  return true;
 }
 
 int32_t dtype_shift(DType t) { return t == DType::u8 ? 128 : 0; }
@@ -68,6 +100,7 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
   pk->beta.assign(np, 0);
   pk->abssum.assign(N, 0);
   pk->panel_fast_safe.assign(panels, 1);
+  pk->fix_begin.assign(panels + 1, 0);
 
   const int32_t shift = dtype_shift(b_type);
   const uint8_t* bu = static_cast<const uint8_t*>(b);
@@ -98,13 +131,14 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
       for (int64_t k = 0; k < K; ++k)
         for (int j = 0; j < nj; ++j) put(j, k);
     }
-    // Pairs are (k, k+1) for even k inside a group; padding bytes are 0 and always safe.
-    bool safe = true;
-    for (int64_t i = 0; i < pk->kp * kNR; i += 2) safe = safe && pair_fast_safe(dst[i], dst[i + 1]);
+    // Column sums stay those of the true weights: the fixes add the rest of the product back.
     for (int j = 0; j < nj; ++j) pk->colsum[p * kNR + j] = static_cast<int32_t>(sum[j]);
+    const bool safe = fix_panel(dst, pk->kp, pk->fixes);
+    pk->fix_begin[p + 1] = static_cast<int64_t>(pk->fixes.size());
     pk->panel_fast_safe[p] = safe ? 1 : 0;
     pk->fast_panels += safe ? 1 : 0;
   }
+  if (pk->fixes.empty()) pk->fix_begin.clear();
   return pk;
 }
 

@@ -23,6 +23,12 @@
 //    every weight pair of a panel (255 * (sum of positive weights) <= 32767 and
 //    255 * (sum of negative weights) >= -32768) and marks the panel fast only if no pair can
 //    saturate for any u. QGemmPath::automatic uses it exactly there.
+//  * "pair fixes": a panel with only a few unsafe pairs (per-tensor weight scales leave one in
+//    a few thousand) is made safe at pack time. In each such pair the larger weight gives up
+//    the excess over 128 (w' = w - r, |w0' + w1'| = 128), and the panel keeps (k, column, r);
+//    a kernel adds sum over fixes of a[k] * r to its accumulators before the epilogue. Both
+//    kernels read the fixed panel (the identity x * w = |x| w' + ... holds for any w), so the
+//    result is exact either way and the fast chain runs on the panel at a small extra cost.
 //
 // Zero points (alpha = a_shift - za, beta[n] = b_shift - zb[n]):
 //   C = sum x*w + alpha * colsum_w[n] + beta[n] * rowsum_x[m] + K * alpha * beta[n]
@@ -50,6 +56,14 @@ class ThreadPool;
 // ---------------------------------------------------------------------------------------------
 // Packed weights.
 
+/// A weight the fast chain cannot hold in its pair, moved out of the panel (see above): the
+/// panel's byte for (k, col) is w - r.
+struct Q8PairFix {
+  int32_t k;
+  int16_t col;  // column within the panel
+  int16_t r;    // in [-128, 126]
+};
+
 /// B packed once for the q8 kernels: ceil(N/NR) panels; panel p holds columns [p*NR, p*NR+NR)
 /// as kp/KR groups of NR*KR bytes (group g: column j's KR bytes at j*KR, so one 32-byte vector
 /// covers 8 columns x 4 k), zero padded in k and n. Values are w = b - b_shift (signed).
@@ -65,9 +79,17 @@ struct PackedQ8B {
   std::vector<int64_t> abssum;  // [N] sum_k |b - zb[n]|: bounds the accumulators (empty: unknown)
   std::vector<uint8_t> panel_fast_safe;  // [panels] 1: the u8 x s8 chain cannot saturate
   int64_t fast_panels = 0;               // how many panels are fast-safe
+  std::vector<Q8PairFix> fixes;          // every panel's pair fixes, panel by panel, k ascending
+  std::vector<int64_t> fix_begin;        // [panels + 1] panel p's fixes; empty: none anywhere
 
   int64_t panels() const { return (N + nr - 1) / nr; }
   const int8_t* panel(int64_t p) const { return data.get() + p * kp * nr; }
+  const Q8PairFix* panel_fixes(int64_t p) const {
+    return fix_begin.empty() ? nullptr : fixes.data() + fix_begin[p];
+  }
+  int64_t panel_fix_count(int64_t p) const {
+    return fix_begin.empty() ? 0 : fix_begin[p + 1] - fix_begin[p];
+  }
 };
 
 /// Packs B (K x N, element (k, n) at b[k * ldb + n]; when trans_b it is N x K, element (k, n) at
@@ -177,6 +199,8 @@ struct Q8TileArgs {
   int64_t kgroups = 0;         // K / KR, rounded up
   const uint8_t* a = nullptr;  // A panel in the kernel's QAFormat, 16-byte aligned
   const int8_t* b = nullptr;   // B panel, 32-byte aligned
+  const Q8PairFix* fixes = nullptr;  // the B panel's pair fixes, added before the epilogue
+  int64_t nfixes = 0;
   const Q8EpilogueParams* ep = nullptr;
   int64_t n0 = 0;                     // the tile's first column (indexes ep's column arrays)
   const int32_t* row_term = nullptr;  // [mr]

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "q8_epilogue_avx2.h"
+#include "q8_pair_fixes.h"
 #include "sliver/qgemm.h"
 
 namespace sliver {
@@ -82,6 +83,21 @@ inline void gemm_4x16c4(const Q8TileArgs& t) {
     if constexpr (MR > 3) Step::run(a, 3, b0, b1, ones, c30, c31);
     a += Step::kAStride;
     b += kNR * kKR;
+  }
+  if (t.nfixes) {
+    alignas(32) uint32_t add[kMR][kNR] = {};
+    q8fix::sum_pair_fixes<kSignMag>(t, add);
+    auto load = [&](int i, int h) {
+      return _mm256_load_si256(reinterpret_cast<const __m256i*>(add[i] + 8 * h));
+    };
+    c00 = _mm256_add_epi32(c00, load(0, 0));
+    c01 = _mm256_add_epi32(c01, load(0, 1));
+    c10 = _mm256_add_epi32(c10, load(1, 0));
+    c11 = _mm256_add_epi32(c11, load(1, 1));
+    c20 = _mm256_add_epi32(c20, load(2, 0));
+    c21 = _mm256_add_epi32(c21, load(2, 1));
+    c30 = _mm256_add_epi32(c30, load(3, 0));
+    c31 = _mm256_add_epi32(c31, load(3, 1));
   }
   finish_tile<MR>(t, c00, c01, c10, c11, c20, c21, c30, c31);
 }

@@ -7,6 +7,7 @@
 #include <cassert>
 #include <cstdint>
 
+#include "q8_pair_fixes.h"
 #include "sliver/qgemm.h"
 
 namespace sliver {
@@ -42,6 +43,7 @@ inline void gemm_4x16c4(const Q8TileArgs& t) {
       }
     }
   }
+  q8fix::sum_pair_fixes<kSignMag>(t, sum);
   int32_t acc[kMR * kNR];
   for (int64_t i = 0; i < mr; ++i)
     for (int j = 0; j < kNR; ++j) acc[i * kNR + j] = static_cast<int32_t>(sum[i][j]);
