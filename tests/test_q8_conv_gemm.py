@@ -30,18 +30,31 @@ def _zp(draw, rng, dt):  # noqa: ANN001, ANN202
     return np.array(draw(st.sampled_from([lo, hi, lo, hi, int(rng.integers(lo, hi + 1))])), dt)
 
 
+def _fast_safe_weights(rng, dt, shape):  # noqa: ANN001, ANN202
+    """7-bit weights with a few extremes: panels the pair fixes make fast-safe."""
+    lo, hi = tq.qrange(dt)
+    shift = 128 if dt == np.uint8 else 0
+    w = rng.integers(-64, 64, size=shape) + shift
+    hit = rng.random(shape) < 0.003
+    w[hit] = rng.choice([lo, hi, lo + 1, hi - 1], hit.sum())
+    return w.astype(dt)
+
+
 @st.composite
-def gemm_cases(draw, pointwise: bool):  # noqa: ANN001, ANN201
+def gemm_cases(draw, pointwise: bool, fast: bool = False):  # noqa: ANN001, ANN201
+    """fast: weights whose panels are fast-safe (after pair fixes), which take the GEMM path
+    from K = 256 (1x1) / 576 (windows) on; else full-range weights, from K = 512 / 1024."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if pointwise:  # 1x1 stride 1, K = C >= 512
-        ch = draw(st.integers(512, 700))
+    if pointwise:  # 1x1 stride 1, K = C >= 512 (256 fast)
+        ch = draw(st.integers(256 if fast else 512, 700))
         oc = draw(st.sampled_from([1, 7, 16, 24, 33, 64, 100]))
         kh = kw = sh = sw = dh = dw = 1
         pads = [0, 0, 0, 0]
-    else:  # gathered windows, K >= 1024 and OC >= 256
+    else:  # gathered windows, K >= 1024 and OC >= 256 (fast: K >= 576, 1x1 K >= 256)
         kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-        ch = draw(st.integers(-(-1024 // (kh * kw)), 1100 // (kh * kw) + 1))
-        oc = draw(st.sampled_from([256, 257, 271, 300]))
+        k_min = (256 if kh * kw == 1 else 576) if fast else 1024
+        ch = draw(st.integers(-(-k_min // (kh * kw)), (k_min + 80) // (kh * kw) + 1))
+        oc = draw(st.sampled_from([16, 40, 64, 129] if fast else [256, 257, 271, 300]))
         sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
         dh, dw = draw(st.sampled_from([1, 1, 2])), draw(st.sampled_from([1, 1, 2]))
         pads = [draw(st.integers(0, 2)) for _ in range(4)]
@@ -52,8 +65,9 @@ def gemm_cases(draw, pointwise: bool):  # noqa: ANN001, ANN201
     batch = draw(st.integers(1, 2))
     xt, wt, yt = (draw(st.sampled_from([np.uint8, np.int8])) for _ in range(3))
     per_channel = draw(st.booleans())
+    wshape = (oc, ch, kh, kw)
     c = {
-        "w": tq.rand_q(rng, wt, (oc, ch, kh, kw)),
+        "w": _fast_safe_weights(rng, wt, wshape) if fast else tq.rand_q(rng, wt, wshape),
         "xz": _zp(draw, rng, xt),
         "wz": np.array([_zp(draw, rng, wt) for _ in range(oc)], wt)
         if per_channel
@@ -124,6 +138,13 @@ def test_pointwise_gemm(case) -> None:  # noqa: ANN001
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=gemm_cases(pointwise=False))
 def test_gathered_gemm(case) -> None:  # noqa: ANN001
+    _check(*case)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=st.booleans().flatmap(lambda pw: gemm_cases(pointwise=pw, fast=True)))
+def test_fast_panel_gemm(case) -> None:  # noqa: ANN001
+    """Fast-safe weights (pair fixes included) on the GEMM path down to K = 256 / 576."""
     _check(*case)
 
 

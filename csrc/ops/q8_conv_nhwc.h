@@ -69,10 +69,13 @@ class NhwcQ8Conv {
     for (int64_t o = 0; o < oc; ++o)
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t t = 0; t < taps; ++t) perm[o * K + t * cg + c] = pw[o * K + c * taps + t];
-    if (gemm_wins()) {
-      gemm_ = pack_q8_b(K, oc, perm.data(), w.dtype, K, /*trans_b=*/true, w_zp.data(),
-                        w_zp.size() > 1);
-      return;
+    if (gemm_wins(false) || gemm_wins(true)) {
+      auto packed = pack_q8_b(K, oc, perm.data(), w.dtype, K, /*trans_b=*/true, w_zp.data(),
+                              w_zp.size() > 1);
+      if (gemm_wins(packed->fast_panels * 4 >= packed->panels() * 3)) {
+        gemm_ = std::move(packed);
+        return;
+      }
     }
     // A window row's KW * C values are one contiguous segment unless dilated.
     const bool merged = g_.dw == 1 || g_.kw == 1;
@@ -144,23 +147,29 @@ class NhwcQ8Conv {
            (g_.auto_pad == "NOTSET" || g_.auto_pad == "VALID");
   }
 
-  // Whether the GEMM path (gemm_path) beats the int16 image for this dense conv. Both run
-  // two multiply uops per 32 products on Zen 3 (vpmaddubsw + vpmaddwd against vpmaddwd on
+  // Whether the GEMM path (gemm_path) beats the int16 image for this dense conv, given whether
+  // (at least 3/4 of) its weight panels are fast-safe. The exact GEMM kernel and the wconv both
+  // run two multiply uops per 32 products on Zen 3 (vpmaddubsw + vpmaddwd against vpmaddwd on
   // int16 pairs), so neither wins on the products; what differs is the work around them. The
-  // GEMM packs every A row (3 bytes per k for the exact kernel, which full-range weights need)
-  // once per task and reuses it over OC / 16 weight panels, and its 4x16 tile keeps up as
-  // pixels get few; the wconv widens the image once for all windows and finishes 6 pixels x 16
-  // channels per call, but its block setup is paid per 96 pixels and weight panel. Measured on
-  // the ResNet-18 / MobileNetV2 layer shapes at 224x224, one thread, both paths interleaved in
-  // one process (GEMM time / wconv time):
-  //  * 1x1 stride 1: 0.91-0.98 for K = 576-960, ~1.0 for K = 320-384, 1.1-1.5 for K = 64-192,
-  //    1.85 for K = 32.
-  //  * gathered windows: 0.77-0.94 for K >= 1152 with OC >= 256 (ResNet-18 stages 3-4), 1.0 at
-  //    K = 576-1152 with OC = 128, 1.09 for 56x56 64 -> 64 3x3, 1.05-1.4 for the stride-2 1x1
-  //    downsamples (K = 64-256).
+  // GEMM packs every A row (3 bytes per k for the exact kernel) once per task and reuses it
+  // over OC / 16 weight panels, and its 4x16 tile keeps up as pixels get few; the wconv widens
+  // the image once for all windows and finishes 6 pixels x 16 channels per call, but its block
+  // setup is paid per 96 pixels and weight panel. On fast-safe panels (per-tensor weight
+  // scales, with pair fixes) the GEMM's chain is ~20% cheaper and A packs at 1 byte per k.
+  // Measured on the ResNet-18 / MobileNetV2 layer shapes at 224x224, one thread (GEMM time /
+  // wconv time; `sliver profile` per node, both paths forced):
+  //  * exact panels, 1x1 stride 1: 0.91-0.98 for K = 576-960, ~1.0 for K = 320-384, 1.1-1.5
+  //    for K = 64-192, 1.85 for K = 32. Windows: 0.77-0.94 for K >= 1152 with OC >= 256
+  //    (ResNet-18 stages 3-4), 1.0 at K = 576-1152 with OC = 128, 1.09 for 56x56 64 -> 64 3x3,
+  //    1.05-1.4 for the stride-2 1x1 downsamples (K = 64-256).
+  //  * fast panels: 1x1 0.74-0.90 for K = 320-960, 0.94-0.99 at K = 384 -> 64, 1.23-1.3 at
+  //    K = 64, 1.5-2.5 for K = 16-32; windows 0.66-0.83 for K >= 1152 and the stride-2 3x3,
+  //    0.93-1.03 for 56x56 64 -> 64 3x3; stride-2 1x1 0.80 at K = 256, 1.05 at 128, 1.46 at 64.
   // First layers reading NCHW (C = 1-4) stay on the wconv, which reads them in place.
-  bool gemm_wins() const {
+  bool gemm_wins(bool fast_panels) const {
     if (nchw_input_ || g_.group != 1) return false;
+    const bool one_by_one = g_.kh == 1 && g_.kw == 1;
+    if (fast_panels) return g_.k() >= (one_by_one ? 256 : 576);
     if (pointwise()) return g_.k() >= 512;
     return g_.k() >= 1024 && g_.oc >= 256;
   }
