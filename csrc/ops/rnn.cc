@@ -1,0 +1,327 @@
+// LSTM and GRU (FP32, constant weights), the recurrent layers of OCR and speech models.
+//
+// The input projection of every time step is one packed GEMM (X [T*B, I] x W^T, the biases that
+// do not depend on the state folded into its epilogue); each step then multiplies the hidden
+// state by the packed recurrence weights (a second GEMM) and runs the gates' pointwise math on
+// whole vectors. A bidirectional layer runs its two directions as two tasks. sequence_lens is
+// honoured the way onnxruntime does: batch entry b runs steps [0, len_b) (backwards from
+// len_b - 1 in reverse), its Y rows past len_b are zero and Y_h / Y_c hold its last step (zero
+// when len_b = 0).
+// Attributes the kernels do not implement (activations other than the defaults, input_forget)
+// decline the node, which then runs on the reference fallback.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ops/common.h"
+#include "sliver/gemm.h"
+#include "sliver/thread_pool.h"
+#include "../ukernels/f32_vunary/f32_vunary.h"
+
+namespace sliver::ops {
+namespace {
+
+enum class Cell { lstm, gru };
+
+struct Dirs {
+  int count = 1;
+  bool reverse_first = false;  // direction == "reverse"
+  bool reverse(int d) const { return d == 1 || reverse_first; }
+};
+
+// Whether `activations` is absent or the default list repeated per direction.
+bool default_activations(const Attrs& a, const std::vector<std::string>& dflt, int dirs) {
+  if (!a.has("activations")) return true;
+  const auto* names = std::get_if<std::vector<std::string>>(&a.values.at("activations"));
+  if (!names || names->size() != dflt.size() * dirs) return false;
+  for (size_t i = 0; i < names->size(); ++i)
+    if ((*names)[i] != dflt[i % dflt.size()]) return false;
+  return true;
+}
+
+class RecurrentKernel final : public Kernel {
+ public:
+  RecurrentKernel(Cell cell, const KernelInit& init, Dirs dirs, int64_t hidden)
+      : cell_(cell),
+        dirs_(dirs),
+        H_(hidden),
+        G_(cell == Cell::lstm ? 4 : 3),
+        layout_(init.attrs.get_int("layout", 0)),
+        clip_(static_cast<float>(init.attrs.get_float("clip", 0.0))),
+        linear_before_reset_(init.attrs.get_int("linear_before_reset", 0) != 0),
+        name_(init.node_name) {
+    const Tensor& W = init.const_inputs[1];
+    const Tensor& R = init.const_inputs[2];
+    I_ = W.shape[2];
+    const int64_t GH = G_ * H_;
+    const Tensor* B = init.is_const(3) ? &init.const_inputs[3] : nullptr;
+    const Tensor* P = cell == Cell::lstm && init.is_const(7) ? &init.const_inputs[7] : nullptr;
+    for (int d = 0; d < dirs_.count; ++d) {
+      Direction dir;
+      dir.w = pack_b(I_, GH, W.ptr<float>() + d * GH * I_, I_, /*trans_b=*/true);
+      const float* r = R.ptr<float>() + d * GH * H_;
+      const bool split = cell == Cell::gru && !linear_before_reset_;
+      dir.r = pack_b(H_, split ? 2 * H_ : GH, r, H_, true);
+      if (split) dir.r_h = pack_b(H_, H_, r + 2 * H_ * H_, H_, true);
+      dir.x_bias.assign(GH, 0.f);
+      dir.r_bias.assign(GH, 0.f);
+      if (B) {
+        const float* wb = B->ptr<float>() + d * 2 * GH;
+        const float* rb = wb + GH;
+        for (int64_t j = 0; j < GH; ++j) {
+          // GRU with linear_before_reset: the h gate's recurrence bias sits inside r * (...).
+          const bool inside = cell == Cell::gru && linear_before_reset_ && j >= 2 * H_;
+          dir.x_bias[j] = wb[j] + (inside ? 0.f : rb[j]);
+          if (inside) dir.r_bias[j] = rb[j];
+        }
+      }
+      if (P) dir.peep.assign(P->ptr<float>() + d * 3 * H_, P->ptr<float>() + (d + 1) * 3 * H_);
+      dirs_data_.push_back(std::move(dir));
+    }
+  }
+
+  std::string describe() const override {
+    return std::string(cell_ == Cell::lstm ? "LSTM" : "GRU") + " packed f32_gemm x" +
+           std::to_string(dirs_.count) + " directions";
+  }
+  int64_t weight_bytes() const override {
+    int64_t n = 0;
+    for (const Direction& d : dirs_data_) n += packed_bytes(d.w) + packed_bytes(d.r) + packed_bytes(d.r_h);
+    return n;
+  }
+
+  void run(RunContext& ctx, const std::vector<const Tensor*>& in,
+           std::vector<Tensor>& out) override {
+    const char* op = cell_ == Cell::lstm ? "LSTM" : "GRU";
+    const Tensor& x = need(in, 0);
+    if (x.dtype != DType::f32 || x.rank() != 3 || x.shape[2] != I_)
+      fail(op, " '", name_, "': X ", shape_str(x.shape), " must be float [",
+           layout_ ? "batch, seq" : "seq, batch", ", ", I_, "]");
+    const int64_t T = x.shape[layout_ ? 1 : 0], Bn = x.shape[layout_ ? 0 : 1];
+    const int D = dirs_.count;
+    std::vector<int64_t> lens(Bn, T);
+    bool full = true;
+    if (const Tensor* sl = opt(in, 4)) {
+      const std::vector<int64_t> v = read_ints(*sl, "sequence_lens");
+      if (static_cast<int64_t>(v.size()) != Bn)
+        fail(op, " '", name_, "': sequence_lens has ", v.size(), " values for batch ", Bn);
+      for (int64_t b = 0; b < Bn; ++b) {
+        if (v[b] < 0 || v[b] > T)
+          fail(op, " '", name_, "': sequence_lens[", b, "] = ", v[b], " outside [0, ", T, "]");
+        lens[b] = v[b];
+        full = full && v[b] == T;
+      }
+    }
+    const Shape state_shape = layout_ ? Shape{Bn, D, H_} : Shape{D, Bn, H_};
+    const Tensor* h0 = opt(in, 5);
+    const Tensor* c0 = cell_ == Cell::lstm ? opt(in, 6) : nullptr;
+    for (const Tensor* s : {h0, c0})
+      if (s && (s->dtype != DType::f32 || s->shape != state_shape))
+        fail(op, " '", name_, "': initial state ", shape_str(s->shape), " must be float ",
+             shape_str(state_shape));
+
+    Tensor y = full ? Tensor::empty(DType::f32, layout_ ? Shape{Bn, T, D, H_} : Shape{T, D, Bn, H_})
+                    : Tensor::zeros(DType::f32, layout_ ? Shape{Bn, T, D, H_} : Shape{T, D, Bn, H_});
+    Tensor yh = Tensor::empty(DType::f32, state_shape);
+    Tensor yc = cell_ == Cell::lstm ? Tensor::empty(DType::f32, state_shape) : Tensor();
+    // State index (d, b) in the [D, B, H] or [B, D, H] layout.
+    auto state_at = [&](int d, int64_t b) { return (layout_ ? b * D + d : d * Bn + b) * H_; };
+    for (int d = 0; d < D; ++d)
+      for (int64_t b = 0; b < Bn; ++b) {
+        const int64_t o = state_at(d, b);
+        float* ph = yh.ptr<float>() + o;
+        if (h0) std::memcpy(ph, h0->ptr<float>() + o, H_ * sizeof(float));
+        else std::fill(ph, ph + H_, 0.f);
+        if (cell_ == Cell::lstm) {
+          float* pc = yc.ptr<float>() + o;
+          if (c0) std::memcpy(pc, c0->ptr<float>() + o, H_ * sizeof(float));
+          else std::fill(pc, pc + H_, 0.f);
+        }
+      }
+    if (T > 0 && Bn > 0) {
+      auto one = [&](int64_t d) {
+        run_direction(static_cast<int>(d), x.ptr<float>(), T, Bn, lens, y.ptr<float>(),
+                      yh.ptr<float>(), cell_ == Cell::lstm ? yc.ptr<float>() : nullptr, state_at,
+                      D > 1 ? nullptr : ctx.pool);
+      };
+      if (D > 1 && ctx.pool) ctx.pool->parallel_tasks(D, one);
+      else for (int d = 0; d < D; ++d) one(d);
+    }
+    out[0] = std::move(y);
+    if (out.size() > 1) out[1] = std::move(yh);
+    if (out.size() > 2 && cell_ == Cell::lstm) out[2] = std::move(yc);
+  }
+
+ private:
+  struct Direction {
+    std::shared_ptr<PackedB> w, r, r_h;  // W^T [I, GH]; R^T [H, GH] (GRU lbr=0: z|r, then h)
+    std::vector<float> x_bias, r_bias;   // added to the projection / to the recurrence
+    std::vector<float> peep;             // LSTM P: i, o, f (empty: none)
+  };
+
+  void clip(float* v, int64_t n) const {
+    if (clip_ > 0.f)
+      for (int64_t i = 0; i < n; ++i) v[i] = std::min(std::max(v[i], -clip_), clip_);
+  }
+
+  template <class StateAt>
+  void run_direction(int d, const float* x, int64_t T, int64_t Bn,
+                     const std::vector<int64_t>& lens, float* y, float* yh, float* yc,
+                     const StateAt& state_at, ThreadPool* pool) const {
+    const Direction& dir = dirs_data_[d];
+    const int64_t H = H_, GH = G_ * H_, D = dirs_.count;
+    const bool rev = dirs_.reverse(d);
+    // Projection of every (t, b) row of X, in X's row order.
+    std::vector<float> xp(static_cast<size_t>(T * Bn * GH));
+    Epilogue ep;
+    ep.bias = dir.x_bias.data();
+    GemmOperandA a{x, I_, false, nullptr};
+    GemmOperandB wb{nullptr, 0, false, dir.w.get()};
+    f32_gemm(T * Bn, GH, I_, a, wb, xp.data(), GH, ep, pool);
+    auto xrow = [&](int64_t t, int64_t b) { return (layout_ ? b * T + t : t * Bn + b) * GH; };
+    auto yrow = [&](int64_t t, int64_t b) {
+      return (layout_ ? (b * T + t) * D + d : (t * D + d) * Bn + b) * H;
+    };
+
+    // Hidden (and cell) state per batch row, contiguous for the step GEMM.
+    std::vector<float> h(Bn * H), c(cell_ == Cell::lstm ? Bn * H : 0), g(Bn * GH),
+        rh(cell_ == Cell::gru ? Bn * H : 0), tmp(H);
+    for (int64_t b = 0; b < Bn; ++b) {
+      std::memcpy(h.data() + b * H, yh + state_at(d, b), H * sizeof(float));
+      if (yc) std::memcpy(c.data() + b * H, yc + state_at(d, b), H * sizeof(float));
+    }
+    const F32VUnaryFn sigmoid = f32_vunary(VUnary::sigmoid), tanh = f32_vunary(VUnary::tanh);
+    const F32VUnaryParams none{};
+    const int64_t steps = *std::max_element(lens.begin(), lens.end());
+    Epilogue rec;
+    rec.bias = dir.r_bias.data();
+    GemmOperandB rb{nullptr, 0, false, dir.r.get()};
+    for (int64_t s = 0; s < steps; ++s) {
+      const GemmOperandA ha{h.data(), H, false, nullptr};
+      if (cell_ == Cell::lstm || linear_before_reset_) {
+        f32_gemm(Bn, GH, H, ha, rb, g.data(), GH, rec, pool);
+      } else {
+        f32_gemm(Bn, 2 * H, H, ha, rb, g.data(), GH, Epilogue{}, pool);
+      }
+      for (int64_t b = 0; b < Bn; ++b) {
+        if (s >= lens[b]) continue;
+        const int64_t t = rev ? lens[b] - 1 - s : s;
+        float* gb = g.data() + b * GH;
+        const float* xb = xp.data() + xrow(t, b);
+        float* hb = h.data() + b * H;
+        if (cell_ == Cell::lstm) {
+          // gates i, o, f, c
+          for (int64_t j = 0; j < GH; ++j) gb[j] += xb[j];
+          float* gi = gb;
+          float* go = gb + H;
+          float* gf = gb + 2 * H;
+          float* gc = gb + 3 * H;
+          float* cb = c.data() + b * H;
+          if (!dir.peep.empty())
+            for (int64_t j = 0; j < H; ++j) {
+              gi[j] += dir.peep[j] * cb[j];
+              gf[j] += dir.peep[2 * H + j] * cb[j];
+            }
+          clip(gi, H);
+          clip(gf, H);
+          clip(gc, H);
+          sigmoid(H, gi, gi, none);
+          sigmoid(H, gf, gf, none);
+          tanh(H, gc, gc, none);
+          for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cb[j] + gi[j] * gc[j];
+          if (!dir.peep.empty())
+            for (int64_t j = 0; j < H; ++j) go[j] += dir.peep[H + j] * cb[j];
+          clip(go, H);
+          sigmoid(H, go, go, none);
+          tanh(H, cb, tmp.data(), none);
+          for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * tmp[j];
+        } else {
+          // gates z, r, h
+          float* gz = gb;
+          float* gr = gb + H;
+          float* gh = gb + 2 * H;
+          for (int64_t j = 0; j < 2 * H; ++j) gb[j] += xb[j];
+          clip(gb, 2 * H);
+          sigmoid(2 * H, gb, gb, none);
+          if (linear_before_reset_) {
+            for (int64_t j = 0; j < H; ++j) gh[j] = xb[2 * H + j] + gr[j] * gh[j];
+          } else {
+            // (r * h_prev) R_h^T: one row at a time, as r differs per batch row
+            float* rhb = rh.data() + b * H;
+            for (int64_t j = 0; j < H; ++j) rhb[j] = gr[j] * hb[j];
+            const GemmOperandA ra{rhb, H, false, nullptr};
+            const GemmOperandB rhw{nullptr, 0, false, dir.r_h.get()};
+            f32_gemm(1, H, H, ra, rhw, gh, H, Epilogue{}, nullptr);
+            for (int64_t j = 0; j < H; ++j) gh[j] += xb[2 * H + j];
+          }
+          clip(gh, H);
+          tanh(H, gh, gh, none);
+          for (int64_t j = 0; j < H; ++j) hb[j] = (1.f - gz[j]) * gh[j] + gz[j] * hb[j];
+        }
+        std::memcpy(y + yrow(t, b), hb, H * sizeof(float));
+      }
+    }
+    // An entry that ran no step reports zero states (as onnxruntime does), not its initial ones.
+    for (int64_t b = 0; b < Bn; ++b) {
+      if (lens[b] == 0) {
+        std::fill(h.begin() + b * H, h.begin() + (b + 1) * H, 0.f);
+        if (yc) std::fill(c.begin() + b * H, c.begin() + (b + 1) * H, 0.f);
+      }
+      std::memcpy(yh + state_at(d, b), h.data() + b * H, H * sizeof(float));
+      if (yc) std::memcpy(yc + state_at(d, b), c.data() + b * H, H * sizeof(float));
+    }
+  }
+
+  Cell cell_;
+  Dirs dirs_;
+  int64_t H_, G_, I_ = 0;
+  int64_t layout_;
+  float clip_;
+  bool linear_before_reset_;
+  std::string name_;
+  std::vector<Direction> dirs_data_;
+};
+
+template <Cell kCell>
+std::unique_ptr<Kernel> make_recurrent(const KernelInit& init) {
+  const int G = kCell == Cell::lstm ? 4 : 3;
+  if (init.num_inputs() < 3 || !init.is_const(1) || !init.is_const(2)) return nullptr;
+  if (in_dtype(init, 0) != DType::f32) return nullptr;
+  if (init.has_input(3) && !init.is_const(3)) return nullptr;
+  if (kCell == Cell::lstm && init.has_input(7) && !init.is_const(7)) return nullptr;
+  const std::string direction = init.attrs.get_string("direction", "forward");
+  Dirs dirs;
+  if (direction == "bidirectional") dirs.count = 2;
+  else if (direction == "reverse") dirs.reverse_first = true;
+  else if (direction != "forward") return nullptr;
+  const std::vector<std::string> dflt =
+      kCell == Cell::lstm ? std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"}
+                          : std::vector<std::string>{"Sigmoid", "Tanh"};
+  if (!default_activations(init.attrs, dflt, dirs.count)) return nullptr;
+  if (init.attrs.get_int("input_forget", 0) != 0) return nullptr;
+  if (init.attrs.get_float("clip", 0.0) < 0) return nullptr;
+  const Tensor& W = init.const_inputs[1];
+  const Tensor& R = init.const_inputs[2];
+  if (W.dtype != DType::f32 || R.dtype != DType::f32 || W.rank() != 3 || R.rank() != 3)
+    return nullptr;
+  const int64_t H = R.shape[2];
+  if (H <= 0 || W.shape[0] != dirs.count || R.shape[0] != dirs.count || W.shape[1] != G * H ||
+      R.shape[1] != G * H || init.attrs.get_int("hidden_size", H) != H)
+    return nullptr;
+  if (init.is_const(3)) {
+    const Tensor& B = init.const_inputs[3];
+    if (B.dtype != DType::f32 || B.numel() != dirs.count * 2 * G * H) return nullptr;
+  }
+  if (kCell == Cell::lstm && init.is_const(7)) {
+    const Tensor& P = init.const_inputs[7];
+    if (P.dtype != DType::f32 || P.numel() != dirs.count * 3 * H) return nullptr;
+  }
+  return std::make_unique<RecurrentKernel>(kCell, init, dirs, H);
+}
+
+SLIVER_REGISTER_KERNEL("LSTM", make_recurrent<Cell::lstm>);
+SLIVER_REGISTER_KERNEL("GRU", make_recurrent<Cell::gru>);
+
+}  // namespace
+}  // namespace sliver::ops
