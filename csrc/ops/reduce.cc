@@ -56,11 +56,47 @@ inline A first_map(Red op, A v) {
   }
 }
 
+// A contiguous row x[0, r) reduced with kAcc independent accumulators, so the loop is not one
+// long chain of dependent adds (and vectorises); the accumulators are combined at the end.
+template <class T, class A, Red kComb, Red kMap>
+A reduce_row(const T* x, int64_t r, Red op) {
+  constexpr int kAcc = 8;
+  A acc[kAcc];
+  for (A& a : acc) a = init_value<T, A>(op);
+  int64_t j = 0;
+  for (; j + kAcc <= r; j += kAcc)
+    for (int k = 0; k < kAcc; ++k)
+      acc[k] = combine(kComb, acc[k], first_map(kMap, static_cast<A>(x[j + k])));
+  for (; j < r; ++j) acc[0] = combine(kComb, acc[0], first_map(kMap, static_cast<A>(x[j])));
+  for (int k = 1; k < kAcc; ++k) acc[0] = combine(kComb, acc[0], acc[k]);
+  return acc[0];
+}
+
+template <class T, class A, Red kComb, Red kMap>
+void reduce_rows(const T* x, A* y, int64_t outer, int64_t r, Red op, ThreadPool* pool) {
+  parallel_for(pool, outer, static_cast<double>(r), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) y[o] = reduce_row<T, A, kComb, kMap>(x + o * r, r, op);
+  });
+}
+
 // One pass: y[o][i] = reduce_j x[o][j][i] (accumulating in A), for a [outer, r, inner] view.
 template <class T, class A>
 void reduce_pass(Red op, bool first, const T* x, A* y, int64_t outer, int64_t r, int64_t inner,
                  ThreadPool* pool) {
   const Red comb = (op == Red::sum_square || op == Red::l2 || op == Red::l1 || op == Red::mean) ? Red::sum : op;
+  if (inner == 1) {  // rows (a last-axis reduction): the accumulator pattern above
+    const Red map = first ? op : Red::sum;
+    switch (comb) {
+      case Red::max: return reduce_rows<T, A, Red::max, Red::sum>(x, y, outer, r, op, pool);
+      case Red::min: return reduce_rows<T, A, Red::min, Red::sum>(x, y, outer, r, op, pool);
+      case Red::prod: return reduce_rows<T, A, Red::prod, Red::sum>(x, y, outer, r, op, pool);
+      default:
+        if (map == Red::sum_square || map == Red::l2)
+          return reduce_rows<T, A, Red::sum, Red::sum_square>(x, y, outer, r, op, pool);
+        if (map == Red::l1) return reduce_rows<T, A, Red::sum, Red::l1>(x, y, outer, r, op, pool);
+        return reduce_rows<T, A, Red::sum, Red::sum>(x, y, outer, r, op, pool);
+    }
+  }
   parallel_for(pool, outer, static_cast<double>(r * inner), [&](int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) {
       A* yo = y + o * inner;

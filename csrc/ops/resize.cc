@@ -5,9 +5,11 @@
 // axis in turn, and nearest is the same with weight 0. So each axis whose map is not the identity
 // gets one pass over a [outer, in, inner] view, writing [outer, out, inner]:
 //   y[o][x][i] = (1 - w[x]) * src[o][x0[x]][i] + w[x] * src[o][x1[x]][i]
-// with contiguous inner loops. Coordinates follow coordinate_transformation_mode, nearest
+// with contiguous inner loops; when only the last two axes change (the usual image resize) the
+// two passes run fused, row by row. Coordinates follow coordinate_transformation_mode, nearest
 // rounding nearest_mode, and linear clamps the source coordinate to [0, in - 1] like onnxruntime.
 #include <cmath>
+#include <vector>
 
 #include "ops/common.h"
 
@@ -50,6 +52,18 @@ class ResizeKernel final : public Kernel {
       }
     } else {
       fail("neither scales nor sizes given");
+    }
+    // Only the last two axes change (an image's H and W, or a sequence's length): one pass.
+    bool outer_identity = r >= 2;
+    for (int64_t a = 0; a + 2 < r && outer_identity; ++a)
+      outer_identity = ys[a] == x.shape[a] && axis_map(x.shape[a], ys[a], scale[a]).identity;
+    if (outer_identity) {
+      Tensor y = Tensor::empty(DType::f32, ys);
+      if (y.numel() > 0)
+        resize_2d(x, y, axis_map(x.shape[r - 2], ys[r - 2], scale[r - 2]),
+                  axis_map(x.shape[r - 1], ys[r - 1], scale[r - 1]), ctx.pool);
+      out[0] = std::move(y);
+      return;
     }
     // Interpolate axis by axis (innermost first) through a temporary.
     Tensor cur = x;
@@ -111,6 +125,46 @@ class ResizeKernel final : public Kernel {
       if (m.i0[o] != o || m.w[o] != 0.f) m.identity = false;
     }
     return m;
+  }
+
+  // The separable passes of the last two axes fused: each output row interpolates its one or
+  // two source rows along W, then blends them (the same operations, in the same order, as the
+  // W pass followed by the H pass).
+  void resize_2d(const Tensor& src, Tensor& dst, const AxisMap& my, const AxisMap& mx,
+                 ThreadPool* pool) const {
+    const int64_t r = src.rank();
+    const int64_t ih = src.shape[r - 2], iw = src.shape[r - 1];
+    const int64_t oh = dst.shape[r - 2], ow = dst.shape[r - 1];
+    const int64_t rows = dst.numel() / ow;
+    const float* ps = src.ptr<float>();
+    float* pd = dst.ptr<float>();
+    const int64_t* x0 = mx.i0.data();
+    const int64_t* x1 = mx.i1.data();
+    const float* wx = mx.w.data();
+    const bool lin = linear_;
+    auto along_w = [&](const float* s, float* d) {
+      if (!lin) {
+        for (int64_t x = 0; x < ow; ++x) d[x] = s[x0[x]];
+        return;
+      }
+      for (int64_t x = 0; x < ow; ++x) {
+        const float a = s[x0[x]], b = s[x1[x]];
+        d[x] = wx[x] == 0.f ? a : a + wx[x] * (b - a);
+      }
+    };
+    parallel_for(pool, rows, static_cast<double>(ow * 4), [&](int64_t b, int64_t e) {
+      std::vector<float> lower(lin ? ow : 0);
+      for (int64_t q = b; q < e; ++q) {
+        const int64_t plane = q / oh, yo = q - plane * oh;
+        const float* s0 = ps + (plane * ih + my.i0[yo]) * iw;
+        float* d = pd + q * ow;
+        along_w(s0, d);
+        const float wy = my.w[yo];
+        if (wy == 0.f) continue;
+        along_w(ps + (plane * ih + my.i1[yo]) * iw, lower.data());
+        for (int64_t x = 0; x < ow; ++x) d[x] = d[x] + wy * (lower[x] - d[x]);
+      }
+    });
   }
 
   static void pass(const Tensor& src, Tensor& dst, int64_t axis, const AxisMap& m, ThreadPool* pool) {

@@ -77,9 +77,8 @@ class Recorder final : public MemoryPlanner::RunScope {
   }
 
   void* allocate(size_t bytes, std::shared_ptr<void>* owner) override {
-    void* p = std::aligned_alloc(kAlign, round_up(bytes));
-    if (!p) throw std::bad_alloc();
-    *owner = std::shared_ptr<void>(p, HeapFree{});
+    void* p = heap_allocate(round_up(bytes));
+    *owner = std::shared_ptr<void>(p, HeapFree{round_up(bytes)});
     MemoryPlan::Block b;
     b.bytes = round_up(bytes);
     b.first = b.last = step_;

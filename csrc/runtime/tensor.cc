@@ -82,9 +82,8 @@ Tensor Tensor::empty(DType dtype, Shape shape) {
       return t;
     }
   }
-  void* p = std::aligned_alloc(64, alloc);
-  if (!p) fail("out of memory allocating ", alloc, " bytes");
-  t.owner = std::shared_ptr<void>(p, HeapFree{});
+  void* p = heap_allocate(alloc);
+  t.owner = std::shared_ptr<void>(p, HeapFree{alloc});
   t.data = p;
   return t;
 }

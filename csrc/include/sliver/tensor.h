@@ -72,9 +72,17 @@ struct Tensor {
   Tensor clone() const;
 };
 
+/// 64-byte aligned heap memory for tensors (bytes: a multiple of 64). Large blocks are
+/// recycled: a released one is kept, still mapped and faulted in, for the next request of the
+/// same size (up to a bounded total), so the outputs a session hands to numpy on every run do
+/// not each cost a fresh mmap and a page fault per 4 KiB. Thread-safe.
+void* heap_allocate(size_t bytes);
+void heap_release(void* p, size_t bytes);
+
 /// Deleter of the memory Tensor::empty takes from the heap.
 struct HeapFree {
-  void operator()(void* p) const { std::free(p); }
+  size_t bytes = 0;
+  void operator()(void* p) const { heap_release(p, bytes); }
 };
 
 /// Deleter of an arena slice the memory plan hands out: frees nothing, keeps the arena alive.
