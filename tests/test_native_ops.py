@@ -813,6 +813,18 @@ def test_layernorm(seed, shape, axis, bias, n_out) -> None:
     )
 
 
+@pytest.mark.parametrize("value", [0.0, 3.75, -1234.5])
+def test_layernorm_constant_rows_give_the_bias(value) -> None:
+    """A constant row normalises to exactly 0 (then the bias), even with BERT's eps = 1e-12,
+    where 1 / sqrt(var + eps) is 1e6 and x * inv - mean * inv would not cancel."""
+    x = np.full((3, 768), value, np.float32)
+    x[1] = np.linspace(-2, 2, 768, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    ins = [("x", x, False), ("s", rand(rng, [768]), True), ("b", rand(rng, [768]), True)]
+    (y,) = check("LayerNormalization", ins, {"axis": -1, "epsilon": 1e-12}, opset=17, atol=1e-4)
+    np.testing.assert_array_equal(y[[0, 2]], np.broadcast_to(ins[2][1], (2, 768)))
+
+
 @given(seed=seeds, shape=st.lists(st.integers(1, 8), min_size=3, max_size=4))
 @settings(max_examples=10, deadline=None, derandomize=True)
 def test_instancenorm(seed, shape) -> None:

@@ -811,3 +811,75 @@ def test_optimized_model_filepath_with_fused_ops(tmp_path) -> None:
     x = rnd(rng, 3, 2, 5, 5)
     want = session(model, Level.ORT_DISABLE_ALL).run(None, {"x": x})[0]
     np.testing.assert_allclose(reloaded.run(None, {"x": x})[0], want, rtol=RTOL, atol=ATOL)
+
+
+# -- fuse_layernorm ----------------------------------------------------------------------------
+def _decomposed_ln(rng, d: int, square: str, gamma: str, beta: str, axes_input: bool):  # noqa: ANN001, ANN202
+    """Nodes and constants of a pre-opset-17 export of LayerNormalization on x[..., d]."""
+    inits = {"eps": np.array(1e-5, np.float32), "two": np.array(2.0, np.float32)}
+    if axes_input:
+        inits["axes"] = np.array([-1], np.int64)
+
+    def mean(x: str, y: str) -> onnx.NodeProto:
+        if axes_input:
+            return helper.make_node("ReduceMean", [x, "axes"], [y])
+        return helper.make_node("ReduceMean", [x], [y], axes=[-1])
+
+    nodes = [mean("x", "m"), helper.make_node("Sub", ["x", "m"], ["d"])]
+    if square == "pow":
+        nodes.append(helper.make_node("Pow", ["d", "two"], ["d2"]))
+    else:
+        nodes.append(helper.make_node("Mul", ["d", "d"], ["d2"]))
+    nodes += [
+        mean("d2", "v"),
+        helper.make_node("Add", ["v", "eps"], ["ve"]),
+        helper.make_node("Sqrt", ["ve"], ["s"]),
+        helper.make_node("Div", ["d", "s"], ["n" if gamma or beta else "y"]),
+    ]
+    last = "n"
+    if gamma:
+        inits["gamma"] = rnd(rng, *([1] * (gamma == "bcast")), d)
+        out = "g" if beta else "y"
+        nodes.append(
+            helper.make_node("Mul", ["gamma", last] if gamma == "left" else [last, "gamma"], [out])
+        )
+        last = out
+    if beta:
+        inits["beta"] = rnd(rng, d)
+        nodes.append(helper.make_node("Add", [last, "beta"], ["y"]))
+    return nodes, inits
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**31),
+    d=st.integers(2, 70),
+    rows=st.integers(1, 5),
+    square=st.sampled_from(["pow", "mul"]),
+    gamma=st.sampled_from(["", "right", "left", "bcast"]),
+    beta=st.booleans(),
+    opset=st.sampled_from([13, 18]),
+)
+def test_fuse_layernorm(seed, d, rows, square, gamma, beta, opset) -> None:  # noqa: ANN001
+    """Every written form becomes one LayerNormalization, equal to the chain and to
+    onnxruntime on the saved graph."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = _decomposed_ln(rng, d, square, gamma, beta, axes_input=opset >= 18)
+    model = make_model(nodes, [vi("x", [rows, 3, d])], [vi("y", [rows, 3, d])], inits, opset=opset)
+    feeds = {"x": rnd(rng, rows, 3, d, scale=3.0) + 1.5}
+    opt = check_levels(model, feeds)
+    assert ops(opt) == {"LayerNormalization": 1}
+
+
+def test_fuse_layernorm_leaves_shared_or_other_axes() -> None:
+    """Not fused: an intermediate another node reads, or a reduction over another axis."""
+    rng = np.random.default_rng(0)
+    nodes, inits = _decomposed_ln(rng, 8, "pow", "right", True, axes_input=False)
+    shared = make_model(
+        nodes, [vi("x", [2, 8])], [vi("y", [2, 8]), vi("v", [2, 1])], inits, opset=13
+    )
+    feeds = {"x": rnd(rng, 2, 8)}
+    assert "LayerNormalization" not in ops(check_levels(shared, feeds))
+    nodes[0] = helper.make_node("ReduceMean", ["x"], ["m"], axes=[0])
+    other_axis = make_model(nodes, [vi("x", [2, 8])], [vi("y", [2, 8])], inits, opset=13)
+    assert "LayerNormalization" not in ops(check_levels(other_axis, feeds))

@@ -137,7 +137,10 @@ class LayerNormKernel final : public Kernel {
         const float mean = row_sum(xr, d) / static_cast<float>(d);
         const float var = row_sum_sq_dev(xr, d, mean) / static_cast<float>(d);
         const float inv = 1.f / std::sqrt(var + eps_);
-        affine(d, xr, yr, F32VUnaryParams{inv, -mean * inv});
+        // (x - mean) first: x * inv - mean * inv cancels badly on a near-constant row, where
+        // inv = 1 / sqrt(eps) is huge (BERT's eps 1e-12 turned exact zeros into ~0.06).
+        affine(d, xr, yr, F32VUnaryParams{1.f, -mean});
+        affine(d, yr, yr, F32VUnaryParams{inv, 0.f});
         mul.vv(d, yr, scale.data(), yr);
         if (!bias.empty()) add.vv(d, yr, bias.data(), yr);
         if (mean_t.defined()) mean_t.ptr<float>()[r] = mean;

@@ -22,6 +22,7 @@ from . import (
     fuse_dynamic_quant,
     fuse_epilogue,
     fuse_gelu,
+    fuse_layernorm,
     matmul_add_to_gemm,
     qdq_binary,
     qdq_commute,
@@ -63,6 +64,7 @@ PIPELINE: list[tuple[GraphOptimizationLevel, str, Pass]] = [
     (EXTENDED, "qdq_fold_lookups", qdq_fold_lookups.run),
     (EXTENDED, "fuse_epilogue", fuse_epilogue.run),
     (EXTENDED, "fuse_gelu", fuse_gelu.run),
+    (EXTENDED, "fuse_layernorm", fuse_layernorm.run),
     (LAYOUT, "qdq_nhwc", qdq_nhwc.run),
 ]
 
