@@ -5,7 +5,8 @@ transposed, strided and pre-packed operands, every epilogue, 1 and 2 threads. In
 inaccessible page (an over-read crashes the test) and C is a view of a wider buffer whose extra
 columns hold a sentinel (a stray write changes it). Shapes are chosen so that every operand path
 of the driver runs: A in place / packed per block / pre-packed, B pre-packed / packed per block /
-in place "sweep" (M <= 2*MR) / in place "blocked" (M <= 96, row stride a multiple of 16).
+in place "sweep" (M <= 2*MR) / in place "blocked" (M <= 96 with a row stride a multiple of 16,
+M <= 24 with any other).
 """
 
 from __future__ import annotations
@@ -374,6 +375,7 @@ PATH_SHAPES = [
     (13, 64, 300),
     (50, 256, 100),
     (96, 3136 // 4, 40),  # B blocked (ld % 16 == 0)
+    (24, 3025, 37),  # B blocked, ld not a multiple of 16 (M <= 24), partial last panel
     (97, 64, 50),
     (40, 100, 30),  # B packed per block (M too big / ld not a multiple of 16)
     (7, 512, 33),
