@@ -6,6 +6,9 @@
 // ceil_mode adds past the end padding are never counted).
 #include <cmath>
 #include <limits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <vector>
 
 #include "ops/common.h"
@@ -16,11 +19,19 @@
 namespace sliver::ops {
 namespace {
 
-// max(a, b) that propagates a NaN from either side, evaluated without short-circuit so that it
-// compiles to selects: pooled values compare at random and would mispredict a branch per tap.
+// max(a, b) that propagates a NaN from either side, without a branch: pooled values compare at
+// random and would mispredict one per tap (GCC compiles the plain ?: form below to a compare
+// and a jump). maxss keeps a's NaN; b's is selected by a mask.
 inline float nan_max(float a, float b) {
+#if defined(__SSE2__)
+  const __m128 va = _mm_set_ss(a), vb = _mm_set_ss(b);
+  const __m128 m = _mm_max_ss(vb, va);  // b > a ? b : a, so a's NaN survives
+  const __m128 b_nan = _mm_cmpunord_ss(vb, vb);
+  return _mm_cvtss_f32(_mm_or_ps(_mm_and_ps(b_nan, vb), _mm_andnot_ps(b_nan, m)));
+#else
   const bool keep = (a > b) | (a != a);
   return keep ? a : b;
+#endif
 }
 
 // Taps [lo, hi) of a window starting at `start` that fall inside [0, extent).
