@@ -216,10 +216,13 @@ def test_inplace_reuse_matches_numpy_and_spares_feeds(ops, shape, seed) -> None:
     x = (np.random.default_rng(seed).standard_normal(shape) * 0.5).astype(np.float32)
     x_before = x.copy()
     sess, plain = _session(model), _session(model, planned=False)
-    want = _inplace_ref(x, ops)
+    # Reuse must not change a bit: the planned runs equal the unplanned one exactly. numpy is a
+    # looser check, since nested Exp amplifies the last-ulp differences of two exp
+    # implementations (4 Exps of 0.06 reach 7.9e7 with 1.3e-5 relative apart).
+    plain_y = plain.run(None, {"x": x})[0]
+    np.testing.assert_allclose(plain_y, _inplace_ref(x, ops), rtol=1e-4, atol=1e-5)
     for _ in range(3):  # record, then replay
-        np.testing.assert_allclose(sess.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(plain.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], plain_y)
     np.testing.assert_array_equal(x, x_before)
 
 

@@ -86,6 +86,11 @@ std::unique_ptr<Kernel> make_gelu(const KernelInit& init) {
                                           F32VUnaryParams{});
 }
 
+std::unique_ptr<Kernel> make_fast_gelu(const KernelInit& init) {
+  if (init.num_inputs() != 1 || init.input_dtypes[0] != DType::f32) return nullptr;
+  return std::make_unique<F32UnaryKernel>(VUnary::gelu_tanh, F32VUnaryParams{});
+}
+
 SLIVER_REGISTER_KERNEL("Relu", make_f32<VUnary::relu>);
 SLIVER_REGISTER_KERNEL("Sigmoid", make_f32<VUnary::sigmoid>);
 SLIVER_REGISTER_KERNEL("Tanh", make_f32<VUnary::tanh>);
@@ -103,6 +108,8 @@ SLIVER_REGISTER_KERNEL("HardSigmoid", make_hard_sigmoid);
 SLIVER_REGISTER_KERNEL("HardSwish", make_hard_swish);
 SLIVER_REGISTER_KERNEL("Gelu", make_gelu);
 SLIVER_REGISTER_KERNEL("com.microsoft:Gelu", make_gelu);  // what passes/fuse_gelu writes
+// onnxruntime's tanh-approximated GELU; passes/lower_contrib moves its bias input into an Add.
+SLIVER_REGISTER_KERNEL("com.microsoft:FastGelu", make_fast_gelu);
 
 // ---- Clip: attributes before opset 11, optional inputs after ----
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NotImplementedOp
 from ..ir import Graph, Node
 from .registry import register_python_op
 
@@ -784,6 +785,28 @@ def _ms_layer_norm(node: Node, graph: Graph) -> Op:
     eps = float(_attr(node, "epsilon", 1e-5))
     axis = int(_attr(node, "axis", -1))
     return lambda x, gamma, beta=None: _layer_norm(np.asarray(x), gamma, beta, eps, axis)
+
+
+@register_python_op("com.microsoft:FusedMatMul")
+def _ms_fused_matmul(node: Node, graph: Graph) -> Op:
+    """alpha * op(A) @ op(B); passes/lower_contrib rewrites the common forms into ONNX ops."""
+    alpha = float(_attr(node, "alpha", 1.0))
+    trans = [int(_attr(node, k, 0)) for k in ("transA", "transB")]
+    if any(int(_attr(node, k, 0)) for k in ("transBatchA", "transBatchB")):
+        raise NotImplementedOp(
+            f"node {node.name!r}: op 'FusedMatMul' (domain 'com.microsoft') with transBatchA or "
+            "transBatchB is not supported"
+        )
+
+    def run(a, b):  # noqa: ANN001, ANN202
+        a, b = np.asarray(a), np.asarray(b)
+        if trans[0] and a.ndim >= 2:
+            a = np.swapaxes(a, -1, -2)
+        if trans[1] and b.ndim >= 2:
+            b = np.swapaxes(b, -1, -2)
+        return ((np.matmul(a, b) * np.float32(alpha)).astype(a.dtype),)
+
+    return run
 
 
 @register_python_op("com.microsoft:SkipLayerNormalization")

@@ -23,6 +23,7 @@ from . import (
     fuse_epilogue,
     fuse_gelu,
     fuse_layernorm,
+    lower_contrib,
     matmul_add_to_gemm,
     qdq_binary,
     qdq_commute,
@@ -45,6 +46,7 @@ EXTENDED = GraphOptimizationLevel.ORT_ENABLE_EXTENDED
 LAYOUT = GraphOptimizationLevel.ORT_ENABLE_LAYOUT
 
 PIPELINE: list[tuple[GraphOptimizationLevel, str, Pass]] = [
+    (BASIC, "lower_contrib", lower_contrib.run),
     (BASIC, "remove_identity", remove_identity.run),
     (BASIC, "fold_shapes", fold_shapes.run),
     (BASIC, "fold_constants", fold_constants.run),
