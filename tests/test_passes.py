@@ -81,11 +81,14 @@ def check_levels(model: onnx.ModelProto, feeds: dict, rtol: float = RTOL, atol: 
     return opt
 
 
-def check_saved_with_onnxruntime(model: onnx.ModelProto, feeds: dict, path: str) -> onnx.ModelProto:
-    """Saves the ORT_ENABLE_BASIC graph (ONNX ops only) and checks that onnxruntime computes
-    the same on it as on the original: tests a rewrite where sliver's fallback kernel is wrong."""
+def check_saved_with_onnxruntime(
+    model: onnx.ModelProto, feeds: dict, path: str, level: Level = Level.ORT_ENABLE_BASIC
+) -> onnx.ModelProto:
+    """Saves the graph optimized at ``level`` (BASIC: ONNX ops only) and checks that
+    onnxruntime computes the same on it as on the original: tests a rewrite where sliver's
+    fallback kernel is wrong, and that the saved file is one onnxruntime runs."""
     ort = pytest.importorskip("onnxruntime")
-    session(model, Level.ORT_ENABLE_BASIC, optimized_model_filepath=path)
+    session(model, level, optimized_model_filepath=path)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     for w, g in zip(want.run(None, feeds), got.run(None, feeds), strict=True):
@@ -631,19 +634,66 @@ def test_fuse_standalone_gelu(order: str, seed: int, tmp_path) -> None:  # noqa:
     feeds = {"x": rnd(rng, *shape, scale=4.0)}
     opt = check_levels(model, feeds)
     assert [n.key for n in opt.graph.nodes] == ["Softmax", "Sub", "com.microsoft:Gelu"]
-    ort = pytest.importorskip("onnxruntime")
-    path = str(tmp_path / "opt.onnx")
-    session(model, Level.ORT_ENABLE_ALL, optimized_model_filepath=path)
-    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(
-        got.run(None, feeds)[0], want.run(None, feeds)[0], rtol=RTOL, atol=ATOL
-    )
+    check_saved_with_onnxruntime(model, feeds, str(tmp_path / "opt.onnx"), Level.ORT_ENABLE_ALL)
     exposed = make_model(
         nodes, [vi("x", ["B"] + shape[1:])], [vi("y", ["B"] + shape[1:]), vi("g_erf", None)], inits
     )
     kept = check_levels(exposed, feeds)
     assert "Erf" in [n.op_type for n in kept.graph.nodes]
+
+
+def _tanh_gelu(x: str, y: str, order: str, cube: str) -> list[onnx.NodeProto]:
+    """GPT-2's gelu_new as exported: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if cube == "pow":
+        head = [helper.make_node("Pow", [x, "three"], ["t_cube"])]
+    else:
+        head = [
+            helper.make_node("Mul", [x, x], ["t_sq"]),
+            helper.make_node("Mul", ["t_sq", x], ["t_cube"]),
+        ]
+    head += [
+        helper.make_node("Mul", ["coef", "t_cube"], ["t_c"]),
+        helper.make_node("Add", [x, "t_c"], ["t_in"]),
+        helper.make_node("Mul", ["t_in", "s2pi"], ["t_arg"]),
+        helper.make_node("Tanh", ["t_arg"], ["t_tanh"]),
+        helper.make_node("Add", ["t_tanh", "one"], ["g_1p"]),
+    ]
+    return head + _erf_gelu(x, y, order)[3:]
+
+
+TANH_GELU_CONSTS = {
+    "three": np.array(3.0, np.float32), "coef": np.array(0.044715, np.float32),
+    "s2pi": np.array(math.sqrt(2 / math.pi), np.float32), "one": np.array(1, np.float32),
+    "half": np.array(0.5, np.float32),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("order", ["x*(1+e)*0.5", "(x*0.5)*(1+e)", "x*((1+e)*0.5)"])
+@pytest.mark.parametrize("cube", ["pow", "mul"])
+def test_fuse_tanh_gelu(order: str, cube: str, tmp_path) -> None:  # noqa: ANN001
+    """The tanh-form GELU after a MatMul becomes its epilogue (activation Gelu, tanh form);
+    after a Softmax, one com.microsoft:FastGelu; both equal the unfused graph, and the saved
+    standalone form runs the same in onnxruntime."""
+    rng = np.random.default_rng(21)
+    inits = {"w1": rnd(rng, 8, 16), "b1": rnd(rng, 16), **TANH_GELU_CONSTS}
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Add", ["h", "b1"], ["hb"]),
+        *_tanh_gelu("hb", "y", order, cube),
+    ]
+    model = make_model(nodes, [vi("x", ["B", 5, 8])], [vi("y", ["B", 5, 16])], inits)
+    opt = check_levels(model, {"x": rnd(rng, 2, 5, 8, scale=2.0)})
+    (fused,) = opt.graph.nodes
+    assert fused.key == "sliver:FusedMatMul" and fused.attrs["activation"] == "Gelu"
+    assert list(fused.attrs["activation_params"]) == [1.0]
+
+    nodes = [helper.make_node("Softmax", ["x"], ["s"], axis=-1)]
+    nodes += [helper.make_node("Sub", ["s", "x"], ["h"]), *_tanh_gelu("h", "y", order, cube)]
+    model = make_model(nodes, [vi("x", [3, 7])], [vi("y", [3, 7])], TANH_GELU_CONSTS)
+    feeds = {"x": rnd(rng, 3, 7, scale=4.0)}
+    opt = check_levels(model, feeds)
+    assert [n.key for n in opt.graph.nodes] == ["Softmax", "Sub", "com.microsoft:FastGelu"]
+    check_saved_with_onnxruntime(model, feeds, str(tmp_path / "opt.onnx"), Level.ORT_ENABLE_ALL)
 
 
 # -- the fused ops' numpy reference vs onnxruntime on the unfused graph ----------------------------

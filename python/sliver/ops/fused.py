@@ -58,6 +58,14 @@ def activation_fn(name: str, params: list[float]) -> Callable[[np.ndarray], np.n
         )
     if name == "Tanh":
         return np.tanh
+    if name == "Gelu" and params and params[0]:  # the tanh form
+
+        def gelu_tanh(y: np.ndarray) -> np.ndarray:
+            v = y.astype(np.float64)
+            u = math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)
+            return (0.5 * v * (1.0 + np.tanh(u))).astype(y.dtype)
+
+        return gelu_tanh
     if name == "Gelu":
         return lambda y: (0.5 * y * (1.0 + _erf(y.astype(np.float64) / math.sqrt(2.0)))).astype(
             y.dtype

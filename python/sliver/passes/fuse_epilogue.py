@@ -5,6 +5,7 @@
                                                            (Add, or Sum of two)
     post(act(op(x)) + r)    -> Fused<op>(activation=act, residual=r, post_activation=post)
     x*0.5*(1+erf(x/sqrt2))  -> the activation "Gelu" (the erf form exporters write)
+    x*0.5*(1+tanh(..))      -> "Gelu" with activation_params [1] (the tanh form)
 
 Each absorbed intermediate must be read by the next step alone and be no graph output.
 Anchors reading DequantizeLinear outputs are left to the QDQ passes. The fused node
@@ -18,8 +19,8 @@ import math
 
 from ..ir import Graph, Node
 from ..ops.fused import ACTIVATIONS, POST_ACTIVATIONS, RESIDUAL_INDEX
-from .erf_gelu import match_erf_gelu
 from .fusion import DTYPES, is_anchor, make_fused, reads_dequantized
+from .gelu_patterns import match_erf_gelu, match_tanh_gelu
 from .util import (
     constant,
     dtype_of,
@@ -89,11 +90,12 @@ class _Chain:
             return False
         plain = not self.activation and not self.residual and not self.post
         if plain:
-            gelu = self._erf_gelu()
-            if gelu is not None:
-                self._absorb(gelu)
-                self.activation, self.params = "Gelu", []
-                return True
+            for match, params in ((match_erf_gelu, []), (match_tanh_gelu, [1.0])):
+                gelu = self._gelu(match)
+                if gelu is not None:
+                    self._absorb(gelu)
+                    self.activation, self.params = "Gelu", params
+                    return True
         node = self._take(self.out)
         if node is None:
             return False
@@ -131,12 +133,12 @@ class _Chain:
         self.ctx.claimed.update(id(n) for n in nodes)
         self.out = nodes[-1].outputs[0]
 
-    def _erf_gelu(self) -> list[Node] | None:
-        """Matches x*0.5*(1+erf(x/sqrt2)) on x = self.out."""
+    def _gelu(self, match) -> list[Node] | None:  # noqa: ANN001 - a gelu_patterns matcher
+        """A GELU form (gelu_patterns) on x = self.out."""
         users = self.ctx.consumers.get(self.out, [])
         if any(id(u) in self.ctx.claimed for u in users):
             return None
-        return match_erf_gelu(self.graph, self.out, users, self._take)
+        return match(self.graph, self.out, users, self._take)
 
     def fused(self) -> Node:
         """The node replacing the anchor and everything absorbed."""

@@ -1,8 +1,10 @@
-"""The erf form of GELU as exporters write it, ``x*0.5*(1+erf(x/sqrt2))``, matched on a value x.
+"""GELU as exporters write it, matched on a value x: the erf form ``x*0.5*(1+erf(x/sqrt2))``
+and the tanh form ``x*0.5*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)))`` (GPT-2's "gelu_new").
 
 Shared by fuse_epilogue (GELU as a GEMM/conv epilogue) and fuse_gelu (GELU as one elementwise
 op after anything else). Three orderings of the final multiplications are recognised:
-``(x*(1+e))*0.5``, ``(x*0.5)*(1+e)`` and ``x*((1+e)*0.5)``; ``x/sqrt2`` may be ``x*(1/sqrt2)``.
+``(x*(1+e))*0.5``, ``(x*0.5)*(1+e)`` and ``x*((1+e)*0.5)``; ``x/sqrt2`` may be ``x*(1/sqrt2)``;
+``x^3`` may be ``Pow(x, 3)`` or ``(x*x)*x``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,54 @@ def match_erf_gelu(graph: Graph, x: str, users: list[Node], take: Take) -> list[
         if tail is not None:
             return [d, e, a] + tail
     return None
+
+
+def _cube(graph: Graph, x: str, users: list[Node], take: Take) -> list[Node] | None:
+    """The nodes computing x^3 from x (Pow(x, 3) or (x*x)*x); the last one's output is it."""
+    for u in users:
+        if u.op_type == "Pow" and u.inputs[0] == x and const_scalar(graph, u, x) == 3.0:
+            return [u]
+        if u.op_type == "Mul" and u.inputs == [x, x]:
+            cube = take(u.outputs[0])
+            if cube is not None and cube.op_type == "Mul" and set(cube.inputs) == {x, u.outputs[0]}:
+                return [u, cube]
+    return None
+
+
+def match_tanh_gelu(graph: Graph, x: str, users: list[Node], take: Take) -> list[Node] | None:
+    """As match_erf_gelu, for the tanh form: x's readers are the cube, the Add x + c*x^3 and
+    the final multiplication, and nothing else."""
+    uniq = list({id(u): u for u in users}.values())
+    if any(u.domain != "" for u in uniq):
+        return None
+    cube = _cube(graph, x, uniq, take)
+    if cube is None:
+        return None
+    scaled = take(cube[-1].outputs[0])
+    if scaled is None or scaled.op_type != "Mul":
+        return None
+    if not _near(const_scalar(graph, scaled, cube[-1].outputs[0]), 0.044715):
+        return None
+    inner = take(scaled.outputs[0])
+    if inner is None or inner.op_type != "Add" or set(inner.inputs) != {x, scaled.outputs[0]}:
+        return None
+    arg = take(inner.outputs[0])
+    if arg is None or arg.op_type != "Mul":
+        return None
+    if not _near(const_scalar(graph, arg, inner.outputs[0]), math.sqrt(2 / math.pi)):
+        return None
+    t = take(arg.outputs[0])
+    if t is None or t.op_type != "Tanh":
+        return None
+    a = take(t.outputs[0])
+    if a is None or a.op_type != "Add" or not _near(const_scalar(graph, a, t.outputs[0]), 1.0):
+        return None
+    head = cube + [scaled, inner, arg, t, a]
+    rest = [u for u in uniq if all(u is not n for n in head)]
+    if len(rest) != 1 or rest[0].op_type != "Mul" or len(rest[0].inputs) != 2:
+        return None
+    tail = _tail(graph, x, a, rest[0], take)
+    return None if tail is None else head + tail
 
 
 def _tail(graph: Graph, x: str, a: Node, m: Node, take: Take) -> list[Node] | None:
