@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from sliver.options import GraphOptimizationLevel as Level
+from sliver.passes.qdq_to_integer import BIAS_MAX_ERROR_LSB
 from sliver.plan import compile_graph
 
 ort = pytest.importorskip("onnxruntime")
@@ -166,7 +167,11 @@ def float_paths(model: onnx.ModelProto, feeds: dict) -> list[list[np.ndarray]]:
 
 
 def assert_codes_close(
-    got: np.ndarray, want: np.ndarray, what: str = "", exact: np.ndarray | None = None
+    got: np.ndarray,
+    want: np.ndarray,
+    what: str = "",
+    exact: np.ndarray | None = None,
+    max_tie_fraction: float = MAX_TIE_FRACTION,
 ) -> int:
     """|got - want| <= 1 everywhere and rarely 1; returns how many differ.
 
@@ -181,14 +186,17 @@ def assert_codes_close(
         off_tie = np.abs(exact - np.floor(exact) - 0.5) > 1e-4
         assert not np.any(off_tie & (diff > 0)), f"{what}: a code off by 1 away from a tie"
         return ties
-    assert ties <= max(1, MAX_TIE_FRACTION * diff.size), (
+    assert ties <= max(1, max_tie_fraction * diff.size), (
         f"{what}: {ties}/{diff.size} codes off by 1"
     )
     return ties
 
 
 def check(
-    model: onnx.ModelProto, feeds: dict, exact: np.ndarray | None = None
+    model: onnx.ModelProto,
+    feeds: dict,
+    exact: np.ndarray | None = None,
+    max_tie_fraction: float = MAX_TIE_FRACTION,
 ) -> sliver.InferenceSession:
     """The optimized sliver session agrees with both float paths; returns it. ``exact``: the
     first output's codes before rounding (see assert_codes_close)."""
@@ -196,7 +204,9 @@ def check(
     got = sess.run(None, feeds)
     for ref in float_paths(model, feeds):
         for i, (g, r) in enumerate(zip(got, ref, strict=True)):
-            assert_codes_close(g, r, exact=exact if i == 0 else None)
+            assert_codes_close(
+                g, r, exact=exact if i == 0 else None, max_tie_fraction=max_tie_fraction
+            )
     return sess
 
 
@@ -264,7 +274,11 @@ def test_conv_becomes_qlinearconv(seed, act, per_channel, c, oc, k, stride, dept
     b.q(y, ysz, "y")
     model = b.model({"x": (2, c, 7, 6)}, ["y"])
     feeds = {"x": rnd(rng, 2, c, 7, 6)}
-    sess = check(model, feeds)
+    # A float bias becomes int32 in sx*sw units only when that moves no output by more than
+    # BIAS_MAX_ERROR_LSB: a code may then also flip where the float path lies that close to a
+    # tie, up to twice that fraction of outputs (seed 33554431, one channel: 2 of 84).
+    slack = 2 * BIAS_MAX_ERROR_LSB if bias == "float" else 0.0
+    sess = check(model, feeds, max_tie_fraction=MAX_TIE_FRACTION + slack)
     no_float_compute(sess)
     counts = ops(sess)
     assert counts["QLinearConv"] + counts["sliver:QLinearConv"] == 1
