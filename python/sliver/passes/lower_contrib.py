@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from .qdq_nhwc import fill_types
+from .infer_types import fill_types
 from .util import NameMaker, set_constant
 
 MS = "com.microsoft"
@@ -138,23 +138,5 @@ def run(graph: Graph) -> bool:
             new_nodes.append(node)
     graph.nodes = new_nodes
     if changed:
-        _fill_types(graph)
+        fill_types(graph)  # what the rewritten nodes feed, now that they are ONNX ops
     return changed
-
-
-# Ops whose output has their first input's dtype and shape, which ONNX inference cannot give
-# (contrib ops; LayerNormalization in a model importing opset < 17).
-_LIKE_INPUT = {("", "LayerNormalization"), (MS, "Gelu"), (MS, "FastGelu")}
-
-
-def _fill_types(graph: Graph) -> None:
-    """Types what the rewritten nodes feed, now that they are ONNX ops: fill_types infers node
-    by node in order, and each round gets past one more untyped op of _LIKE_INPUT."""
-    for _ in range(len(graph.nodes)):
-        before = sum(1 for v in graph.values.values() if v.dtype)
-        for n in graph.nodes:
-            if (n.domain, n.op_type) in _LIKE_INPUT and n.outputs and n.inputs:
-                _declare(graph, n.outputs[0], n.inputs[0])
-        fill_types(graph)
-        if sum(1 for v in graph.values.values() if v.dtype) == before:
-            return

@@ -23,21 +23,19 @@ graph Transpose and one tensor fewer).
 Pure data movement: results are bit for bit those of the NCHW graph. Every data value the
 region touches must have a known rank of 4. ONNX shape inference does not know the
 com.microsoft ops of QOperator models (QLinearAdd, QLinearGlobalAveragePool, ...), so
-everything after the first of them would be shapeless; ``fill_types`` derives their outputs'
-types and shapes (and re-infers the standard ops below them one node at a time) first. Nodes
-already channels-last (an earlier round) are recognised and never converted twice.
+everything after the first of them would be shapeless; ``fill_types`` (infer_types.py) first
+derives their outputs' types and shapes and re-infers the standard ops below them one node at a
+time. Nodes already channels-last (an earlier round) are recognised and never converted twice.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
 from ..ir import Graph, Node
-from ..onnx_import import value_from_proto
+from .infer_types import fill_types
 from .qdq_common import MS, Q8_TYPES, SLIVER, Context, node
-from .util import constant, dims, dtype_of
+from .util import constant, dtype_of
 
 TO_NHWC = [0, 2, 3, 1]
 TO_NCHW = [0, 3, 1, 2]
@@ -110,105 +108,6 @@ def _nhwc_produced(graph: Graph) -> set[str]:
             if any(n.inputs[i] in out for i in _data_inputs(n) if i < len(n.inputs)):
                 out.add(n.outputs[0])
     return out
-
-
-# com.microsoft ops with one output: (data inputs, index of the output zero point / type).
-_MS_ELEMENTWISE = {
-    "QLinearAdd": ((0, 3), 7),
-    "QLinearMul": ((0, 3), 7),
-    "QLinearLeakyRelu": ((0,), 4),
-    "QLinearSigmoid": ((0,), 4),
-}
-_SMALL_CONSTANT = 64  # constants up to this size go to single-node inference as data
-
-
-def _known(graph: Graph, name: str) -> bool:
-    v = graph.value(name)
-    return v.dtype != 0 and v.shape is not None
-
-
-def _broadcast(shapes: list[tuple]) -> tuple | None:
-    rank = max(len(s) for s in shapes)
-    out = []
-    for i in range(rank):
-        ds = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0} - {1}
-        if len(ds) > 1:
-            return None
-        out.append(ds.pop() if ds else 1)
-    return tuple(out)
-
-
-def _contrib_result(graph: Graph, n: Node) -> tuple[int, tuple] | None:
-    """(dtype, shape) of a com.microsoft quantized op's output, or None."""
-
-    def dt(i: int, fallback: int) -> int:
-        t = dtype_of(graph, n.inputs[i]) if i < len(n.inputs) and n.inputs[i] else 0
-        return t or dtype_of(graph, n.inputs[fallback])
-
-    if n.op_type in _MS_ELEMENTWISE:
-        data, zp = _MS_ELEMENTWISE[n.op_type]
-        shapes = [dims(graph, n.inputs[i]) for i in data if i < len(n.inputs)]
-        if any(s is None for s in shapes):
-            return None
-        out = _broadcast(shapes)
-        return None if out is None else (dt(zp, 0), out)
-    x = dims(graph, n.inputs[0]) if n.inputs else None
-    if n.op_type == "QLinearGlobalAveragePool" and x is not None and len(x) >= 3:
-        cl = int(n.attrs.get("channels_last", 0))
-        out = (x[0], *([1] * (len(x) - 2)), x[-1]) if cl else (x[0], x[1], *([1] * (len(x) - 2)))
-        return dt(4, 0), out
-    if n.op_type == "QLinearConcat" and len(n.inputs) >= 5:
-        parts = [dims(graph, n.inputs[i]) for i in range(2, len(n.inputs), 3)]
-        if any(p is None for p in parts) or len({len(p) for p in parts}) != 1:
-            return None
-        axis = int(n.attrs.get("axis", 0)) % len(parts[0])
-        sizes = [p[axis] for p in parts]
-        total = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
-        return dt(1, 2), tuple(total if i == axis else d for i, d in enumerate(parts[0]))
-    return None
-
-
-def _infer_one(graph: Graph, n: Node) -> list | None:
-    """ONNX shape inference on node n alone, from what the graph knows of its inputs."""
-    ins, inits = [], []
-    for i in n.inputs:
-        if not i:
-            continue
-        t = dtype_of(graph, i)
-        if t == 0:
-            return None
-        arr = graph.initializers.get(i)
-        if arr is not None and arr.size <= _SMALL_CONSTANT and arr.dtype != object:
-            inits.append(numpy_helper.from_array(arr, i))
-        else:
-            ins.append(helper.make_tensor_value_info(i, t, dims(graph, i)))
-    g = helper.make_graph([n.to_proto()], "one", ins, [], initializer=inits)
-    opsets = [helper.make_opsetid(d, v) for d, v in graph.opsets.items()]
-    try:
-        m = onnx.shape_inference.infer_shapes(
-            helper.make_model(g, opset_imports=opsets), strict_mode=False, data_prop=True
-        )
-    except Exception:  # inference is a help; the kernels check shapes at run time
-        return None
-    return [value_from_proto(vi) for vi in m.graph.value_info]
-
-
-def fill_types(graph: Graph) -> None:
-    """Gives outputs that import left untyped (below com.microsoft ops) a dtype and shape."""
-    for n in graph.nodes:
-        outs = [o for o in n.outputs if o]
-        if not outs or all(_known(graph, o) for o in outs):
-            continue
-        found = []
-        if n.domain == MS and len(outs) == 1:
-            r = _contrib_result(graph, n)
-            if r is not None:
-                found = [(outs[0], r[0], r[1])]
-        elif n.domain == "" and n.op_type not in ("If", "Loop", "Scan"):
-            found = [(v.name, v.dtype, v.shape) for v in _infer_one(graph, n) or []]
-        for name, dt, shape in found:
-            if name in outs and not _known(graph, name) and dt:
-                graph.values[name] = type(graph.value(name))(name, dt, shape)
 
 
 def _perm(shape: tuple | None, perm: list[int]) -> tuple | None:
