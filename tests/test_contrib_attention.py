@@ -1,7 +1,8 @@
 """com.microsoft Attention and EmbedLayerNormalization (ops/contrib_attention.py) against
 onnxruntime, whose CPU kernels define them: random batch, sequence, heads and head sizes, every
 mask_index format it accepts (none, valid lengths, end/start positions, 2-D and 3-D raw masks),
-causal attention, a custom scale, and embeddings with and without segments and a mask.
+causal attention, a custom scale, a relative position bias, and embeddings with and without
+segments and a mask.
 Tolerance: float32 products and a softmax in another order, 2e-5 absolute on O(1) outputs.
 """
 
@@ -60,8 +61,9 @@ def _mask(kind: str, rng, b: int, s: int):  # noqa: ANN001, ANN202
     mask=st.sampled_from(["none", "lengths", "end_start", "raw2d", "raw3d"]),
     causal=st.booleans(),
     scale=st.sampled_from([None, 0.2]),
+    rel_bias=st.booleans(),
 )
-def test_attention(seed, b, s, heads, head_size, mask, causal, scale) -> None:  # noqa: ANN001
+def test_attention(seed, b, s, heads, head_size, mask, causal, scale, rel_bias) -> None:  # noqa: ANN001
     # Causal rows that a start position masks entirely are left out: onnxruntime then weighs
     # its fill values in a way of its own (sliver's rows differ there, and only there).
     causal = causal and mask != "end_start"
@@ -78,6 +80,10 @@ def test_attention(seed, b, s, heads, head_size, mask, causal, scale) -> None:  
         feeds["m"] = _mask(mask, rng, b, s)
         inputs.append(oh.make_tensor_value_info("m", TensorProto.INT32, list(feeds["m"].shape)))
         names.append("m")
+    if rel_bias:  # input 5, after mask_index and past
+        names += [""] * (5 - len(names)) + ["rb"]
+        feeds["rb"] = rng.standard_normal((b, heads, s, s)).astype(np.float32)
+        inputs.append(oh.make_tensor_value_info("rb", TensorProto.FLOAT, [b, heads, s, s]))
     attrs = {"num_heads": heads, "unidirectional": int(causal)}
     if scale is not None:
         attrs["scale"] = scale
