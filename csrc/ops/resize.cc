@@ -153,7 +153,7 @@ class ResizeKernel final : public Kernel {
       }
     };
     parallel_for(pool, rows, static_cast<double>(ow * 4), [&](int64_t b, int64_t e) {
-      std::vector<float> lower(lin ? ow : 0);
+      float* lower = lin ? thread_scratch(0, static_cast<size_t>(ow)) : nullptr;
       for (int64_t q = b; q < e; ++q) {
         const int64_t plane = q / oh, yo = q - plane * oh;
         const float* s0 = ps + (plane * ih + my.i0[yo]) * iw;
@@ -161,7 +161,7 @@ class ResizeKernel final : public Kernel {
         along_w(s0, d);
         const float wy = my.w[yo];
         if (wy == 0.f) continue;
-        along_w(ps + (plane * ih + my.i1[yo]) * iw, lower.data());
+        along_w(ps + (plane * ih + my.i1[yo]) * iw, lower);
         for (int64_t x = 0; x < ow; ++x) d[x] = d[x] + wy * (lower[x] - d[x]);
       }
     });

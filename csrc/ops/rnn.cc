@@ -172,24 +172,28 @@ class RecurrentKernel final : public Kernel {
     const Direction& dir = dirs_data_[d];
     const int64_t H = H_, GH = G_ * H_, D = dirs_.count;
     const bool rev = dirs_.reverse(d);
-    // Projection of every (t, b) row of X, in X's row order.
-    std::vector<float> xp(static_cast<size_t>(T * Bn * GH));
+    // Scratch (thread_scratch: kept per thread, no allocation per run): the projection of every
+    // (t, b) row of X in X's row order; the step's gates; the hidden (and cell) state per batch
+    // row, contiguous for the step GEMM, r * h for GRU, and one row of tanh(c).
+    float* xp = thread_scratch(0, static_cast<size_t>(T * Bn * GH));
+    float* g = thread_scratch(1, static_cast<size_t>(Bn * GH));
+    float* h = thread_scratch(2, static_cast<size_t>(3 * Bn * H + H));
+    float* c = h + Bn * H;
+    float* rh = c + Bn * H;
+    float* tmp = rh + Bn * H;
     Epilogue ep;
     ep.bias = dir.x_bias.data();
     GemmOperandA a{x, I_, false, nullptr};
     GemmOperandB wb{nullptr, 0, false, dir.w.get()};
-    f32_gemm(T * Bn, GH, I_, a, wb, xp.data(), GH, ep, pool);
+    f32_gemm(T * Bn, GH, I_, a, wb, xp, GH, ep, pool);
     auto xrow = [&](int64_t t, int64_t b) { return (layout_ ? b * T + t : t * Bn + b) * GH; };
     auto yrow = [&](int64_t t, int64_t b) {
       return (layout_ ? (b * T + t) * D + d : (t * D + d) * Bn + b) * H;
     };
 
-    // Hidden (and cell) state per batch row, contiguous for the step GEMM.
-    std::vector<float> h(Bn * H), c(cell_ == Cell::lstm ? Bn * H : 0), g(Bn * GH),
-        rh(cell_ == Cell::gru ? Bn * H : 0), tmp(H);
     for (int64_t b = 0; b < Bn; ++b) {
-      std::memcpy(h.data() + b * H, yh + state_at(d, b), H * sizeof(float));
-      if (yc) std::memcpy(c.data() + b * H, yc + state_at(d, b), H * sizeof(float));
+      std::memcpy(h + b * H, yh + state_at(d, b), H * sizeof(float));
+      if (yc) std::memcpy(c + b * H, yc + state_at(d, b), H * sizeof(float));
     }
     const F32VUnaryFn sigmoid = f32_vunary(VUnary::sigmoid), tanh = f32_vunary(VUnary::tanh);
     const F32VUnaryParams none{};
@@ -198,18 +202,18 @@ class RecurrentKernel final : public Kernel {
     rec.bias = dir.r_bias.data();
     GemmOperandB rb{nullptr, 0, false, dir.r.get()};
     for (int64_t s = 0; s < steps; ++s) {
-      const GemmOperandA ha{h.data(), H, false, nullptr};
+      const GemmOperandA ha{h, H, false, nullptr};
       if (cell_ == Cell::lstm || linear_before_reset_) {
-        f32_gemm(Bn, GH, H, ha, rb, g.data(), GH, rec, pool);
+        f32_gemm(Bn, GH, H, ha, rb, g, GH, rec, pool);
       } else {
-        f32_gemm(Bn, 2 * H, H, ha, rb, g.data(), GH, Epilogue{}, pool);
+        f32_gemm(Bn, 2 * H, H, ha, rb, g, GH, Epilogue{}, pool);
       }
       for (int64_t b = 0; b < Bn; ++b) {
         if (s >= lens[b]) continue;
         const int64_t t = rev ? lens[b] - 1 - s : s;
-        float* gb = g.data() + b * GH;
-        const float* xb = xp.data() + xrow(t, b);
-        float* hb = h.data() + b * H;
+        float* gb = g + b * GH;
+        const float* xb = xp + xrow(t, b);
+        float* hb = h + b * H;
         if (cell_ == Cell::lstm) {
           // gates i, o, f, c
           for (int64_t j = 0; j < GH; ++j) gb[j] += xb[j];
@@ -217,7 +221,7 @@ class RecurrentKernel final : public Kernel {
           float* go = gb + H;
           float* gf = gb + 2 * H;
           float* gc = gb + 3 * H;
-          float* cb = c.data() + b * H;
+          float* cb = c + b * H;
           if (!dir.peep.empty())
             for (int64_t j = 0; j < H; ++j) {
               gi[j] += dir.peep[j] * cb[j];
@@ -234,7 +238,7 @@ class RecurrentKernel final : public Kernel {
             for (int64_t j = 0; j < H; ++j) go[j] += dir.peep[H + j] * cb[j];
           clip(go, H);
           sigmoid(H, go, go, none);
-          tanh(H, cb, tmp.data(), none);
+          tanh(H, cb, tmp, none);
           for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * tmp[j];
         } else {
           // gates z, r, h
@@ -248,7 +252,7 @@ class RecurrentKernel final : public Kernel {
             for (int64_t j = 0; j < H; ++j) gh[j] = xb[2 * H + j] + gr[j] * gh[j];
           } else {
             // (r * h_prev) R_h^T: one row at a time, as r differs per batch row
-            float* rhb = rh.data() + b * H;
+            float* rhb = rh + b * H;
             for (int64_t j = 0; j < H; ++j) rhb[j] = gr[j] * hb[j];
             const GemmOperandA ra{rhb, H, false, nullptr};
             const GemmOperandB rhw{nullptr, 0, false, dir.r_h.get()};
@@ -265,11 +269,11 @@ class RecurrentKernel final : public Kernel {
     // An entry that ran no step reports zero states (as onnxruntime does), not its initial ones.
     for (int64_t b = 0; b < Bn; ++b) {
       if (lens[b] == 0) {
-        std::fill(h.begin() + b * H, h.begin() + (b + 1) * H, 0.f);
-        if (yc) std::fill(c.begin() + b * H, c.begin() + (b + 1) * H, 0.f);
+        std::fill(h + b * H, h + (b + 1) * H, 0.f);
+        if (yc) std::fill(c + b * H, c + (b + 1) * H, 0.f);
       }
-      std::memcpy(yh + state_at(d, b), h.data() + b * H, H * sizeof(float));
-      if (yc) std::memcpy(yc + state_at(d, b), c.data() + b * H, H * sizeof(float));
+      std::memcpy(yh + state_at(d, b), h + b * H, H * sizeof(float));
+      if (yc) std::memcpy(yc + state_at(d, b), c + b * H, H * sizeof(float));
     }
   }
 

@@ -184,6 +184,12 @@ class GraphBuilder:
         y = self.op("MatMul", [x, self.const("fc_w", np.ascontiguousarray(w.T))])
         return self.op("Add", [y, self.const("fc_b", b)])
 
+    def pooled_classifier(self, x: str, channels: int, classes: int) -> None:
+        """The CNN head: GlobalAveragePool, Flatten, a Gemm to ``classes`` named "logits"."""
+        h = self.op("Flatten", [self.op("GlobalAveragePool", [x])], axis=1)
+        self.linear(h, channels, classes, gain=1.0)
+        self.nodes[-1].output[0] = "logits"
+
     def model(
         self,
         inputs: list[onnx.ValueInfoProto],
@@ -232,9 +238,7 @@ def build_cnn_resnet(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.Model
     h = g.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2])  # 32x32
     for cin, cout, stride in ((16, 16, 1), (16, 32, 2), (32, 64, 2)):
         h = g.basic_block(h, cin, cout, stride)
-    h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
-    g.linear(h, 64, 10, gain=1.0)
-    g.nodes[-1].output[0] = "logits"
+    g.pooled_classifier(h, 64, 10)
     return g.model([_vi("input", [1, 3, 64, 64])], [_vi("logits", [1, 10])], "cnn_resnet", opset)
 
 
@@ -253,9 +257,7 @@ def build_cnn_mobilenet(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.Mo
     ):
         h = g.inverted_residual(h, cin, cout, stride, t)
     h = g.relu6(g.bn(g.conv(h, 32, 128, 1, bias=False), 128))
-    h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
-    g.linear(h, 128, 10, gain=1.0)
-    g.nodes[-1].output[0] = "logits"
+    g.pooled_classifier(h, 128, 10)
     return g.model([_vi("input", [1, 3, 64, 64])], [_vi("logits", [1, 10])], "cnn_mobilenet", opset)
 
 
@@ -361,9 +363,7 @@ def build_resnet18(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.ModelPr
         for s in (stride, 1):
             h = g.basic_block(h, cin, cout, s)
             cin = cout
-    h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
-    g.linear(h, 512, 1000, gain=1.0)
-    g.nodes[-1].output[0] = "logits"
+    g.pooled_classifier(h, 512, 1000)
     return g.model([_vi("input", [1, 3, 224, 224])], [_vi("logits", [1, 1000])], "resnet18", opset)
 
 
@@ -386,9 +386,7 @@ def build_mobilenet_v2(seed: int = DEFAULT_SEED, opset: int = OPSET) -> onnx.Mod
             h = g.inverted_residual(h, cin, c, s if i == 0 else 1, t)
             cin = c
     h = g.relu6(g.bn(g.conv(h, 320, 1280, 1, bias=False), 1280))
-    h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
-    g.linear(h, 1280, 1000, gain=1.0)
-    g.nodes[-1].output[0] = "logits"
+    g.pooled_classifier(h, 1280, 1000)
     return g.model(
         [_vi("input", [1, 3, 224, 224])], [_vi("logits", [1, 1000])], "mobilenet_v2", opset
     )
