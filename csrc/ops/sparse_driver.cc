@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "ops/common.h"
+#include "ops/window_gather.h"
 #include "sliver/cpu.h"
 #include "sliver/error.h"
 #include "sliver/requant.h"
@@ -265,7 +266,7 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
       float* yr = P.y + (r0 + i) * P.ldy;
       for (int s = 0; s < n; ++s) {
         const GridRun& g = runs[s];
-        std::memcpy(yr + g.col, tmp + i * NT + g.j, static_cast<size_t>(g.n) * sizeof(float));
+        ops::copy_run(yr + g.col, tmp + i * NT + g.j, g.n);  // inline: runs are <= 32 floats
         if (P.finish)
           ops::finish_epilogue(P.rest, yr + g.col, g.n,
                                res ? res + (r0 + i) * ep.ld_residual + g.col : nullptr);
