@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "ops/common.h"
+#include "ops/prefetch.h"
 #include "ops/window_gather.h"
 #include "sliver/cpu.h"
 #include "sliver/error.h"
@@ -189,6 +190,7 @@ struct F32Problem {
   const F32SpmmHelpers* helpers;
   const F32SpmmKernel* kern[33];  // by NT
   const F32Grid* grid;            // non-null: X is a window grid (left only)
+  int64_t cols;                   // of X (left) / Y (right)
 };
 
 // A tile's lanes on a window grid: lanes [j, j + n) go to Y columns [col, col + n).
@@ -216,8 +218,13 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const F32Grid* grid = P.grid;
   // A grid is read in place (x + koff[k] + lane); other X are packed into a panel.
   float* panel = grid ? nullptr : t_scratch.get<float>(0, K * NT);
-  if (!grid && P.left) P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
-  else if (!grid) P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
+  if (!grid && P.left) {
+    P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
+    const int64_t next = t.c0 + NT;  // this thread's likely next tile
+    if (next < P.cols) prefetch_rows(P.x, K, P.ldx, next, std::min(P.cols, next + NT));
+  } else if (!grid) {
+    P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
+  }
   const bool direct = P.left && !grid && chunks == 1;  // the kernel writes Y itself
   const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
   float* tmp = direct ? nullptr : t_scratch.get<float>(1, (b1 - b0) * R * NT);
@@ -327,6 +334,7 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   P.finish = !P.act_inline || ep.residual || ep.post_act != Act::none;
   P.helpers = &f32_helpers(opt.force_scalar);
   P.grid = grid;
+  P.cols = cols;
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   // A grid has no vector form (the kernels read it at offsets): its last tile is 8 lanes or more.
   const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile, grid ? 8 : 1);
