@@ -389,7 +389,7 @@ SLIVER_INLINE void transpose16x16(__m128i r[16]) {
 // lanes); rows past kn centre to 0. A strided byte gather costs several cycles an element;
 // this is a fraction of one.
 void transposed_rows16(int NT, int64_t nt, int kn, const uint8_t* src, int64_t lane_step,
-                       bool is_signed, int32_t zp, __m256i vzp, int16_t* d) {
+                       bool is_signed, int32_t zp, __m256i vzp, bool lane_order, int16_t* d) {
   const __m128i pad = _mm_set1_epi8(static_cast<char>(zp));  // centres to 0
   for (int j0 = 0; j0 < NT; j0 += 16) {
     __m128i r[16];
@@ -408,9 +408,10 @@ void transposed_rows16(int NT, int64_t nt, int kn, const uint8_t* src, int64_t l
     }
     transpose16x16(r);
     for (int k = 0; k < 16; ++k) {
-      const __m256i v = _mm256_sub_epi16(
+      __m256i v = _mm256_sub_epi16(
           is_signed ? _mm256_cvtepi8_epi16(r[k]) : _mm256_cvtepu8_epi16(r[k]), vzp);
       if (NT >= 16) {
+        if (lane_order) v = _mm256_permute4x64_epi64(v, 0xd8);  // kernel_lane_order's, fused
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k * NT + j0), v);
       } else {  // NT = 8: the low 8 lanes
         _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k * NT), _mm256_castsi256_si128(v));
@@ -428,16 +429,17 @@ void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_
     for (int64_t k0 = 0; k0 < kc; k0 += 16) {
       const int kn = static_cast<int>(std::min<int64_t>(16, kc - k0));
       const bool in_place = kr == 1 && kn == 16;
-      transposed_rows16(NT, nt, kn, src + k0, lane_step, is_signed, zp, vzp,
+      // Rows for kr = 1 come out in the kernel's lane order; pairs interleave natural rows.
+      transposed_rows16(NT, nt, kn, src + k0, lane_step, is_signed, zp, vzp, kr == 1,
                         in_place ? dst + k0 * NT : blk);
+      if (in_place) continue;
       for (int k = 0; k < kn; k += kr) {
         int16_t* d = dst + (k0 + k) * NT;
         if (kr == 2) {  // an odd tail pairs its last row with a zero row, as the layout wants
           interleave_pair(NT, blk + k * NT, blk + (k + 1) * NT, d);
           continue;
         }
-        if (!in_place) std::memcpy(d, blk + k * NT, static_cast<size_t>(NT) * sizeof(int16_t));
-        kernel_lane_order(NT, d);
+        std::memcpy(d, blk + k * NT, static_cast<size_t>(NT) * sizeof(int16_t));
       }
     }
     return;
