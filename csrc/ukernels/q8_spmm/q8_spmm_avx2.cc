@@ -519,9 +519,14 @@ void epilogue(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride
       } else if constexpr (kKind == 3) {
         __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), fvec(p.scale)));
         if (p.float_bias) f = _mm256_add_ps(f, fvec(p.float_bias));
-        alignas(32) float tmp[8];
-        _mm256_store_ps(tmp, f);
-        std::memcpy(static_cast<float*>(y) + i * ldy + j, tmp, static_cast<size_t>(cnt) * 4);
+        float* out = static_cast<float*>(y) + i * ldy + j;
+        if (cnt == 8) {  // a whole vector: no library call for a variable-length copy
+          _mm256_storeu_ps(out, f);
+        } else {
+          alignas(32) float tmp[8];
+          _mm256_store_ps(tmp, f);
+          std::memcpy(out, tmp, static_cast<size_t>(cnt) * 4);
+        }
       } else {
         __m256i q;
         if constexpr (kKind == 1) {
@@ -544,9 +549,14 @@ void epilogue(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride
         const __m128i w16 =
             _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
         const __m128i bytes = u8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
-        alignas(16) uint8_t tmp[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-        std::memcpy(static_cast<uint8_t*>(y) + i * ldy + j, tmp, static_cast<size_t>(cnt));
+        uint8_t* out = static_cast<uint8_t*>(y) + i * ldy + j;
+        if (cnt == 8) {
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
+        } else {
+          alignas(16) uint8_t tmp[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+          std::memcpy(out, tmp, static_cast<size_t>(cnt));
+        }
       }
     }
   }
