@@ -67,6 +67,54 @@ struct F32Dwconv2dKernel {
 #include "f32_dwconv2d.inc"
 #undef SLIVER_F32_DWCONV2D_KERNEL
 
+// ---------------------------------------------------------------------------------------------
+// Channel-blocked plane kernels: 8 channels per call, one channel per vector lane.
+//
+// On small planes (MobileNetV2's 7x7 to 28x28) a plane kernel's rows are one or two vectors
+// whose edges all need masks; with the channels in the lanes every vector is whole. The kernel
+// transposes the 8 input planes into a zero-padded [row][column][8] block in `scratch`, runs the
+// window over it (4 outputs at a time, K*K FMAs each, no masks), and transposes the
+// [pixel][8] results back into the output planes; the same arithmetic as the plane kernels, in
+// the same tap order (row-major window), so it agrees with them to the last FMA rounding.
+struct F32DwconvC8Params {
+  const float* x;  // the block's first input plane; plane c at x + c * x_stride
+  int64_t x_stride;
+  float* y;  // the first output plane; plane c at y + c * y_stride
+  int64_t y_stride;
+  int nc;  // channels in the block, 1..8
+  int64_t in_h, in_w, out_h, out_w;
+  int64_t pad_top, pad_left;  // 0 <= pad < K
+  const float* w;             // nc x K * K weights, channel-major
+  const float* bias;          // nc biases, or nullptr
+  bool clamp;                 // as F32Dwconv2dParams
+  float lo, hi;
+  float* scratch;  // f32_dwconv_c8_scratch() floats, 32-byte aligned
+};
+using F32DwconvC8Fn = void (*)(const F32DwconvC8Params& p);
+
+struct F32DwconvC8Kernel {
+  const char* name;
+  int k, stride;
+  const char* isa;
+  F32DwconvC8Fn fn;
+};
+
+#define SLIVER_F32_DWCONV_C8_KERNEL(name, k, stride, isa) void name(const F32DwconvC8Params& p);
+#include "f32_dwconv_c8.inc"
+#undef SLIVER_F32_DWCONV_C8_KERNEL
+
+/// Floats of scratch a channel-blocked kernel needs for this geometry.
+inline int64_t f32_dwconv_c8_scratch(int k, int stride, int64_t in_h, int64_t in_w, int64_t out_h,
+                                     int64_t out_w) {
+  const int64_t ph = (out_h - 1) * stride + k, pw = (out_w - 1) * stride + k;
+  return 8 * (ph * pw + out_h * out_w + in_h * in_w + 16);  // + a whole 8x8 block past each end
+}
+
+/// The best usable channel-blocked kernel for K x K windows with this stride, or nullptr.
+const F32DwconvC8Kernel* f32_dwconv_c8_kernel(int k, int stride);
+/// The compiled channel-blocked kernel with this name, or nullptr (tests).
+const F32DwconvC8Kernel* find_f32_dwconv_c8_kernel(const std::string& name);
+
 /// The best usable plane kernel for K x K windows with this stride, or nullptr.
 const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride);
 /// The compiled plane kernel with this name, or nullptr (tests; check isa_usable first).

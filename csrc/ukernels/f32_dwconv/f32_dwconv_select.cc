@@ -1,4 +1,5 @@
-// Picks the depthwise row and plane kernels for this CPU and window, from the .inc lists.
+// Picks the depthwise row, plane and channel-blocked kernels for this CPU and window, from the .inc lists.
+#include <cstddef>
 #include <cstring>
 
 #include "f32_dwconv.h"
@@ -19,18 +20,43 @@ const F32Dwconv2dKernel kPlaneKernels[] = {
 #undef SLIVER_F32_DWCONV2D_KERNEL
 };
 
-}  // namespace
+const F32DwconvC8Kernel kC8Kernels[] = {
+#define SLIVER_F32_DWCONV_C8_KERNEL(name, k, stride, isa) {#name, k, stride, #isa, name},
+#include "f32_dwconv_c8.inc"
+#undef SLIVER_F32_DWCONV_C8_KERNEL
+};
 
-const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride) {
-  for (const F32Dwconv2dKernel& p : kPlaneKernels)
+// The first usable kernel of a (K, stride) table for this window, or nullptr.
+template <class Kernel, size_t N>
+const Kernel* best_for(const Kernel (&table)[N], int k, int stride) {
+  for (const Kernel& p : table)
     if (p.k == k && p.stride == stride && isa_usable(p.isa)) return &p;
   return nullptr;
 }
 
-const F32Dwconv2dKernel* find_f32_dwconv2d_kernel(const std::string& name) {
-  for (const F32Dwconv2dKernel& p : kPlaneKernels)
+template <class Kernel, size_t N>
+const Kernel* named(const Kernel (&table)[N], const std::string& name) {
+  for (const Kernel& p : table)
     if (name == p.name) return &p;
   return nullptr;
+}
+
+}  // namespace
+
+const F32DwconvC8Kernel* f32_dwconv_c8_kernel(int k, int stride) {
+  return best_for(kC8Kernels, k, stride);
+}
+
+const F32DwconvC8Kernel* find_f32_dwconv_c8_kernel(const std::string& name) {
+  return named(kC8Kernels, name);
+}
+
+const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride) {
+  return best_for(kPlaneKernels, k, stride);
+}
+
+const F32Dwconv2dKernel* find_f32_dwconv2d_kernel(const std::string& name) {
+  return named(kPlaneKernels, name);
 }
 
 const F32DwconvKernel& f32_dwconv_kernel(int ntaps) {
@@ -40,9 +66,7 @@ const F32DwconvKernel& f32_dwconv_kernel(int ntaps) {
 }
 
 const F32DwconvKernel* find_f32_dwconv_kernel(const std::string& name) {
-  for (const F32DwconvKernel& k : kKernels)
-    if (name == k.name) return &k;
-  return nullptr;
+  return named(kKernels, name);
 }
 
 }  // namespace sliver

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "sliver/sparse.h"
+#include "ukernels/f32_transpose8_avx2.h"
 
 namespace sliver {
 namespace {
@@ -252,26 +253,6 @@ void pack_f32_rows(int NT, int64_t kc, int64_t nt, const float* src, int64_t ld,
   }
 }
 
-// 8x8 transpose of rows r[0..7] (in place).
-SLIVER_INLINE void transpose8(__m256 (&r)[8]) {
-  __m256 t[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  __m256 u[8];
-  for (int i = 0; i < 2; ++i) {
-    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
-    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-  }
-}
-
 // y[j * ldy + i] = t[i * ldt + j], i < rows, j < cols.
 void transpose_f32(int64_t rows, int64_t cols, const float* t, int64_t ldt, float* y,
                    int64_t ldy) {
@@ -292,7 +273,7 @@ void transpose_f32(int64_t rows, int64_t cols, const float* t, int64_t ldt, floa
     for (; j + 8 <= cols; j += 8) {
       __m256 r[8];
       for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(t + (i + q) * ldt + j);
-      transpose8(r);
+      avx2::transpose8(r);
       for (int q = 0; q < 8; ++q) _mm256_storeu_ps(y + (j + q) * ldy + i, r[q]);
     }
     for (; j < cols; ++j)
