@@ -512,11 +512,17 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 // zoo's 10-class heads, 64-512 inputs, 1-32 rows) sparse lost at every density down to 0.05
 // (about 1/5); and INT8 with long K (>= 512) chunks a panel that no longer fits L1 (about
 // 0.85).
+// kF32VectorNote: the FP32 vector class (one activation column, unstructured) was re-measured
+// in session 6 on classifier-sized GEMVs, packed GEMM vs sparse, thread CPU time (testing
+// SparseF32Problem, right layout): speedups at 10% / 20% nonzeros 1280x1000 1.20 / 0.66,
+// 3072x768 1.40 / 0.70, 768x3072 0.98 / 0.56, 512x512 1.11 / 0.60, crossovers 0.10-0.15
+// (and inside a session, MobileNetV2's 1280 -> 1000 Gemm at 10% ran 2x faster sparse); it was
+// 0.08, which kept 90%-pruned classifiers dense.
 struct Crossover {
   double r1, r4, r8, c2;  // INT8 only has c2
 };
 constexpr Crossover kF32Classes[] = {
-    {0.08, 0.35, 0.35, 0},  // 1
+    {0.12, 0.35, 0.35, 0},  // 1: see kF32VectorNote
     {0.17, 0.20, 0.20, 0},  // 2-4
     {0.17, 0.20, 0.20, 0},  // 5-7
     {0.30, 0.50, 0.50, 0},  // 8-15
