@@ -6,11 +6,15 @@ import glob
 import os
 from typing import Any
 
-import numpy as np
-import onnx
-import onnxruntime
-import sliver
-from sliver.cli import interleaved_latency, random_feeds
+# numpy's OpenBLAS workers spin after every BLAS call (the output comparisons make some) and
+# would share the cores that both engines are timed on; neither engine uses them.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime  # noqa: E402
+import sliver  # noqa: E402
+from sliver.cli import interleaved_latency, random_feeds  # noqa: E402
 
 
 def light_models() -> dict[str, str]:
