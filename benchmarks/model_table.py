@@ -1,7 +1,7 @@
 """The README's model table: sliver vs onnxruntime on the zoo and the onnx wheel's light models.
 
-    python benchmarks/model_table.py [--threads 1 2] [--repeat 30] [--only SUBSTR ...] [--light]
-                                     [--full-size] [--ort-no-spin] [--zoo DIR]
+    python benchmarks/model_table.py [--threads 1 2] [--repeat 30] [--rounds N] [--only SUBSTR ...]
+                                     [--light] [--full-size] [--ort-no-spin] [--zoo DIR]
 
 Each model runs on both engines in one process, interleaved call by call (median wall time per
 call); rows are markdown, followed by the geometric mean of ort/sliver per group (FP32 dense,
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 import tempfile
 from collections import defaultdict
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every model this many times, round-robin, and report the medians (a noisy "
+        "minute on a shared machine then hits one round of each model, not all of one)",
+    )
     ap.add_argument("--only", nargs="*", default=[], help="zoo names containing any of these")
     ap.add_argument("--light", action="store_true", help="also the onnx wheel's light models")
     ap.add_argument("--zoo", default="", help="folder of built zoo models (default: build now)")
@@ -82,14 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.light:
         cases += [(f"light_{n}", p, None, "light (onnx zoo)") for n, p in light_models().items()]
     for threads in args.threads:
-        for name, path, feeds, group in cases:
-            big = name.startswith("light_") or args.full_size
-            repeat = args.repeat if not big else max(3, args.repeat // 6)
-            r = compare(path, threads, repeat, feeds, ort_spinning=not args.ort_no_spin)
-            ratios[(group, threads)].append(r["ratio"])
+        runs: dict[str, list[dict]] = defaultdict(list)
+        for _ in range(max(1, args.rounds)):
+            for name, path, feeds, _group in cases:
+                big = name.startswith("light_") or args.full_size
+                repeat = args.repeat if not big else max(3, args.repeat // 6)
+                runs[name].append(
+                    compare(path, threads, repeat, feeds, ort_spinning=not args.ort_no_spin)
+                )
+        for name, _path, _feeds, group in cases:
+            med = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
+            ratios[(group, threads)].append(med["ratio"])
             print(
-                f"| {name} | {threads} | {r['sliver_ms']:.3f} | {r['ort_ms']:.3f} "
-                f"| {r['ratio']:.2f} |",
+                f"| {name} | {threads} | {med['sliver_ms']:.3f} | {med['ort_ms']:.3f} "
+                f"| {med['ratio']:.2f} |",
                 flush=True,
             )
     print("\n| group | threads | models | geomean ort/sliver | min |")
