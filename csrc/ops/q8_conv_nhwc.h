@@ -40,6 +40,7 @@
 #include "ops/common.h"
 #include "ops/q8_conv.h"
 #include "ops/q8_conv_pack.h"
+#include "ops/window_gather.h"
 #include "ops/quant_util.h"
 #include "sliver/qgemm.h"
 #include "sliver/requant.h"
@@ -332,14 +333,14 @@ class NhwcQ8Conv {
           if (iy < 0 || iy >= e.H) {
             std::memset(dst, pad_, static_cast<size_t>(run));
           } else if (one_run) {
-            std::memcpy(dst, img + (iy * e.W + ix0) * C, static_cast<size_t>(run));
+            copy_run(dst, img + (iy * e.W + ix0) * C, run);  // inline: no call per run
           } else {
             for (int64_t kx = 0; kx < g.kw; ++kx) {
               const int64_t ix = ix0 + kx * g.dw;
               if (ix < 0 || ix >= e.W) {
                 std::memset(dst + kx * C, pad_, static_cast<size_t>(C));
               } else {
-                std::memcpy(dst + kx * C, img + (iy * e.W + ix) * C, static_cast<size_t>(C));
+                copy_run(dst + kx * C, img + (iy * e.W + ix) * C, C);
               }
             }
           }
