@@ -6,12 +6,32 @@
 // strided loop. Only the element size matters, so dtypes are dispatched by size -- and an input
 // whose type is not known when the session is built (the output of a contrib op ONNX shape
 // inference does not know) still gets a kernel, which checks the value it receives.
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "ops/common.h"
+#include "ukernels/x32_transpose/x32_transpose.h"
 
 namespace sliver::ops {
 namespace {
+
+// A 32-bit transpose whose last two output dims (A, B) read the source at a + b * sb (L's last
+// dim is b; the one before it has source stride 1): blocks of rows on the tiled kernel
+// (x32_transpose.h), which reads each source run in order instead of one element per line.
+void transpose_x32(const uint32_t* src, const BroadcastLoop& L, uint32_t* dst, ThreadPool* pool) {
+  constexpr int64_t kRows = 32;
+  const size_t n = L.dims.size();
+  const int64_t A = L.dims[n - 2], B = L.dims[n - 1], sb = L.inner_stride(0);
+  const int64_t blocks = (A + kRows - 1) / kRows, outer = L.runs() / A;
+  const X32TransposeFn fn = x32_transpose_kernel();
+  parallel_for(pool, outer * blocks, static_cast<double>(kRows * B), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / blocks, a0 = t % blocks * kRows;
+      fn(std::min(kRows, A - a0), B, src + L.offset(0, o * A) + a0, sb, dst + (o * A + a0) * B, B);
+    }
+  });
+}
 
 // dst[i...] = src[sum i_k * strides[k]] over `shape`, dst contiguous.
 template <class U>
@@ -34,6 +54,14 @@ void strided_copy(const U* src, const Shape& shape, const std::vector<int64_t>& 
     L.strides[0].push_back(0);
   }
   const int64_t s = L.inner_stride(0);
+  const size_t n = L.dims.size();
+  if constexpr (sizeof(U) == 4) {
+    if (n >= 2 && s != 0 && s != 1 && L.strides[0][n - 2] == 1) {
+      transpose_x32(reinterpret_cast<const uint32_t*>(src), L, reinterpret_cast<uint32_t*>(dst),
+                    pool);
+      return;
+    }
+  }
   broadcast_for<1>(L, pool, 1.0, [&](int64_t n, int64_t yo, const int64_t* off) {
     const U* p = src + off[0];
     U* d = dst + yo;
