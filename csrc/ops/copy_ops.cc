@@ -11,20 +11,21 @@
 #include <cstring>
 
 #include "ops/common.h"
-#include "ukernels/x32_transpose/x32_transpose.h"
+#include "ukernels/transpose/transpose.h"
 
 namespace sliver::ops {
 namespace {
 
-// A 32-bit transpose whose last two output dims (A, B) read the source at a + b * sb (L's last
-// dim is b; the one before it has source stride 1): blocks of rows on the tiled kernel
-// (x32_transpose.h), which reads each source run in order instead of one element per line.
-void transpose_x32(const uint32_t* src, const BroadcastLoop& L, uint32_t* dst, ThreadPool* pool) {
-  constexpr int64_t kRows = 32;
+// A transpose whose last two output dims (A, B) read the source at a + b * sb (L's last dim is
+// b; the one before it has source stride 1): blocks of rows on the tiled kernel for the element
+// size (transpose.h), which reads each source run in order instead of one element per line.
+template <class U>
+void transpose_blocks(TransposeFn fn, const U* src, const BroadcastLoop& L, U* dst,
+                      ThreadPool* pool) {
+  constexpr int64_t kRows = 64;
   const size_t n = L.dims.size();
   const int64_t A = L.dims[n - 2], B = L.dims[n - 1], sb = L.inner_stride(0);
   const int64_t blocks = (A + kRows - 1) / kRows, outer = L.runs() / A;
-  const X32TransposeFn fn = x32_transpose_kernel();
   parallel_for(pool, outer * blocks, static_cast<double>(kRows * B), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t o = t / blocks, a0 = t % blocks * kRows;
@@ -55,10 +56,9 @@ void strided_copy(const U* src, const Shape& shape, const std::vector<int64_t>& 
   }
   const int64_t s = L.inner_stride(0);
   const size_t n = L.dims.size();
-  if constexpr (sizeof(U) == 4) {
-    if (n >= 2 && s != 0 && s != 1 && L.strides[0][n - 2] == 1) {
-      transpose_x32(reinterpret_cast<const uint32_t*>(src), L, reinterpret_cast<uint32_t*>(dst),
-                    pool);
+  if (n >= 2 && s != 0 && s != 1 && L.strides[0][n - 2] == 1) {
+    if (const TransposeFn fn = transpose_kernel(static_cast<int>(sizeof(U)))) {
+      transpose_blocks(fn, src, L, dst, pool);
       return;
     }
   }
