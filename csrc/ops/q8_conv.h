@@ -22,6 +22,7 @@
 #include "ops/quant_util.h"
 #include "sliver/qgemm.h"
 #include "sliver/requant.h"
+#include "ukernels/transpose/transpose.h"
 
 namespace sliver::ops::q {
 
@@ -99,20 +100,15 @@ inline void conv_dim(const std::string& auto_pad, int64_t in, int64_t k, int64_t
   if (in + pb + pe < ext) *out = 0;
 }
 
-/// dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols, in cache-sized blocks (a
-/// plain double loop strides through memory on one side and thrashes for large planes).
+/// dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols: the tiled 8-/32-bit
+/// transpose kernels (transpose.h; a plain double loop strides through memory on one side and
+/// thrashes for large planes).
 template <class T>
 void transpose_block(const T* src, int64_t rows, int64_t cols, int64_t src_ld, T* dst,
                      int64_t dst_ld) {
-  constexpr int64_t kB = 32;
-  for (int64_t i0 = 0; i0 < rows; i0 += kB) {
-    const int64_t i1 = std::min(rows, i0 + kB);
-    for (int64_t j0 = 0; j0 < cols; j0 += kB) {
-      const int64_t j1 = std::min(cols, j0 + kB);
-      for (int64_t j = j0; j < j1; ++j)
-        for (int64_t i = i0; i < i1; ++i) dst[j * dst_ld + i] = src[i * src_ld + j];
-    }
-  }
+  static_assert(sizeof(T) == 1 || sizeof(T) == 4, "8- or 32-bit elements");
+  static const TransposeFn fn = transpose_kernel(static_cast<int>(sizeof(T)));
+  fn(cols, rows, src, src_ld, dst, dst_ld);
 }
 
 /// Requantizes n int32 sums of one output channel exactly as requant.h's requantize() does, in a
