@@ -74,8 +74,9 @@ struct F32Dwconv2dKernel {
 // whose edges all need masks; with the channels in the lanes every vector is whole. The kernel
 // transposes the 8 input planes into a zero-padded [row][column][8] block in `scratch`, runs the
 // window over it (4 outputs at a time, K*K FMAs each, no masks), and transposes the
-// [pixel][8] results back into the output planes; the same arithmetic as the plane kernels, in
-// the same tap order (row-major window), so it agrees with them to the last FMA rounding.
+// [pixel][8] results back into the output planes. Each pixel is one FMA chain over the taps in
+// row-major window order (the plane kernels sum each window row apart, then the rows), so the
+// two round differently within a few ulps; the conv tests bound both against the reference.
 struct F32DwconvC8Params {
   const float* x;  // the block's first input plane; plane c at x + c * x_stride
   int64_t x_stride;
