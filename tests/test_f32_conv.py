@@ -342,6 +342,22 @@ def test_few_pixels_random(seed: int, case) -> None:
     np.testing.assert_array_equal(one, two)
 
 
+def test_depthwise_weights_as_input() -> None:
+    """Depthwise weights that are not constants reach the channel-blocked kernel too (laid out
+    per run instead of once at load), on both sides of an 8-channel block."""
+    rng = np.random.default_rng(12)
+    x, w, b = rand(rng, [2, 11, 9, 10]), rand(rng, [11, 1, 3, 3]), rand(rng, [11])
+    attrs = {"group": 11, "strides": [2, 2], "pads": [1, 0, 1, 2]}
+    model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT)
+    (w_init,) = [t for t in model.graph.initializer if t.name == "w"]
+    model.graph.initializer.remove(w_init)
+    model.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape)))
+    got, impl = run_native(model, {"x": x, "w": w})
+    assert "f32_dwconv_c8" in impl, impl
+    want, scale = reference(x, w, b, attrs)
+    assert np.all(np.abs(got - want) <= SUM_ABS_REL_TOL * scale + 1e-30), impl
+
+
 def test_special_values() -> None:
     """NaN and infinity propagate through every path as through the direct sum."""
     rng = np.random.default_rng(11)

@@ -126,6 +126,11 @@ class ConvKernel final : public Kernel {
         if (dw2d_ && out > 0 && out <= kDwconvC8MaxPixels && in.size() == 4 &&
             in[2] * in[3] <= kDwconvC8MaxPixels)
           dwc8_ = f32_dwconv_c8_kernel(static_cast<int>(kh_), static_cast<int>(w_.strides[0]));
+        if (dwc8_ && weights_.defined()) {  // constant weights: their lane layout, once
+          dwc8_w_.resize(static_cast<size_t>((m_ + 7) / 8 * kh_ * kw_ * 8));
+          pack_dwconv_c8_weights(weights_.ptr<float>(), m_, static_cast<int>(kh_ * kw_),
+                                 dwc8_w_.data());
+        }
       }
     } else if (weights_.defined()) {
       direct_ = pointwise() && mg < kPackedPointwiseMinM;
@@ -394,6 +399,13 @@ class ConvKernel final : public Kernel {
     const size_t scratch = static_cast<size_t>(
         f32_dwconv_c8_scratch(dwc8_->k, dwc8_->stride, g.h.in, g.w.in, g.h.out, g.w.out));
     const F32DwconvC8Fn fn = dwc8_->fn;
+    std::vector<float> packed_now;  // weights that are not constants: their lane layout per run
+    const float* wl = dwc8_w_.data();
+    if (dwc8_w_.empty()) {
+      packed_now.resize(static_cast<size_t>(blocks * taps * 8));
+      pack_dwconv_c8_weights(wt, g.c, static_cast<int>(taps), packed_now.data());
+      wl = packed_now.data();
+    }
     parallel_for(pool, g.n * blocks, static_cast<double>(8 * ohw * taps),
                  [&](int64_t b0, int64_t b1) {
                    F32DwconvC8Params prm = base;
@@ -403,7 +415,7 @@ class ConvKernel final : public Kernel {
                      prm.nc = static_cast<int>(std::min<int64_t>(8, g.c - c0));
                      prm.x = x + p0 * g.in_plane();
                      prm.y = y + p0 * ohw;
-                     prm.w = wt + c0 * taps;
+                     prm.w = wl + c0 * taps;  // block c0 / 8: taps x 8 floats
                      prm.bias = ep.bias ? ep.bias + c0 : nullptr;
                      fn(prm);
                      if (fused) continue;
@@ -488,6 +500,7 @@ class ConvKernel final : public Kernel {
   const F32DwconvKernel* dw_ = nullptr;
   const F32Dwconv2dKernel* dw2d_ = nullptr;  // the plane kernel, when the window allows
   const F32DwconvC8Kernel* dwc8_ = nullptr;  // the channel-blocked one, for small planes
+  std::vector<float> dwc8_w_;  // its packed constant weights (pack_dwconv_c8_weights)
   bool direct_ = false;    // pointwise on the GEMM driver, B = the input planes
   bool winograd_ = false;  // packed_ holds 16 matrices per group
   bool few_pixels_ = false;  // packed_t_ holds the weights (conv_few_pixels)

@@ -32,10 +32,10 @@
 #include <vector>
 
 #include "ops/common.h"
-#include "ops/prefetch.h"
 #include "ops/window_gather.h"
 #include "sliver/cpu.h"
 #include "sliver/error.h"
+#include "sliver/gemm.h"
 #include "sliver/requant.h"
 #include "sliver/sparse.h"
 #include "sliver/thread_pool.h"
@@ -220,8 +220,12 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   float* panel = grid ? nullptr : t_scratch.get<float>(0, K * NT);
   if (!grid && P.left) {
     P.helpers->pack_rows(NT, K, t.nt, P.x + t.c0, P.ldx, panel);
-    const int64_t next = t.c0 + NT;  // this thread's likely next tile
-    if (next < P.cols) prefetch_rows(P.x, K, P.ldx, next, std::min(P.cols, next + NT));
+    // This thread's likely next tile: its columns of X's K rows (the input planes of a 1x1
+    // conv, read in place) are as many streams.
+    const int64_t next = t.c0 + NT;
+    if (next < P.cols)
+      detail::prefetch_panel_source(next, std::min<int64_t>(NT, P.cols - next), K, P.x, P.ldx,
+                                    true);
   } else if (!grid) {
     P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
   }

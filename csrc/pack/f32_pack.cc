@@ -78,9 +78,15 @@ void pack_r(int64_t rows, int64_t kc, const float* src, int64_t ld, bool trans, 
     pack_transpose<R>(rows, kc, src, ld, dst, panel_stride);
 }
 
+
+}  // namespace
+
+namespace detail {
+
 // Asks for the source of rows [rows, rows + n) ahead of time: when the driver packs one panel and
 // then computes with it, the next panel's strided source lines arrive during that computation.
-void prefetch_rows(int64_t rows, int64_t n, int64_t kc, const float* src, int64_t ld, bool trans) {
+void prefetch_panel_source(int64_t rows, int64_t n, int64_t kc, const float* src, int64_t ld,
+                           bool trans) {
   constexpr int64_t kLine = 64 / sizeof(float);
   if (trans) {
     for (int64_t k = 0; k < kc; ++k) {
@@ -96,10 +102,6 @@ void prefetch_rows(int64_t rows, int64_t n, int64_t kc, const float* src, int64_
     }
   }
 }
-
-}  // namespace
-
-namespace detail {
 
 void pack_panels(int R, int64_t rows, int64_t kc, const float* src, int64_t ld, bool trans,
                  float* dst, int64_t panel_stride, int64_t prefetch_next) {
@@ -120,7 +122,7 @@ void pack_panels(int R, int64_t rows, int64_t kc, const float* src, int64_t ld, 
     default:
       throw std::logic_error("pack_panels: no packer for panel width " + std::to_string(R));
   }
-  if (prefetch_next > 0) prefetch_rows(rows, prefetch_next, kc, src, ld, trans);
+  if (prefetch_next > 0) prefetch_panel_source(rows, prefetch_next, kc, src, ld, trans);
 }
 
 std::shared_ptr<PackedA> pack_a(const F32GemmKernel& kern, int64_t M, int64_t K, const float* A,

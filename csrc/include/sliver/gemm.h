@@ -182,6 +182,11 @@ void f32_gemm(const F32GemmKernel& k, int64_t M, int64_t N, int64_t K, const Gem
 // prefetch_next > 0 also prefetches the source of the next prefetch_next rows.
 void pack_panels(int R, int64_t rows, int64_t kc, const float* src, int64_t ld, bool trans,
                  float* dst, int64_t panel_stride, int64_t prefetch_next = 0);
+// Prefetches the source of panel rows [rows, rows + n) (same layout arguments as pack_panels):
+// strided sources are kc separate streams, more than the hardware prefetchers follow. Also used
+// by the sparse driver for the next tile of a 1x1 conv's input planes.
+void prefetch_panel_source(int64_t rows, int64_t n, int64_t kc, const float* src, int64_t ld,
+                           bool trans);
 }  // namespace detail
 
 }  // namespace sliver

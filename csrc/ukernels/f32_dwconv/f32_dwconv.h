@@ -85,7 +85,7 @@ struct F32DwconvC8Params {
   int nc;  // channels in the block, 1..8
   int64_t in_h, in_w, out_h, out_w;
   int64_t pad_top, pad_left;  // 0 <= pad < K
-  const float* w;             // nc x K * K weights, channel-major
+  const float* w;             // K * K x 8 weights, tap-major: lane c is channel c (pack_c8)
   const float* bias;          // nc biases, or nullptr
   bool clamp;                 // as F32Dwconv2dParams
   float lo, hi;
@@ -103,6 +103,19 @@ struct F32DwconvC8Kernel {
 #define SLIVER_F32_DWCONV_C8_KERNEL(name, k, stride, isa) void name(const F32DwconvC8Params& p);
 #include "f32_dwconv_c8.inc"
 #undef SLIVER_F32_DWCONV_C8_KERNEL
+
+/// The weights of `channels` depthwise channels (w: channel-major, `taps` each) in the
+/// channel-blocked kernels' layout: per block of 8 channels, taps x 8 lanes, lanes past the last
+/// channel 0. out holds ceil(channels / 8) * taps * 8 floats. Done once when the weights are
+/// constants.
+inline void pack_dwconv_c8_weights(const float* w, int64_t channels, int taps, float* out) {
+  for (int64_t b = 0; b < (channels + 7) / 8; ++b)
+    for (int t = 0; t < taps; ++t)
+      for (int64_t c = 0; c < 8; ++c) {
+        const int64_t ch = b * 8 + c;
+        out[(b * taps + t) * 8 + c] = ch < channels ? w[ch * taps + t] : 0.f;
+      }
+}
 
 /// Floats of scratch a channel-blocked kernel needs for this geometry.
 inline int64_t f32_dwconv_c8_scratch(int k, int stride, int64_t in_h, int64_t in_w, int64_t out_h,

@@ -89,14 +89,10 @@ void dwconv_c8(const F32DwconvC8Params& p) {
   }
 
   // (2) O[pixel] = clamp(bias + sum of the window's taps).
-  alignas(32) float wt[K * K][8] = {};
   alignas(32) float bias[8] = {};
-  for (int c = 0; c < p.nc; ++c) {
-    for (int t = 0; t < K * K; ++t) wt[t][c] = p.w[c * K * K + t];
-    if (p.bias) bias[c] = p.bias[c];
-  }
+  for (int c = 0; c < p.nc && p.bias; ++c) bias[c] = p.bias[c];
   __m256 w[K * K];
-  for (int t = 0; t < K * K; ++t) w[t] = _mm256_load_ps(wt[t]);
+  for (int t = 0; t < K * K; ++t) w[t] = _mm256_loadu_ps(p.w + 8 * t);
   const __m256 vb = _mm256_load_ps(bias), lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
   auto finish = [&](__m256 a) {
     return p.clamp ? _mm256_min_ps(_mm256_max_ps(a, lo), hi) : a;  // NaN -> lo

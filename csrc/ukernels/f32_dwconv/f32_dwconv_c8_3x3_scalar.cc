@@ -21,10 +21,12 @@ void per_channel(const F32DwconvC8Params& p, F32Dwconv2dFn plane) {
   q.clamp = p.clamp;
   q.lo = p.lo;
   q.hi = p.hi;
+  float w[9];
+  q.w = w;
   for (int c = 0; c < p.nc; ++c) {
+    for (int t = 0; t < 9; ++t) w[t] = p.w[8 * t + c];  // lane c of the tap-major block
     q.x = p.x + c * p.x_stride;
     q.y = p.y + c * p.y_stride;
-    q.w = p.w + c * 9;
     q.bias = p.bias ? p.bias[c] : 0.f;
     plane(q);
   }

@@ -40,6 +40,20 @@ inline void store_lanes(T* dst, V v, int64_t n) {
   }
 }
 
+// Packs 8 int32 codes (already inside [qmin, qmax] of the output type, so the packs do not
+// saturate) to u8 or s8 and stores the first n (1..8).
+inline void store_codes(__m256i q, bool u8, int64_t n, uint8_t* dst) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+  const __m128i bytes = u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+  if (n == 8) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), bytes);
+  } else {
+    alignas(16) uint8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    std::memcpy(dst, tmp, static_cast<size_t>(n));
+  }
+}
+
 struct EpilogueConsts {
   explicit EpilogueConsts(const Q8EpilogueParams& p)
       : zp_d(_mm256_set1_pd(p.y_zero_point)),
@@ -116,15 +130,7 @@ inline void finish_vec(const Q8EpilogueParams& p, const EpilogueConsts& k, __m25
                       : kKind == kRequantShortF32 ? requant_short_f32(v, p.col_scale + n, k)
                                                   : requant_f32(v, p.col_scale + n, k);
     // q lies in [qmin, qmax] inside the output type, so the packs do not saturate.
-    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-    const __m128i bytes = p.y_type == DType::u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
-    if (cnt == 8) {
-      _mm_storel_epi64(static_cast<__m128i*>(dst), bytes);
-    } else {
-      alignas(16) uint8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-      std::memcpy(dst, tmp, static_cast<size_t>(cnt));
-    }
+    store_codes(q, p.y_type == DType::u8, cnt, static_cast<uint8_t*>(dst));
   }
 }
 

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "sliver/sparse.h"
+#include "ukernels/q8_gemm/q8_epilogue_avx2.h"
 #include "ukernels/u8_transpose16_avx2.h"
 
 namespace sliver {
@@ -38,15 +39,9 @@ SLIVER_INLINE void unroll(F&& f) {
   unroll_seq(f, std::make_integer_sequence<int, N>{});
 }
 
-SLIVER_INLINE void store_lanes(int32_t* dst, __m256i v, int64_t n) {
-  if (n == 8) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
-  } else {
-    alignas(32) int32_t tmp[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v);
-    std::memcpy(dst, tmp, static_cast<size_t>(n) * sizeof(int32_t));
-  }
-}
+using q8avx2::opaque;  // the GEMM epilogue's helpers: same stores, same operation order
+using q8avx2::store_codes;
+using q8avx2::store_lanes;
 
 // The weight pair (w'1, w'2) at w, as int16 pairs in every 32-bit lane. An int8 pair is
 // broadcast as 4 bytes (2 past it are readable), its bytes moved to the high halves of the two
@@ -449,12 +444,6 @@ void pack_cols(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64
 
 // ---- per-channel epilogue: the same float operation order as requant.h ----
 
-template <class V>
-SLIVER_INLINE V opaque(V v) {  // keeps -mfma from contracting a product into the next add
-  __asm__("" : "+x"(v));
-  return v;
-}
-
 // kKind: 0 int32, 1 requant f64 (onnx_reference), 2 requant f32 (onnxruntime), 3 float32.
 // kPerCol: channel parameters vary along j (vector loads) instead of i (broadcasts).
 template <int kKind, bool kPerCol>
@@ -494,14 +483,7 @@ void epilogue(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride
       } else if constexpr (kKind == 3) {
         __m256 f = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(v), fvec(p.scale)));
         if (p.float_bias) f = _mm256_add_ps(f, fvec(p.float_bias));
-        float* out = static_cast<float*>(y) + i * ldy + j;
-        if (cnt == 8) {  // a whole vector: no library call for a variable-length copy
-          _mm256_storeu_ps(out, f);
-        } else {
-          alignas(32) float tmp[8];
-          _mm256_store_ps(tmp, f);
-          std::memcpy(out, tmp, static_cast<size_t>(cnt) * 4);
-        }
+        store_lanes(static_cast<float*>(y) + i * ldy + j, f, cnt);
       } else {
         __m256i q;
         if constexpr (kKind == 1) {
@@ -520,18 +502,7 @@ void epilogue(const Q8ChannelEpilogue& p, const int32_t* acc, int64_t acc_stride
                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
           q = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp_i);
         }
-        // q is inside [qmin, qmax], within the output type: the packs do not saturate.
-        const __m128i w16 =
-            _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        const __m128i bytes = u8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
-        uint8_t* out = static_cast<uint8_t*>(y) + i * ldy + j;
-        if (cnt == 8) {
-          _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
-        } else {
-          alignas(16) uint8_t tmp[16];
-          _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-          std::memcpy(out, tmp, static_cast<size_t>(cnt));
-        }
+        store_codes(q, u8, cnt, static_cast<uint8_t*>(y) + i * ldy + j);
       }
     }
   }
