@@ -19,6 +19,7 @@
 
 #include "sliver/sparse.h"
 #include "ukernels/f32_transpose8_avx2.h"
+#include "ukernels/store_lanes_avx2.h"
 
 namespace sliver {
 namespace {
@@ -46,17 +47,7 @@ SLIVER_INLINE __m256 act_vec(__m256 x, __m256 a, __m256 b) {
   return x;
 }
 
-// Stores the first n (1..8) lanes; AMD's masked stores are slow, so a partial vector goes
-// through a stack copy.
-SLIVER_INLINE void store_lanes(float* dst, __m256 v, int64_t n) {
-  if (n == 8) {
-    _mm256_storeu_ps(dst, v);
-  } else {
-    alignas(32) float tmp[8];
-    _mm256_store_ps(tmp, v);
-    std::memcpy(dst, tmp, static_cast<size_t>(n) * sizeof(float));
-  }
-}
+using avx2::store_lanes;
 
 constexpr int acc_sets(int accumulators) {
   return accumulators >= 8 ? 1 : 8 / accumulators;

@@ -10,39 +10,33 @@
 #include <cstring>
 
 #include "sliver/qgemm.h"
+#include "ukernels/store_lanes_avx2.h"
 
 namespace sliver {
 namespace q8avx2 {
 
+// The small helpers below run inside micro-kernels: a call would spill every live accumulator
+// (all ymm registers are caller-saved), so they are always inlined.
+#define SLIVER_Q8_HELPER inline __attribute__((always_inline))
+
 // Keeps the compiler from fusing a product with the following add (-mfma would otherwise be
 // allowed to contract them, which changes the rounding the reference defines).
 template <class V>
-inline V opaque(V v) {
+SLIVER_Q8_HELPER V opaque(V v) {
   __asm__("" : "+x"(v));
   return v;
 }
 
-inline __m256i lane_mask(int64_t n) {  // first n int32 lanes set
+SLIVER_Q8_HELPER __m256i lane_mask(int64_t n) {  // first n int32 lanes set
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// Stores the first n (1..8) lanes. Full vectors take a plain store: AMD's vpmaskmov stores
-// cost tens of cycles, so only the ragged edge pays for a copy.
-template <class T, class V>
-inline void store_lanes(T* dst, V v, int64_t n) {
-  if (n == static_cast<int64_t>(sizeof(V) / sizeof(T))) {
-    std::memcpy(dst, &v, sizeof(V));
-  } else {
-    alignas(32) T tmp[sizeof(V) / sizeof(T)];
-    std::memcpy(tmp, &v, sizeof(V));
-    std::memcpy(dst, tmp, static_cast<size_t>(n) * sizeof(T));
-  }
-}
+using avx2::store_lanes;
 
 // Packs 8 int32 codes (already inside [qmin, qmax] of the output type, so the packs do not
 // saturate) to u8 or s8 and stores the first n (1..8).
-inline void store_codes(__m256i q, bool u8, int64_t n, uint8_t* dst) {
+SLIVER_Q8_HELPER void store_codes(__m256i q, bool u8, int64_t n, uint8_t* dst) {
   const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
   const __m128i bytes = u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
   if (n == 8) {
@@ -215,6 +209,8 @@ __attribute__((noinline)) void finish_tile(const Q8TileArgs& targs, __m256i c00,
       }
   }
 }
+
+#undef SLIVER_Q8_HELPER
 
 }  // namespace q8avx2
 }  // namespace sliver
