@@ -9,12 +9,22 @@
 // when len_b = 0).
 // Attributes the kernels do not implement (activations other than the defaults, input_forget)
 // decline the node, which then runs on the reference fallback.
+//
+// com.microsoft DynamicQuantizeLSTM (onnxruntime's quantize_dynamic of an LSTM) runs here too:
+// its 8-bit W [D, I, 4H] and R [D, H, 4H] are dequantized once (per-direction or per-column
+// scale and zero point) and packed like float weights, and each GEMM's activations (X once,
+// every step's hidden state) are quantized to uint8 with dynamic per-tensor parameters and
+// dequantized before the product, as onnxruntime's kernel quantizes them: results equal exact
+// integer sums up to float rounding (ops/contrib_rnn.py is the reference; onnxruntime's own
+// differs where its u8s8 pair sums saturate).
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops/common.h"
+#include "ops/dynamic_quant.h"
 #include "sliver/gemm.h"
 #include "sliver/thread_pool.h"
 #include "../ukernels/f32_vunary/f32_vunary.h"
@@ -42,8 +52,9 @@ bool default_activations(const Attrs& a, const std::vector<std::string>& dflt, i
 
 class RecurrentKernel final : public Kernel {
  public:
-  RecurrentKernel(Cell cell, const KernelInit& init, Dirs dirs, int64_t hidden)
+  RecurrentKernel(Cell cell, const KernelInit& init, Dirs dirs, int64_t hidden, bool quantized)
       : cell_(cell),
+        quantized_(quantized),
         dirs_(dirs),
         H_(hidden),
         G_(cell == Cell::lstm ? 4 : 3),
@@ -53,17 +64,24 @@ class RecurrentKernel final : public Kernel {
         name_(init.node_name) {
     const Tensor& W = init.const_inputs[1];
     const Tensor& R = init.const_inputs[2];
-    I_ = W.shape[2];
+    I_ = W.shape[quantized ? 1 : 2];
     const int64_t GH = G_ * H_;
     const Tensor* B = init.is_const(3) ? &init.const_inputs[3] : nullptr;
     const Tensor* P = cell == Cell::lstm && init.is_const(7) ? &init.const_inputs[7] : nullptr;
     for (int d = 0; d < dirs_.count; ++d) {
       Direction dir;
-      dir.w = pack_b(I_, GH, W.ptr<float>() + d * GH * I_, I_, /*trans_b=*/true);
-      const float* r = R.ptr<float>() + d * GH * H_;
-      const bool split = cell == Cell::gru && !linear_before_reset_;
-      dir.r = pack_b(H_, split ? 2 * H_ : GH, r, H_, true);
-      if (split) dir.r_h = pack_b(H_, H_, r + 2 * H_ * H_, H_, true);
+      if (quantized) {
+        const std::vector<float> w = dequantize_weight(init, 1, 8, 9, d);
+        const std::vector<float> r = dequantize_weight(init, 2, 10, 11, d);
+        dir.w = pack_b(I_, GH, w.data(), GH, /*trans_b=*/false);
+        dir.r = pack_b(H_, GH, r.data(), GH, false);
+      } else {
+        dir.w = pack_b(I_, GH, W.ptr<float>() + d * GH * I_, I_, /*trans_b=*/true);
+        const float* r = R.ptr<float>() + d * GH * H_;
+        const bool split = cell == Cell::gru && !linear_before_reset_;
+        dir.r = pack_b(H_, split ? 2 * H_ : GH, r, H_, true);
+        if (split) dir.r_h = pack_b(H_, H_, r + 2 * H_ * H_, H_, true);
+      }
       dir.x_bias.assign(GH, 0.f);
       dir.r_bias.assign(GH, 0.f);
       if (B) {
@@ -83,7 +101,8 @@ class RecurrentKernel final : public Kernel {
 
   std::string describe() const override {
     return std::string(cell_ == Cell::lstm ? "LSTM" : "GRU") + " packed f32_gemm x" +
-           std::to_string(dirs_.count) + " directions";
+           std::to_string(dirs_.count) + " directions" +
+           (quantized_ ? ", dequantized weights, uint8 activations" : "");
   }
   int64_t weight_bytes() const override {
     int64_t n = 0;
@@ -160,6 +179,41 @@ class RecurrentKernel final : public Kernel {
     std::vector<float> peep;             // LSTM P: i, o, f (empty: none)
   };
 
+  // (q(x) - zp) * scale for x[0, n) into out (n floats, then n codes), with onnxruntime's
+  // dynamic uint8 parameters for the whole buffer; returns out.
+  static const float* fake_quantize(const float* x, int64_t n, float* out, ThreadPool* pool) {
+    const q::DynamicParams p = q::dynamic_params(pool, x, n, q::DynamicRule::onnxruntime);
+    uint8_t* codes = reinterpret_cast<uint8_t*>(out + n);
+    q::quantize_u8(pool, x, n, p, codes);
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = static_cast<float>(int32_t{codes[i]} - p.zero_point) * p.scale;
+    return out;
+  }
+
+  // DynamicQuantizeLSTM's weight input `wi` for direction d ([D, K, GH] codes) as float
+  // [K, GH]: (w - zero_point) * scale, both per direction ([D]) or per column ([D, GH]).
+  std::vector<float> dequantize_weight(const KernelInit& init, int wi, int si, int zi,
+                                       int d) const {
+    const Tensor& w = init.const_inputs[wi];
+    const Tensor& scale = init.const_inputs[si];
+    const Tensor* zp = init.is_const(zi) ? &init.const_inputs[zi] : nullptr;
+    const int64_t K = w.shape[1], GH = w.shape[2];
+    const bool per_col = scale.numel() == dirs_.count * GH;
+    const bool is_signed = w.dtype == DType::i8;
+    auto code = [&](const Tensor& t, int64_t i) {
+      return is_signed ? int32_t{t.ptr<int8_t>()[i]} : int32_t{t.ptr<uint8_t>()[i]};
+    };
+    std::vector<float> out(static_cast<size_t>(K * GH));
+    for (int64_t j = 0; j < GH; ++j) {
+      const int64_t c = per_col ? d * GH + j : d;
+      const float sc = scale.ptr<float>()[c];
+      const int32_t z = zp ? code(*zp, c) : 0;
+      for (int64_t k = 0; k < K; ++k)
+        out[k * GH + j] = static_cast<float>(code(w, (d * K + k) * GH + j) - z) * sc;
+    }
+    return out;
+  }
+
   void clip(float* v, int64_t n) const {
     if (clip_ > 0.f)
       for (int64_t i = 0; i < n; ++i) v[i] = std::min(std::max(v[i], -clip_), clip_);
@@ -183,6 +237,11 @@ class RecurrentKernel final : public Kernel {
     float* tmp = rh + Bn * H;
     Epilogue ep;
     ep.bias = dir.x_bias.data();
+    // DynamicQuantizeLSTM: products take activations through uint8 codes (scratch slot 3).
+    // (n floats, then n codes: 5 n / 4 floats.)
+    const int64_t qn = std::max(T * Bn * I_, Bn * H);
+    float* qa = quantized_ ? thread_scratch(3, static_cast<size_t>(qn + qn / 4 + 16)) : nullptr;
+    if (qa) x = fake_quantize(x, T * Bn * I_, qa, pool);
     GemmOperandA a{x, I_, false, nullptr};
     GemmOperandB wb{nullptr, 0, false, dir.w.get()};
     f32_gemm(T * Bn, GH, I_, a, wb, xp, GH, ep, pool);
@@ -202,7 +261,7 @@ class RecurrentKernel final : public Kernel {
     rec.bias = dir.r_bias.data();
     GemmOperandB rb{nullptr, 0, false, dir.r.get()};
     for (int64_t s = 0; s < steps; ++s) {
-      const GemmOperandA ha{h, H, false, nullptr};
+      const GemmOperandA ha{qa ? fake_quantize(h, Bn * H, qa, pool) : h, H, false, nullptr};
       if (cell_ == Cell::lstm || linear_before_reset_) {
         f32_gemm(Bn, GH, H, ha, rb, g, GH, rec, pool);
       } else {
@@ -278,6 +337,7 @@ class RecurrentKernel final : public Kernel {
   }
 
   Cell cell_;
+  bool quantized_;  // DynamicQuantizeLSTM
   Dirs dirs_;
   int64_t H_, G_, I_ = 0;
   int64_t layout_;
@@ -321,11 +381,57 @@ std::unique_ptr<Kernel> make_recurrent(const KernelInit& init) {
     const Tensor& P = init.const_inputs[7];
     if (P.dtype != DType::f32 || P.numel() != dirs.count * 3 * H) return nullptr;
   }
-  return std::make_unique<RecurrentKernel>(kCell, init, dirs, H);
+  return std::make_unique<RecurrentKernel>(kCell, init, dirs, H, false);
+}
+
+// The checks make_recurrent<lstm> makes, for DynamicQuantizeLSTM's layout: 8-bit W [D, I, 4H]
+// and R [D, H, 4H] with float scales and same-typed zero points of D or D * 4H values.
+std::unique_ptr<Kernel> make_dynamic_quantize_lstm(const KernelInit& init) {
+  if (init.num_inputs() < 11 || in_dtype(init, 0) != DType::f32) return nullptr;
+  for (int i : {1, 2, 8, 10})
+    if (!init.is_const(i)) return nullptr;
+  for (int i : {3, 7, 9, 11})
+    if (init.has_input(i) && !init.is_const(i)) return nullptr;
+  const std::string direction = init.attrs.get_string("direction", "forward");
+  Dirs dirs;
+  if (direction == "bidirectional") dirs.count = 2;
+  else if (direction == "reverse") dirs.reverse_first = true;
+  else if (direction != "forward") return nullptr;
+  if (!default_activations(init.attrs, {"Sigmoid", "Tanh", "Tanh"}, dirs.count)) return nullptr;
+  if (init.attrs.get_int("input_forget", 0) != 0 || init.attrs.get_float("clip", 0.0) < 0)
+    return nullptr;
+  const Tensor& W = init.const_inputs[1];
+  const Tensor& R = init.const_inputs[2];
+  for (const Tensor* t : {&W, &R})
+    if (t->dtype != DType::i8 && t->dtype != DType::u8) return nullptr;
+  if (W.rank() != 3 || R.rank() != 3) return nullptr;
+  const int64_t H = R.shape[1], GH = 4 * H;
+  if (H <= 0 || W.shape[0] != dirs.count || R.shape[0] != dirs.count || W.shape[2] != GH ||
+      R.shape[2] != GH || init.attrs.get_int("hidden_size", H) != H)
+    return nullptr;
+  for (auto [si, zi, wt] : {std::tuple{8, 9, W.dtype}, std::tuple{10, 11, R.dtype}}) {
+    const Tensor& scale = init.const_inputs[si];
+    const int64_t n = scale.numel();
+    if (scale.dtype != DType::f32 || (n != dirs.count && n != dirs.count * GH)) return nullptr;
+    if (init.is_const(zi)) {
+      const Tensor& zp = init.const_inputs[zi];
+      if (zp.dtype != wt || zp.numel() != n) return nullptr;
+    }
+  }
+  if (init.is_const(3)) {
+    const Tensor& B = init.const_inputs[3];
+    if (B.dtype != DType::f32 || B.numel() != dirs.count * 2 * GH) return nullptr;
+  }
+  if (init.is_const(7)) {
+    const Tensor& P = init.const_inputs[7];
+    if (P.dtype != DType::f32 || P.numel() != dirs.count * 3 * H) return nullptr;
+  }
+  return std::make_unique<RecurrentKernel>(Cell::lstm, init, dirs, H, true);
 }
 
 SLIVER_REGISTER_KERNEL("LSTM", make_recurrent<Cell::lstm>);
 SLIVER_REGISTER_KERNEL("GRU", make_recurrent<Cell::gru>);
+SLIVER_REGISTER_KERNEL("com.microsoft:DynamicQuantizeLSTM", make_dynamic_quantize_lstm);
 
 }  // namespace
 }  // namespace sliver::ops

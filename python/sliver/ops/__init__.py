@@ -8,9 +8,17 @@ chosen, so ``sliver inspect`` and profiles show every Python node.
 """
 
 # Importing these registers their Python ops in PYTHON_OPS: compat (ops onnx's reference
-# lacks or gets wrong), contrib and contrib_attention (com.microsoft), control_flow
+# lacks or gets wrong), contrib, contrib_attention and contrib_rnn (com.microsoft), control_flow
 # (If/Loop/Scan/SequenceMap), fused and qfused (sliver's fused float and 8-bit ops).
-from . import compat, contrib, contrib_attention, control_flow, fused, qfused  # noqa: F401
+from . import (  # noqa: F401
+    compat,
+    contrib,
+    contrib_attention,
+    contrib_rnn,
+    control_flow,
+    fused,
+    qfused,
+)
 from .registry import build_kernel, python_impl_available
 
 __all__ = ["build_kernel", "python_impl_available"]
