@@ -1,8 +1,9 @@
-"""com.microsoft Attention and EmbedLayerNormalization (ops/contrib_attention.py) against
-onnxruntime, whose CPU kernels define them: random batch, sequence, heads and head sizes, every
-mask_index format it accepts (none, valid lengths, end/start positions, 2-D and 3-D raw masks),
-causal attention, a custom scale, a relative position bias, and embeddings with and without
-segments and a mask.
+"""com.microsoft Attention, QAttention and EmbedLayerNormalization (ops/contrib_attention.py)
+against onnxruntime, whose CPU kernels define them: random batch, sequence, heads and head
+sizes, every mask_index format it accepts (none, valid lengths, end/start positions, 2-D and 3-D
+raw masks), causal attention, a custom scale, a relative position bias, 8-bit projections
+(QAttention, per-tensor and per-column weights) and embeddings with and without segments and a
+mask.
 Tolerance: float32 products and a softmax in another order, 2e-5 absolute on O(1) outputs.
 """
 
@@ -89,6 +90,57 @@ def test_attention(seed, b, s, heads, head_size, mask, causal, scale, rel_bias) 
         attrs["scale"] = scale
     node = oh.make_node("Attention", names, ["y"], domain="com.microsoft", **attrs)
     _run_both(node, inputs, feeds, inits, [("y", TensorProto.FLOAT)])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    seed=st.integers(0, 2**31),
+    b=st.integers(1, 3),
+    s=st.integers(1, 9),
+    heads=st.sampled_from([1, 2, 4]),
+    head_size=st.sampled_from([1, 3, 8]),
+    mask=st.sampled_from(["none", "lengths", "raw2d"]),
+    per_column=st.booleans(),
+    wtype=st.sampled_from([np.int8, np.uint8]),
+)
+def test_qattention(seed, b, s, heads, head_size, mask, per_column, wtype) -> None:  # noqa: ANN001
+    # quantize_dynamic's form: DynamicQuantizeLinear feeds QAttention the input codes, scale
+    # and zero point. Weight codes within 63 of their zero point: onnxruntime's u8s8 sums cannot
+    # saturate then, so it is exact and the oracle.
+    rng = np.random.default_rng(seed)
+    hidden = heads * head_size
+    n = 3 * hidden if per_column else 1
+    zp = (rng.integers(-4, 5, n) if wtype == np.int8 else rng.integers(120, 137, n)).astype(wtype)
+    codes = rng.integers(-63, 64, (hidden, 3 * hidden)) + zp.astype(np.int64)
+    inits = {
+        "w": codes.astype(wtype),
+        "bias": (rng.standard_normal(3 * hidden) * 0.1).astype(np.float32),
+        "ws": rng.uniform(0.005, 0.02, n).astype(np.float32),
+        "wz": zp,
+    }
+    if not per_column:
+        inits["ws"], inits["wz"] = inits["ws"].reshape(()), inits["wz"].reshape(())
+    feeds = {"x": rng.standard_normal((b, s, hidden)).astype(np.float32)}
+    inputs = [oh.make_tensor_value_info("x", TensorProto.FLOAT, [b, s, hidden])]
+    mask_name = ""
+    if mask != "none":
+        feeds["m"] = _mask(mask, rng, b, s)
+        inputs.append(oh.make_tensor_value_info("m", TensorProto.INT32, list(feeds["m"].shape)))
+        mask_name = "m"
+    dql = oh.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"])
+    qatt = oh.make_node(
+        "QAttention", ["xq", "w", "bias", "xs", "ws", mask_name, "xz", "wz"], ["y"],
+        domain="com.microsoft", num_heads=heads,
+    )  # fmt: skip
+    g = oh.make_graph(
+        [dql, qatt], "g", inputs, [oh.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [nh.from_array(a, k) for k, a in inits.items()],
+    )  # fmt: skip
+    m = oh.make_model(g, opset_imports=MS_OPSETS).SerializeToString()
+    (got,) = sliver.InferenceSession(m).run(None, feeds)
+    (want,) = ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
 
 
 def test_attention_with_a_cache_is_refused_clearly() -> None:

@@ -1,5 +1,6 @@
 """onnxruntime's fused BERT ops, as its transformers optimizer writes them: Attention and
-EmbedLayerNormalization (com.microsoft), in numpy.
+EmbedLayerNormalization (com.microsoft), and QAttention (what quantize_dynamic makes of
+Attention), in numpy.
 
 They have no ONNX equivalent to lower to, so these implementations make such models load and
 agree with onnxruntime (its CPU kernels are the spec: mask formats, the mask filter value, the
@@ -57,24 +58,21 @@ def _mask_bias(mask: np.ndarray | None, b: int, s: int, total: int, fill: float)
     raise ValueError(f"Attention: mask_index of shape {mask.shape} is not supported")
 
 
-@register_python_op("com.microsoft:Attention")
-def _attention(node: Node, graph: Graph) -> Op:
+def _attention_core(node: Node, past_input: int) -> Callable[..., np.ndarray]:
+    """The attention after the QKV projection, configured from Attention's / QAttention's
+    attributes: (qkv [B, S, 3 N H], mask, rel_bias) -> [B, S, N H]."""
     heads = int(node.attrs["num_heads"])
     if int(node.attrs.get("do_rotary", 0)):
         raise _refuse(node, "do_rotary")
-    if _input(node, 4) or (len(node.outputs) > 1 and node.outputs[1]):
+    if _input(node, past_input) or (len(node.outputs) > 1 and node.outputs[1]):
         raise _refuse(node, "a past/present key-value cache")
     sizes = [int(v) for v in node.attrs.get("qkv_hidden_sizes", [])]
     causal = bool(int(node.attrs.get("unidirectional", 0)))
     fill = float(node.attrs.get("mask_filter_value", -10000.0))
     scale_attr = node.attrs.get("scale")
 
-    def run(x, w, bias=None, mask=None, past=None, rel_bias=None, *rest):  # noqa: ANN001, ANN002, ANN202
-        x = np.asarray(x, np.float32)
-        b, s, _ = x.shape
-        qkv = x @ np.asarray(w, np.float32)
-        if bias is not None:
-            qkv = qkv + np.asarray(bias, np.float32)
+    def attend(qkv: np.ndarray, mask: np.ndarray | None, rel_bias: np.ndarray | None) -> np.ndarray:
+        b, s, _ = qkv.shape
         hq, hk, hv = sizes or [qkv.shape[-1] // 3] * 3
         q, k, v = qkv[..., :hq], qkv[..., hq : hq + hk], qkv[..., hq + hk :]
 
@@ -92,8 +90,44 @@ def _attention(node: Node, graph: Graph) -> Op:
         scores = scores - scores.max(axis=-1, keepdims=True)
         p = np.exp(scores)
         p /= p.sum(axis=-1, keepdims=True)
-        out = (p @ v).transpose(0, 2, 1, 3).reshape(b, s, hv)
-        return (out.astype(np.float32),)
+        return (p @ v).transpose(0, 2, 1, 3).reshape(b, s, hv).astype(np.float32)
+
+    return attend
+
+
+@register_python_op("com.microsoft:Attention")
+def _attention(node: Node, graph: Graph) -> Op:
+    attend = _attention_core(node, past_input=4)
+
+    def run(x, w, bias=None, mask=None, past=None, rel_bias=None, *rest):  # noqa: ANN001, ANN002, ANN202
+        qkv = np.asarray(x, np.float32) @ np.asarray(w, np.float32)
+        if bias is not None:
+            qkv = qkv + np.asarray(bias, np.float32)
+        return (attend(qkv, mask, rel_bias),)
+
+    return run
+
+
+@register_python_op("com.microsoft:QAttention")
+def _qattention(node: Node, graph: Graph) -> Op:
+    """quantize_dynamic's Attention: 8-bit input codes (from a DynamicQuantizeLinear) and
+    weights, the projection summed in exact integers times input_scale * weight_scale (per
+    tensor or per column), then the float attention."""
+    attend = _attention_core(node, past_input=8)
+
+    def run(x, w, bias, x_scale, w_scale, mask=None, x_zp=None, w_zp=None, *rest):  # noqa: ANN001, ANN002, ANN202
+        xi = np.asarray(x).astype(np.int64) - (
+            0 if x_zp is None else int(np.asarray(x_zp).ravel()[0])
+        )
+        wz = 0 if w_zp is None else np.asarray(w_zp).astype(np.int64).reshape(-1)
+        acc = xi @ (np.asarray(w).astype(np.int64) - wz)
+        mult = (
+            np.float32(np.asarray(x_scale).ravel()[0]) * np.asarray(w_scale, np.float32).reshape(-1)
+        ).astype(np.float32)
+        qkv = (acc.astype(np.float32) * mult).astype(np.float32)
+        if bias is not None:
+            qkv = qkv + np.asarray(bias, np.float32)
+        return (attend(qkv, mask, None),)
 
     return run
 
