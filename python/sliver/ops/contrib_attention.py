@@ -60,7 +60,7 @@ def _mask_bias(mask: np.ndarray | None, b: int, s: int, total: int, fill: float)
 
 def _attention_core(node: Node, past_input: int) -> Callable[..., np.ndarray]:
     """The attention after the QKV projection, configured from Attention's / QAttention's
-    attributes: (qkv [B, S, 3 N H], mask, rel_bias) -> [B, S, N H]."""
+    attributes: (qkv [B, S, 3 N H] before its bias, bias, mask, rel_bias) -> [B, S, N H]."""
     heads = int(node.attrs["num_heads"])
     if int(node.attrs.get("do_rotary", 0)):
         raise _refuse(node, "do_rotary")
@@ -71,7 +71,14 @@ def _attention_core(node: Node, past_input: int) -> Callable[..., np.ndarray]:
     fill = float(node.attrs.get("mask_filter_value", -10000.0))
     scale_attr = node.attrs.get("scale")
 
-    def attend(qkv: np.ndarray, mask: np.ndarray | None, rel_bias: np.ndarray | None) -> np.ndarray:
+    def attend(
+        qkv: np.ndarray,
+        bias: np.ndarray | None,
+        mask: np.ndarray | None,
+        rel_bias: np.ndarray | None,
+    ) -> np.ndarray:
+        if bias is not None:
+            qkv = qkv + np.asarray(bias, np.float32)
         b, s, _ = qkv.shape
         hq, hk, hv = sizes or [qkv.shape[-1] // 3] * 3
         q, k, v = qkv[..., :hq], qkv[..., hq : hq + hk], qkv[..., hq + hk :]
@@ -101,9 +108,7 @@ def _attention(node: Node, graph: Graph) -> Op:
 
     def run(x, w, bias=None, mask=None, past=None, rel_bias=None, *rest):  # noqa: ANN001, ANN002, ANN202
         qkv = np.asarray(x, np.float32) @ np.asarray(w, np.float32)
-        if bias is not None:
-            qkv = qkv + np.asarray(bias, np.float32)
-        return (attend(qkv, mask, rel_bias),)
+        return (attend(qkv, bias, mask, rel_bias),)
 
     return run
 
@@ -124,10 +129,7 @@ def _qattention(node: Node, graph: Graph) -> Op:
         mult = (
             np.float32(np.asarray(x_scale).ravel()[0]) * np.asarray(w_scale, np.float32).reshape(-1)
         ).astype(np.float32)
-        qkv = (acc.astype(np.float32) * mult).astype(np.float32)
-        if bias is not None:
-            qkv = qkv + np.asarray(bias, np.float32)
-        return (attend(qkv, mask, None),)
+        return (attend((acc.astype(np.float32) * mult).astype(np.float32), bias, mask, None),)
 
     return run
 
