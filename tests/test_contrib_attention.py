@@ -21,6 +21,14 @@ from onnx import numpy_helper as nh
 ort = pytest.importorskip("onnxruntime")
 TOL = 2e-5
 MS_OPSETS = [oh.make_opsetid("", 14), oh.make_opsetid("com.microsoft", 1)]
+# Batch, sequence, heads and head size drawn for the attention tests.
+ATTENTION_SHAPES = {
+    "seed": st.integers(0, 2**31),
+    "b": st.integers(1, 3),
+    "s": st.integers(1, 9),
+    "heads": st.sampled_from([1, 2, 4]),
+    "head_size": st.sampled_from([1, 3, 8]),
+}
 
 
 def _run_both(node, inputs, feeds, inits, outs):  # noqa: ANN001, ANN202
@@ -54,11 +62,7 @@ def _mask(kind: str, rng, b: int, s: int):  # noqa: ANN001, ANN202
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    seed=st.integers(0, 2**31),
-    b=st.integers(1, 3),
-    s=st.integers(1, 9),
-    heads=st.sampled_from([1, 2, 4]),
-    head_size=st.sampled_from([1, 3, 8]),
+    **ATTENTION_SHAPES,
     mask=st.sampled_from(["none", "lengths", "end_start", "raw2d", "raw3d"]),
     causal=st.booleans(),
     scale=st.sampled_from([None, 0.2]),
@@ -94,11 +98,7 @@ def test_attention(seed, b, s, heads, head_size, mask, causal, scale, rel_bias) 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    seed=st.integers(0, 2**31),
-    b=st.integers(1, 3),
-    s=st.integers(1, 9),
-    heads=st.sampled_from([1, 2, 4]),
-    head_size=st.sampled_from([1, 3, 8]),
+    **ATTENTION_SHAPES,
     mask=st.sampled_from(["none", "lengths", "raw2d"]),
     per_column=st.booleans(),
     wtype=st.sampled_from([np.int8, np.uint8]),

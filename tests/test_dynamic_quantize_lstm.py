@@ -30,8 +30,8 @@ ATOL = 2e-5
 
 
 def _codes(rng, shape, dtype, zp, spread):  # noqa: ANN001, ANN202
+    """Codes within `spread` of their zero point (zp broadcasts against shape)."""
     lo, hi = (-128, 127) if dtype == np.int8 else (0, 255)
-    zp = np.asarray(zp).reshape(zp.shape[0], 1, -1)
     return np.clip(rng.integers(-spread, spread + 1, shape) + zp, lo, hi).astype(dtype)
 
 
@@ -61,8 +61,7 @@ def _case(
     inits, names = {}, ["x"]
     for name, k in (("W", i), ("R", h)):
         zp = rng.integers(zlo, zhi + 1, qshape).astype(dtype)
-        zp_b = zp.reshape(d, 1, -1) if per_col else zp.reshape(d, 1, 1)
-        inits[name] = _codes(rng, (d, k, 4 * h), dtype, zp_b.reshape(d, -1), spread)
+        inits[name] = _codes(rng, (d, k, 4 * h), dtype, zp.reshape(d, 1, -1), spread)
         inits[f"{name}_scale"] = rng.uniform(0.002, 0.01, qshape).astype(np.float32)
         inits[f"{name}_zp"] = zp
         names.append(name)

@@ -347,67 +347,69 @@ class RecurrentKernel final : public Kernel {
   std::vector<Direction> dirs_data_;
 };
 
+// The checks LSTM, GRU and DynamicQuantizeLSTM share: X float, direction, default activations,
+// no input_forget, clip >= 0, constant B [D, 2 G H] and P [D, 3 H] if present. Sets dirs.
+bool accepts_common(const KernelInit& init, Cell cell, int64_t H, Dirs* dirs) {
+  const int64_t G = cell == Cell::lstm ? 4 : 3;
+  if (in_dtype(init, 0) != DType::f32) return false;
+  const std::string direction = init.attrs.get_string("direction", "forward");
+  if (direction == "bidirectional") dirs->count = 2;
+  else if (direction == "reverse") dirs->reverse_first = true;
+  else if (direction != "forward") return false;
+  const std::vector<std::string> dflt =
+      cell == Cell::lstm ? std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"}
+                         : std::vector<std::string>{"Sigmoid", "Tanh"};
+  if (!default_activations(init.attrs, dflt, dirs->count)) return false;
+  if (init.attrs.get_int("input_forget", 0) != 0) return false;
+  if (init.attrs.get_float("clip", 0.0) < 0) return false;
+  if (H <= 0 || init.attrs.get_int("hidden_size", H) != H) return false;
+  if (init.has_input(3)) {
+    if (!init.is_const(3)) return false;
+    const Tensor& B = init.const_inputs[3];
+    if (B.dtype != DType::f32 || B.numel() != dirs->count * 2 * G * H) return false;
+  }
+  if (cell == Cell::lstm && init.has_input(7)) {
+    if (!init.is_const(7)) return false;
+    const Tensor& P = init.const_inputs[7];
+    if (P.dtype != DType::f32 || P.numel() != dirs->count * 3 * H) return false;
+  }
+  return true;
+}
+
 template <Cell kCell>
 std::unique_ptr<Kernel> make_recurrent(const KernelInit& init) {
   const int G = kCell == Cell::lstm ? 4 : 3;
   if (init.num_inputs() < 3 || !init.is_const(1) || !init.is_const(2)) return nullptr;
-  if (in_dtype(init, 0) != DType::f32) return nullptr;
-  if (init.has_input(3) && !init.is_const(3)) return nullptr;
-  if (kCell == Cell::lstm && init.has_input(7) && !init.is_const(7)) return nullptr;
-  const std::string direction = init.attrs.get_string("direction", "forward");
-  Dirs dirs;
-  if (direction == "bidirectional") dirs.count = 2;
-  else if (direction == "reverse") dirs.reverse_first = true;
-  else if (direction != "forward") return nullptr;
-  const std::vector<std::string> dflt =
-      kCell == Cell::lstm ? std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"}
-                          : std::vector<std::string>{"Sigmoid", "Tanh"};
-  if (!default_activations(init.attrs, dflt, dirs.count)) return nullptr;
-  if (init.attrs.get_int("input_forget", 0) != 0) return nullptr;
-  if (init.attrs.get_float("clip", 0.0) < 0) return nullptr;
   const Tensor& W = init.const_inputs[1];
   const Tensor& R = init.const_inputs[2];
   if (W.dtype != DType::f32 || R.dtype != DType::f32 || W.rank() != 3 || R.rank() != 3)
     return nullptr;
   const int64_t H = R.shape[2];
-  if (H <= 0 || W.shape[0] != dirs.count || R.shape[0] != dirs.count || W.shape[1] != G * H ||
-      R.shape[1] != G * H || init.attrs.get_int("hidden_size", H) != H)
+  Dirs dirs;
+  if (!accepts_common(init, kCell, H, &dirs)) return nullptr;
+  if (W.shape[0] != dirs.count || R.shape[0] != dirs.count || W.shape[1] != G * H ||
+      R.shape[1] != G * H)
     return nullptr;
-  if (init.is_const(3)) {
-    const Tensor& B = init.const_inputs[3];
-    if (B.dtype != DType::f32 || B.numel() != dirs.count * 2 * G * H) return nullptr;
-  }
-  if (kCell == Cell::lstm && init.is_const(7)) {
-    const Tensor& P = init.const_inputs[7];
-    if (P.dtype != DType::f32 || P.numel() != dirs.count * 3 * H) return nullptr;
-  }
   return std::make_unique<RecurrentKernel>(kCell, init, dirs, H, false);
 }
 
-// The checks make_recurrent<lstm> makes, for DynamicQuantizeLSTM's layout: 8-bit W [D, I, 4H]
-// and R [D, H, 4H] with float scales and same-typed zero points of D or D * 4H values.
+// DynamicQuantizeLSTM's own inputs: 8-bit W [D, I, 4H] and R [D, H, 4H] with float scales and
+// same-typed zero points of D or D * 4H values.
 std::unique_ptr<Kernel> make_dynamic_quantize_lstm(const KernelInit& init) {
-  if (init.num_inputs() < 11 || in_dtype(init, 0) != DType::f32) return nullptr;
+  if (init.num_inputs() < 11) return nullptr;
   for (int i : {1, 2, 8, 10})
     if (!init.is_const(i)) return nullptr;
-  for (int i : {3, 7, 9, 11})
+  for (int i : {9, 11})
     if (init.has_input(i) && !init.is_const(i)) return nullptr;
-  const std::string direction = init.attrs.get_string("direction", "forward");
-  Dirs dirs;
-  if (direction == "bidirectional") dirs.count = 2;
-  else if (direction == "reverse") dirs.reverse_first = true;
-  else if (direction != "forward") return nullptr;
-  if (!default_activations(init.attrs, {"Sigmoid", "Tanh", "Tanh"}, dirs.count)) return nullptr;
-  if (init.attrs.get_int("input_forget", 0) != 0 || init.attrs.get_float("clip", 0.0) < 0)
-    return nullptr;
   const Tensor& W = init.const_inputs[1];
   const Tensor& R = init.const_inputs[2];
   for (const Tensor* t : {&W, &R})
-    if (t->dtype != DType::i8 && t->dtype != DType::u8) return nullptr;
-  if (W.rank() != 3 || R.rank() != 3) return nullptr;
+    if ((t->dtype != DType::i8 && t->dtype != DType::u8) || t->rank() != 3) return nullptr;
   const int64_t H = R.shape[1], GH = 4 * H;
-  if (H <= 0 || W.shape[0] != dirs.count || R.shape[0] != dirs.count || W.shape[2] != GH ||
-      R.shape[2] != GH || init.attrs.get_int("hidden_size", H) != H)
+  Dirs dirs;
+  if (!accepts_common(init, Cell::lstm, H, &dirs)) return nullptr;
+  if (W.shape[0] != dirs.count || R.shape[0] != dirs.count || W.shape[2] != GH ||
+      R.shape[2] != GH)
     return nullptr;
   for (auto [si, zi, wt] : {std::tuple{8, 9, W.dtype}, std::tuple{10, 11, R.dtype}}) {
     const Tensor& scale = init.const_inputs[si];
@@ -417,14 +419,6 @@ std::unique_ptr<Kernel> make_dynamic_quantize_lstm(const KernelInit& init) {
       const Tensor& zp = init.const_inputs[zi];
       if (zp.dtype != wt || zp.numel() != n) return nullptr;
     }
-  }
-  if (init.is_const(3)) {
-    const Tensor& B = init.const_inputs[3];
-    if (B.dtype != DType::f32 || B.numel() != dirs.count * 2 * GH) return nullptr;
-  }
-  if (init.is_const(7)) {
-    const Tensor& P = init.const_inputs[7];
-    if (P.dtype != DType::f32 || P.numel() != dirs.count * 3 * H) return nullptr;
   }
   return std::make_unique<RecurrentKernel>(Cell::lstm, init, dirs, H, true);
 }
