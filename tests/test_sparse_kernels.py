@@ -30,12 +30,16 @@ GUARD_BYTE = 0xA5
 
 ZERO_FRACTIONS = [0.0, 0.01, 0.5, 0.9, 0.99, 1.0]
 # (block rows R, tile NT) of every compiled kernel shape (f32_spmm.inc / q8_spmm.inc), and for
-# INT8 the pairing kr (2 = aligned pairs, R = 1 only).
+# INT8 the pairing kr (2 = aligned pairs, 4 = quads on a uint8 panel; R = 1 only, and quads have
+# no 4-lane form).
 KERNEL_SHAPES = [
     (r, nt) for r, nt in [(1, 32), (1, 16), (1, 8), (1, 1), (4, 16), (4, 8), (4, 1), (8, 8), (8, 1)]
 ]
 Q8_KERNEL_SHAPES = [
-    (r, nt, kr) for r, nt in KERNEL_SHAPES + [(1, 4)] for kr in (1, 2) if kr == 1 or r == 1
+    (r, nt, kr)
+    for r, nt in KERNEL_SHAPES + [(1, 4)]
+    for kr in (1, 2, 4)
+    if kr == 1 or (r == 1 and (kr, nt) != (4, 4))
 ]  # INT8 also has a 4-lane form (narrow batches)
 
 
@@ -264,9 +268,12 @@ def test_layout_choice_follows_structure():
     assert T.sparse_pack_f32(w * sparse_mask(rng, 64, 128, 0.8, "8x1")).block in (4, 8)
     assert T.sparse_pack_f32(w * sparse_mask(rng, 64, 128, 0.8, "unstructured")).block == 1
     q = rng.integers(1, 100, (64, 128)).astype(np.int8)
-    for pattern, blocks, kr in [("unstructured", (1,), 1), ("1x4", (1,), 2), ("8x1", (4, 8), 1)]:
+    for pattern, blocks, kr in [("unstructured", (1,), 4), ("1x4", (1,), 2), ("8x1", (4, 8), 1)]:
         pk = T.sparse_pack_q8(q * sparse_mask(rng, 64, 128, 0.8, pattern), zero_point=0)
         assert pk.block in blocks and pk.kr == kr, pattern
+    # Quads need w - zero_point within int8: otherwise unstructured weights take plain pairs.
+    pk = T.sparse_pack_q8(q * sparse_mask(rng, 64, 128, 0.8, "unstructured"), zero_point=-100)
+    assert pk.kr == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,8 +336,9 @@ def q8_bytes(pk, narrow: bool) -> int:
     """What SparseQ8Weights stores: 16-bit pair counts per (chunk, block) run and an int32 start
     every 64 runs, the 8-bit input steps, the int8 (or int16) weights."""
     runs = pk.chunks * ((pk.out + pk.block - 1) // pk.block)
-    steps = pk.pairs * (2 if pk.kr == 1 else 1)
-    return 2 * runs + 4 * (runs // 64 + 1) + steps + pk.pairs * 2 * pk.block * (2 - narrow)
+    steps = pk.pairs * (1 if pk.kr == 2 else 2)
+    wsum = 4 * pk.out if pk.kr == 4 else 0  # quads: each row's weight sum
+    return 2 * runs + 4 * (runs // 64 + 1) + steps + pk.pairs * 2 * pk.block * (2 - narrow) + wsum
 
 
 @pytest.mark.parametrize("layout", ["left", "right"])
@@ -339,7 +347,8 @@ def q8_bytes(pk, narrow: bool) -> int:
 @pytest.mark.parametrize("narrow", [False, True])
 def test_q8_every_kernel(layout, block, tile, kr, scalar, narrow):
     """Every kernel, with int16-stored weights (random zero points: w - zp up to 255) and int8
-    ones (zero point 0, or 128 for u8 weights; unblocked rows only)."""
+    ones (zero point 0, or 128 for u8 weights; unblocked rows only). Quads (kr = 4) take int8
+    weights only and refuse the others."""
     rng = np.random.default_rng(2000 * block + 100 * kr + tile + (7 if scalar else 0) + narrow)
     out = int(rng.integers(1, 3 * block + 20))
     inp = int(rng.integers(1, 200))
@@ -358,16 +367,22 @@ def test_q8_every_kernel(layout, block, tile, kr, scalar, narrow):
         per_channel=True,
         narrow=narrow,
     )
-    pk = T.sparse_pack_q8(
-        w, layout=layout, zero_point=zp, block_rows=block, kr=kr, kc=int(rng.integers(1, 90))
-    )
+    kc = int(rng.integers(1, 90))
+    zpb = np.asarray(zp)[:, None] if layout == "left" else np.asarray(zp)[None, :]
+    wc = w.astype(np.int64) - zpb
+    fits = wc.min() >= -128 and wc.max() <= 127
+    if kr == 4 and not fits:
+        with pytest.raises(Exception, match="kr=4 needs weights"):
+            T.sparse_pack_q8(w, layout=layout, zero_point=zp, block_rows=block, kr=kr, kc=kc)
+        return
+    pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp, block_rows=block, kr=kr, kc=kc)
     assert pk.bytes == q8_bytes(pk, narrow and block == 1)  # blocks keep int16 weights
     assert pk.block == block and pk.kr == kr
     got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, tile=tile, force_scalar=scalar, ld_extra=2)
     np.testing.assert_array_equal(split_guard(got, *acc.shape, byte_guard=True), wrap32(acc))
 
 
-@pytest.mark.parametrize("kr", [1, 2])
+@pytest.mark.parametrize("kr", [1, 2, 4])
 @pytest.mark.parametrize("narrow", [False, True])
 def test_q8_long_gaps_take_fillers(kr, narrow):
     """Input steps are bytes: gaps of 255+ inputs (510+ for aligned pairs) between a row's
@@ -378,7 +393,7 @@ def test_q8_long_gaps_take_fillers(kr, narrow):
     for m in range(out):
         ks = np.cumsum(rng.integers(1, 700, 12))
         ks = ks[ks < inp]
-        w[m, ks] = rng.integers(1, 127, ks.size) * rng.choice([-1, 1], ks.size)
+        w[m, ks] = rng.integers(1, 120, ks.size) * rng.choice([-1, 1], ks.size)
         if kr == 2:
             w[m, np.minimum(ks + 1, inp - 1)] = 3
     zp = 0 if narrow else 5
@@ -394,6 +409,44 @@ def test_q8_long_gaps_take_fillers(kr, narrow):
     for tile in (0, 1, 8):
         got = T.sparse_q8_spmm(pk, x, x_zero_point=9, tile=tile, ld_extra=1)
         np.testing.assert_array_equal(split_guard(got, out, cols, byte_guard=True), wrap32(acc))
+
+
+@pytest.mark.parametrize("layout", ["left", "right"])
+@pytest.mark.parametrize("x_type", [np.uint8, np.int8])
+def test_q8_quads_exact_where_pairs_would_saturate(layout, x_type):
+    """Quads run vpmaddubsw, whose s16 pair sums saturate for same-signed weights summing past
+    128 against large activations: the packer stores such pairs as two half pairs, so the sums
+    stay exact at the extremes (activations 0 / 255 or -128 / 127, weights -128 / 127), for any
+    zero point, tile, chunk, thread count and the portable kernels."""
+    rng = np.random.default_rng(40 + (layout == "left") + 2 * (x_type == np.int8))
+    out, inp, cols = 37, 300, 45
+    w = rng.choice(np.array([-128, -127, -100, -1, 1, 60, 100, 127]), (out, inp)).astype(np.int8)
+    w[rng.random(w.shape) < 0.6] = 0
+    w[:3] = 127  # rows of nothing but unsafe pairs
+    w[3:6] = -128
+    lo, hi = (0, 255) if x_type == np.uint8 else (-128, 127)
+    xs = (inp, cols) if layout == "left" else (cols, inp)
+    x = np.where(rng.random(xs) < 0.5, lo, hi).astype(x_type)
+    wl = w if layout == "left" else np.ascontiguousarray(w.T)
+    nnz = int((w != 0).sum())
+    for kc in (0, 33):
+        pk = T.sparse_pack_q8(wl, layout=layout, zero_point=0, kr=4, kc=kc)
+        assert pk.kr == 4 and pk.nnz == nnz and pk.pairs > (nnz + 1) // 2  # half pairs stored
+        for xz in (lo, hi, int(rng.integers(lo, hi))):
+            xc = x.astype(np.int64) - xz
+            acc = w.astype(np.int64) @ xc if layout == "left" else xc @ w.T.astype(np.int64)
+            for kw in (
+                dict(tile=32),
+                dict(tile=16),
+                dict(tile=8),
+                dict(tile=1),
+                dict(num_threads=2),
+                dict(force_scalar=True),
+            ):
+                got = T.sparse_q8_spmm(pk, x, x_zero_point=xz, ld_extra=3, **kw)
+                np.testing.assert_array_equal(
+                    split_guard(got, *acc.shape, byte_guard=True), wrap32(acc), err_msg=str(kw)
+                )
 
 
 def test_q8_extreme_values_wrap():

@@ -387,7 +387,10 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     a.kidx = W.kidx.data();
     a.w = W.w.get();
     a.wide = W.wide;
-    a.x = panel + c * kc * NT;
+    // Chunk c's panel rows; a quad panel holds bytes (sparse.h).
+    a.x = W.kr == 4 ? reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(panel) +
+                                                       c * kc * NT)
+                    : panel + c * kc * NT;
     a.acc_in = c > 0 ? tmp : nullptr;
     a.y = tmp;
     a.ldy = NT;
@@ -442,9 +445,9 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   const char* fn = left ? "q8_spmm_left" : "q8_spmm_right";
   check_q8_args(A, W, left, fn);
   SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
-                   ((opt.tile == 4 || opt.tile == 32) && W.block == 1) ||
-                   (opt.tile == 16 && W.block <= 4),
-               fn, ": no tile ", opt.tile, " for block ", W.block);
+                   (opt.tile == 4 && W.block == 1 && W.kr != 4) ||
+                   (opt.tile == 32 && W.block == 1) || (opt.tile == 16 && W.block <= 4),
+               fn, ": no tile ", opt.tile, " for block ", W.block, " kr ", W.kr);
   const int64_t cols = A.M, out = W.out;
   if (cols == 0 || out == 0) return;
   Q8Problem P;
@@ -455,8 +458,9 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   P.helpers = &q8_helpers(opt.force_scalar);
   P.f32_helpers = &f32_helpers(opt.force_scalar);
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
-  // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd).
-  const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile, 1, W.block == 1);
+  // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
+  // have none.
+  const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile, 1, W.block == 1 && W.kr != 4);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
@@ -469,6 +473,13 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   std::vector<float> scale(padded, 0.f), float_bias;
   std::vector<double> scale_f64;
   if (A.bias) std::copy(A.bias, A.bias + out, bias.begin());
+  if (W.kr == 4) {
+    // The quad kernels sum raw bytes u times w' (sparse.h): re-centre with -u_zero_point * wsum.
+    const uint32_t zu = static_cast<uint32_t>(A.a_zero_point + (A.a_type == DType::i8 ? 128 : 0));
+    for (int64_t n = 0; n < out; ++n)
+      bias[n] = static_cast<int32_t>(static_cast<uint32_t>(bias[n]) -
+                                     zu * static_cast<uint32_t>(W.wsum[n]));
+  }
   if (A.output != QGemmOutput::int32) {
     for (int64_t n = 0; n < out; ++n) {
       const float bs = A.b_scale[A.b_scale_per_column ? n : 0];
@@ -506,9 +517,11 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 // `bench_sparse.py --crossover`-style sweeps (1 thread, densities 0.1 ... 0.7, so 0.7 means
 // "still faster at 0.7") over out in {16, 64, 512}, in in {144, 576} and extents 1, 4, 8, 16,
 // 32, 256 (both layouts; conv-like shapes with in = 27 too), Zen 3, unstructured, 4x1 and 1x4
-// patterns. Classes: a vector (1); 2-4 and 5-7 columns, which fill half an 8-lane tile while
-// the dense GEMM keeps its whole register tile busy (FP32 0.17-0.19 unstructured on the zoo
-// mlp's batch-4 layers, 256-512 x 512, calibrate_sparse.py; INT8 never, but 0.10-0.11 at 2-4
+// patterns. Quads (q4): `bench_sparse.py --dtype q8 --crossover` on conv3x3, conv1x1,
+// bert_ffn1 (0.45-0.50) and mlp_b8 (8 columns: 0.22); the narrower classes scaled down from it.
+// Classes: a vector (1); 2-4 and 5-7 columns, which fill half an 8-lane tile while the dense
+// GEMM keeps its whole register tile busy (FP32 0.17-0.19 unstructured on the zoo mlp's batch-4
+// layers, 256-512 x 512, calibrate_sparse.py; INT8 never, but 0.10-0.11 at 2-4
 // columns with the narrow form, same layers); 8-15; 16-31; wide (>= 32: FP32 0.6-0.7; INT8
 // 0.4-0.6, 1x4 pairs 0.5-0.7).
 // Shape corrections, from the same sweeps: with few output rows (< 32) the per-column panel
@@ -523,23 +536,23 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
 // (and inside a session, MobileNetV2's 1280 -> 1000 Gemm at 10% ran 2x faster sparse); it was
 // 0.08, which kept 90%-pruned classifiers dense.
 struct Crossover {
-  double r1, r4, r8, c2;  // INT8 only has c2
+  double r1, r4, r8, c2, q4;  // INT8 only has c2 and q4
 };
 constexpr Crossover kF32Classes[] = {
-    {0.12, 0.35, 0.35, 0},  // 1: see kF32VectorNote
-    {0.17, 0.20, 0.20, 0},  // 2-4
-    {0.17, 0.20, 0.20, 0},  // 5-7
-    {0.30, 0.50, 0.50, 0},  // 8-15
-    {0.50, 0.60, 0.60, 0},  // 16-31
-    {0.60, 0.65, 0.65, 0},  // >= 32
+    {0.12, 0.35, 0.35, 0, 0},  // 1: see kF32VectorNote
+    {0.17, 0.20, 0.20, 0, 0},  // 2-4
+    {0.17, 0.20, 0.20, 0, 0},  // 5-7
+    {0.30, 0.50, 0.50, 0, 0},  // 8-15
+    {0.50, 0.60, 0.60, 0, 0},  // 16-31
+    {0.60, 0.65, 0.65, 0, 0},  // >= 32
 };
 constexpr Crossover kQ8Classes[] = {
-    {0.00, 0.12, 0.08, 0.00},  // 1
-    {0.11, 0.10, 0.08, 0.12},  // 2-4: the narrow form (R = 1)
-    {0.00, 0.10, 0.08, 0.08},  // 5-7
-    {0.18, 0.35, 0.35, 0.28},  // 8-15
-    {0.38, 0.45, 0.45, 0.50},  // 16-31
-    {0.45, 0.50, 0.45, 0.55},  // >= 32
+    {0.00, 0.12, 0.08, 0.00, 0.00},  // 1
+    {0.11, 0.10, 0.08, 0.12, 0.05},  // 2-4: the narrow form (R = 1; quads have none)
+    {0.00, 0.10, 0.08, 0.08, 0.10},  // 5-7
+    {0.18, 0.35, 0.35, 0.28, 0.22},  // 8-15
+    {0.38, 0.45, 0.45, 0.50, 0.40},  // 16-31
+    {0.45, 0.50, 0.45, 0.55, 0.50},  // >= 32
 };
 constexpr int64_t kFewRows = 32, kVeryFewRows = 16, kLongK = 512;
 constexpr double kFewRowsFactor = 0.75, kVeryFewRowsFactor = 0.2, kLongKFactor = 0.85;
@@ -648,6 +661,7 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols) {
   const Crossover& c = (int8 ? kQ8Classes : kF32Classes)[extent_class(cols)];
   if (int8 && kr == 2) return c.c2;
+  if (int8 && kr == 4) return c.q4;
   return block_rows >= 8 ? c.r8 : block_rows >= 4 ? c.r4 : c.r1;
 }
 

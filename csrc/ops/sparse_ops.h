@@ -59,7 +59,7 @@ inline Mode read_mode(const KernelInit& init) {
 inline double max_density(bool int8, DensePath dense) {
   double m = 0;
   for (int r : {1, 4, 8})
-    for (int kr : {1, 2}) m = std::max(m, sparse_crossover_density(int8, r, kr, 1 << 20));
+    for (int kr : {1, 2, 4}) m = std::max(m, sparse_crossover_density(int8, r, kr, 1 << 20));
   return std::min(m / dense_path_factor(int8, dense), kSparseMaxDensity);
 }
 
@@ -264,7 +264,7 @@ std::string layout_str(const std::vector<std::shared_ptr<W>>& ws, bool int8) {
   int kr = 1;
   if constexpr (std::is_same_v<W, SparseQ8Weights>) kr = w0.kr;
   std::snprintf(buf, sizeof(buf), "R=%d%s density %.2f stored %.2f blocks %dx%d", w0.block,
-                int8 && kr == 2 ? " kr=2" : "", size > 0 ? nnz / size : 0.0,
+                !int8 || kr == 1 ? "" : kr == 2 ? " kr=2" : " kr=4", size > 0 ? nnz / size : 0.0,
                 size > 0 ? stored / size : 0.0, w0.info.block_rows, w0.info.block_cols);
   return buf;
 }

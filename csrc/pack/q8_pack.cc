@@ -22,16 +22,9 @@ constexpr int kNR = 16, kKR = 4, kMR = 4;  // the 4x16c4 kernels of q8_gemm.inc
 constexpr size_t kAlign = 64;
 constexpr int64_t kMaxK = int64_t{1} << 24;
 
-// Largest pair sum magnitude vpmaddubsw can hold, over 255 (the largest u): a pair (w0, w1) is
-// safe when 255 * (positive part sum) <= 32767 and 255 * (negative part sum) >= -32768.
+// Largest pair sum magnitude vpmaddubsw can hold, over 255 (the largest u).
 constexpr int kMaxSafePairPos = 32767 / 255;  // 128
 constexpr int kMaxSafePairNeg = 32768 / 255;  // 128
-
-bool pair_fast_safe(int w0, int w1) {
-  const int pos = std::max(w0, 0) + std::max(w1, 0);
-  const int neg = std::min(w0, 0) + std::min(w1, 0);
-  return pos <= kMaxSafePairPos && -neg <= kMaxSafePairNeg;
-}
 
 // The amount an unsafe pair's larger weight gives up (see qgemm.h): only same-signed pairs can
 // be unsafe, and after the move their sum is +-128.
@@ -49,11 +42,11 @@ int64_t max_fixes(int64_t kp) { return kp / kKR / 4; }
 bool fix_panel(int8_t* dst, int64_t kp, std::vector<Q8PairFix>& fixes) {
   // Pairs are (k, k+1) for even k inside a group; padding bytes are 0 and always safe.
   int64_t unsafe = 0;
-  for (int64_t i = 0; i < kp * kNR; i += 2) unsafe += pair_fast_safe(dst[i], dst[i + 1]) ? 0 : 1;
+  for (int64_t i = 0; i < kp * kNR; i += 2) unsafe += q8_pair_fast_safe(dst[i], dst[i + 1]) ? 0 : 1;
   if (unsafe == 0) return true;
   if (unsafe > max_fixes(kp)) return false;
   for (int64_t i = 0; i < kp * kNR; i += 2) {
-    if (pair_fast_safe(dst[i], dst[i + 1])) continue;
+    if (q8_pair_fast_safe(dst[i], dst[i + 1])) continue;
     const int64_t big = std::abs(dst[i]) >= std::abs(dst[i + 1]) ? i : i + 1;
     const int r = pair_excess(dst[i], dst[i + 1]);
     dst[big] = static_cast<int8_t>(dst[big] - r);

@@ -51,13 +51,19 @@ struct EntryCost {
   double cost;
 };
 constexpr EntryCost kF32EntryCost[] = {{1, 1, 1.0}, {4, 1, 0.70}, {8, 1, 0.80}};
-constexpr EntryCost kQ8EntryCost[] = {{1, 1, 1.0}, {1, 2, 0.80}, {4, 1, 0.75}, {8, 1, 0.95}};
+// kr = 4 (quads, q8_spmm_quad_avx2.h) is kr = 1 on a uint8 panel: 1.15-1.3x faster on
+// bench_sparse.py's unstructured shapes at 80-90% zeros (Zen 3), but slower than kr = 2 on 1x4
+// patterns at 50-80% (0.83-0.93x), which its 0.85 against kr = 2's 0.80 keeps there.
+constexpr EntryCost kQ8EntryCost[] = {
+    {1, 1, 1.0}, {1, 2, 0.80}, {1, 4, 0.85}, {4, 1, 0.75}, {8, 1, 0.95}};
 
-// Panel bytes per K row at the widest tile: FP32 32 lanes x 4 bytes, INT8 32 lanes x 2 bytes.
-constexpr int64_t kPanelRowBytesF32 = 32 * 4, kPanelRowBytesQ8 = 32 * 2;
+// Panel bytes per K row at the widest tile: FP32 32 lanes x 4 bytes, INT8 32 lanes x 2 bytes
+// (int16), quads 32 x 1.
+constexpr int64_t kPanelRowBytesF32 = 32 * 4, kPanelRowBytesQ8 = 32 * 2, kPanelRowBytesQ4 = 32;
 constexpr int64_t kWholePanelBytes = 16 << 10;  // below this K is not chunked
-constexpr double kWeightsPerChunkF32 = 80, kWeightsPerChunkQ8 = 200;
+constexpr double kWeightsPerChunkF32 = 80, kWeightsPerChunkQ8 = 200, kWeightsPerChunkQ4 = 200;
 constexpr int64_t kMinChunk = 128;
+constexpr double kMinQuadRowNonzeros = 16;  // per output row, on average
 constexpr int64_t kMaxStep = 255;  // INT8 input steps are bytes
 
 template <class T>
@@ -169,16 +175,17 @@ double stored_weights(const SparsityInfo& s, int r, int kr) {
 // The cheapest (R, kr) of `table`, among those the options allow.
 template <size_t N>
 EntryCost choose_layout(const SparsityInfo& s, const EntryCost (&table)[N],
-                        const SparsePackOptions& opt) {
+                        const SparsePackOptions& opt, bool quads_ok = false) {
   SLIVER_CHECK(opt.block_rows == 0 || opt.block_rows == 1 || opt.block_rows == 4 ||
                    opt.block_rows == 8,
                "sparse: block_rows must be 1, 4 or 8, got ", opt.block_rows);
-  SLIVER_CHECK(opt.kr == 0 || opt.kr == 1 || opt.kr == 2, "sparse: kr must be 1 or 2, got ",
-               opt.kr);
+  SLIVER_CHECK(opt.kr == 0 || opt.kr == 1 || opt.kr == 2 || opt.kr == 4,
+               "sparse: kr must be 1, 2 or 4, got ", opt.kr);
   EntryCost best{0, 0, 0};
   double best_cost = 1e300;
   for (const EntryCost& c : table) {
     if ((opt.block_rows && c.r != opt.block_rows) || (opt.kr && c.kr != opt.kr)) continue;
+    if (c.kr == 4 && !quads_ok && opt.kr != 4) continue;
     const double cost = stored_weights(s, c.r, c.kr) * c.cost;
     if (cost < best_cost) {
       best_cost = cost;
@@ -189,8 +196,8 @@ EntryCost choose_layout(const SparsityInfo& s, const EntryCost (&table)[N],
   return best;
 }
 
-int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, const SparsePackOptions& opt,
-                  bool even) {
+int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, double target,
+                  const SparsePackOptions& opt, bool even) {
   const int64_t in = std::max<int64_t>(s.in, 1);
   if (opt.kc) {
     SLIVER_CHECK(opt.kc >= 1 && opt.kc <= 65536, "sparse: kc must be in [1, 65536], got ", opt.kc);
@@ -201,7 +208,6 @@ int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, const SparseP
   // Stored weights a row block gets per K row.
   const double per_k = static_cast<double>(s.blocks_rx1[info_index(R)]) * R /
                        std::max<double>(1.0, static_cast<double>((s.out + R - 1) / R) * in);
-  const double target = row_bytes == kPanelRowBytesQ8 ? kWeightsPerChunkQ8 : kWeightsPerChunkF32;
   int64_t kc = static_cast<int64_t>(std::ceil(target / std::max(per_k, 1e-6) / 64)) * 64;
   kc = std::max(kc, kMinChunk);
   return kc >= in ? std::min<int64_t>(in, 65536) : kc;
@@ -244,7 +250,8 @@ int64_t SparseF32Weights::bytes() const {
 }
 
 int64_t SparseQ8Weights::bytes() const {
-  return static_cast<int64_t>(count.size() * 2 + start64.size() * 4 + kidx.size()) +
+  return static_cast<int64_t>(count.size() * 2 + start64.size() * 4 + kidx.size() +
+                              wsum.size() * 4) +
          pairs * block * 2 * (wide ? 2 : 1);
 }
 
@@ -277,7 +284,7 @@ std::shared_ptr<SparseF32Weights> pack_sparse_f32(int64_t out, int64_t in, const
   pk->nnz = pk->info.nnz;
   SLIVER_CHECK(opt.kr <= 1, "sparse: kr applies to INT8 weights only");
   const int R = pk->block = choose_layout(pk->info, kF32EntryCost, opt).r;
-  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, opt, false);
+  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, kWeightsPerChunkF32, opt, false);
   pk->entries = pk->info.blocks_rx1[info_index(R)];
   const int64_t chunks = pk->chunks();
   if (pk->entries > INT32_MAX) fail("sparse: too many nonzeros (", pk->entries, ")");
@@ -315,14 +322,23 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   pk->in = in;
   pk->w_type = w_type;
   pk->nnz = pk->info.nnz;
-  const EntryCost layout = choose_layout(pk->info, kQ8EntryCost, opt);
+  const bool fit_int8 = centred_fit_int8(v, out, in);
+  // Quads need vpmaddubsw's signed operand (w - zero_point within int8), and pay for their
+  // padding, half pairs and row sums only on rows with a few quads.
+  SLIVER_CHECK(opt.kr != 4 || fit_int8,
+               "sparse: kr=4 needs weights whose w - zero_point fits int8 (symmetric weights)");
+  const bool quads_ok =
+      fit_int8 &&
+      static_cast<double>(pk->info.nnz) >= kMinQuadRowNonzeros * static_cast<double>(out);
+  const EntryCost layout = choose_layout(pk->info, kQ8EntryCost, opt, quads_ok);
   const int R = pk->block = layout.r;
   const int kr = pk->kr = layout.kr;
-  pk->kc = choose_kc(pk->info, R, kPanelRowBytesQ8, opt, kr == 2);
+  pk->kc = kr == 4 ? choose_kc(pk->info, R, kPanelRowBytesQ4, kWeightsPerChunkQ4, opt, false)
+                   : choose_kc(pk->info, R, kPanelRowBytesQ8, kWeightsPerChunkQ8, opt, kr == 2);
   const int64_t chunks = pk->chunks();
   // int8 weights for unblocked rows; blocks keep int16: their R weight pairs per input pair
   // would cost a decode per row in the kernels' busiest port (q8_spmm_avx2.cc: 18% slower).
-  pk->wide = R > 1 || !centred_fit_int8(v, out, in);
+  pk->wide = R > 1 || !fit_int8;
   auto weight = [&](int64_t b, int r, int64_t k) -> int16_t {
     return b * R + r < out && k >= 0 && k < in ? static_cast<int16_t>(v.centred(b * R + r, k))
                                               : int16_t{0};
@@ -360,8 +376,11 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
         continue;
       }
       // kr = 1: the next input as the partner when its step from base fits, else itself with
-      // weight 0 (an odd last input, or one followed by a long gap).
-      if (i + 1 < run.size() && run[i + 1].first - base <= kMaxStep) {
+      // weight 0 (an odd last input, or one followed by a long gap). kr = 4 also takes it alone
+      // when the pair could saturate vpmaddubsw.
+      if (i + 1 < run.size() && run[i + 1].first - base <= kMaxStep &&
+          (kr != 4 || q8_pair_fast_safe(weight(run_block, 0, k1),
+                                        weight(run_block, 0, run[i + 1].second)))) {
         const auto [kl2, k2] = run[i + 1];
         emit(run_block, {kl1 - base, kl2 - base}, k1, k2);
         base = kl2;
@@ -372,6 +391,7 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
         ++i;
       }
     }
+    if (kr == 4 && (p - run_start) % 2) emit(run_block, {0, 0}, -1, -1);  // whole quads
     run.clear();
     if (pk->count.size() % 64 == 0) pk->start64.push_back(static_cast<int32_t>(run_start));
     if (p - run_start > UINT16_MAX) fail("sparse: too many pairs in one run (", p - run_start, ")");
@@ -399,6 +419,14 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   }
   if (p > INT32_MAX) fail("sparse: too many nonzeros (", p, ")");
   pk->pairs = p;
+  if (kr == 4) {
+    pk->wsum.resize(static_cast<size_t>(out));
+    for (int64_t m = 0; m < out; ++m) {
+      int64_t sum = 0;
+      for (int64_t k = 0; k < in; ++k) sum += v.centred(m, k);
+      pk->wsum[static_cast<size_t>(m)] = static_cast<int32_t>(static_cast<uint32_t>(sum));
+    }
+  }
   if (pk->count.size() % 64 == 0) pk->start64.push_back(static_cast<int32_t>(p));  // runs()
   if (pk->wide) {
     pk->w = aligned_array<uint8_t>(w16.size() * sizeof(int16_t));

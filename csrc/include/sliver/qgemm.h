@@ -53,6 +53,14 @@ namespace sliver {
 
 class ThreadPool;
 
+/// Whether vpmaddubsw's s16 pair sum u0 * w0 + u1 * w1 cannot saturate for any u in [0, 255]:
+/// 255 * (sum of the positive weights) <= 32767 and 255 * (sum of the negative ones) >= -32768.
+constexpr bool q8_pair_fast_safe(int w0, int w1) {
+  const int pos = (w0 > 0 ? w0 : 0) + (w1 > 0 ? w1 : 0);
+  const int neg = (w0 < 0 ? w0 : 0) + (w1 < 0 ? w1 : 0);
+  return pos <= 32767 / 255 && -neg <= 32768 / 255;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Packed weights.
 

@@ -86,7 +86,7 @@ SparsityInfo analyze_sparsity_q8(int64_t out, int64_t in, const void* w, DType w
 
 struct SparsePackOptions {
   int block_rows = 0;  // 0: choose by cost (from 1, 4, 8); else force this R (1, 4 or 8)
-  int kr = 0;          // INT8 pairing: 0 choose by cost; 1 or 2 force (2 needs R = 1)
+  int kr = 0;  // INT8 pairing: 0 choose by cost; 1, 2 or 4 force (2, 4 need R = 1; 4 int8 w')
   int64_t kc = 0;      // 0: choose from the density; else this K chunk (<= 65536)
   int64_t cols = 0;    // expected activation columns if known (1: a GEMV, K is not chunked)
 };
@@ -118,6 +118,13 @@ struct SparseF32Weights {
 ///  kr = 2: aligned pairs (k, k + 1), k even, wherever either is nonzero; the panel is stored
 ///          pre-interleaved, so a pair is one load. What 1x2 / 1x4 (consecutive input) pruning
 ///          wants; unstructured weights would store almost twice the pairs.
+///  kr = 4: kr = 1 pairs (same steps and weights) that the quad kernels take two at a time
+///          from a uint8 panel with vpmaddubsw: every run holds an even number of pairs (a zero
+///          pair pads it), every pair is fast-safe (qgemm.h; an unsafe pair is stored as two
+///          half pairs) and the weights are int8 (R = 1, w - zero_point within int8). The
+///          kernels sum u * w' for the raw activation bytes u (s8 with the sign bit flipped),
+///          so wsum[m] (the row's sum of w') lets the driver re-centre: subtract
+///          u_zero_point * wsum[m].
 /// Bytes per nonzero matter as much as speed here (a pruned model should also be a small one):
 /// unblocked weights (R = 1) are stored as int8 when every w - zero_point fits (symmetric
 /// weights: always), else as int16 (`wide`; blocks too, see sparse_pack.cc); the inputs as
@@ -142,8 +149,9 @@ struct SparseQ8Weights {
   // run for random access.
   std::vector<uint16_t> count;
   std::vector<int32_t> start64;
-  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1), 1 (kr = 2)
+  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1, 4), 1 (kr = 2)
   std::shared_ptr<uint8_t> w;  // 64-byte aligned, pairs * 2R int8 (int16 if wide) (+ slack)
+  std::vector<int32_t> wsum;   // kr = 4: per output row, the sum of its w - zero_point
 
   int64_t blocks() const { return (out + block - 1) / block; }
   int64_t chunks() const { return in == 0 ? 1 : (in + kc - 1) / kc; }  // >= 1
@@ -289,7 +297,9 @@ using F32SpmmFn = void (*)(const F32SpmmArgs& p);
 /// int16 centred panel; writes the int32 sums (no epilogue). Panel layouts: kr = 1: row k at
 /// x + k * NT; for NT >= 16 the lanes of every 16 are stored in the order 0-3, 8-11, 4-7, 12-15
 /// (what vpunpck{l,h}wd + vpmaddwd turn back into 0-15), NT <= 8 natural. kr = 2: rows k, k + 1 (k even) interleaved at
-/// x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order.
+/// x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order. kr = 4: x is a uint8 panel
+/// of the raw bytes u, row k at x + k * NT bytes (NT = 32: groups of 4 lanes in the order
+/// 0 2 4 6 1 3 5 7; otherwise natural), and the sums are of u * w' (see SparseQ8Weights).
 struct Q8SpmmArgs {
   int64_t nblocks = 0, rows = 0, nt = 0;
   const uint16_t* count = nullptr;
@@ -347,6 +357,7 @@ struct Q8ChannelEpilogue;
 
 /// INT8: panel = x - zero_point as int16 (src u8, or i8 when is_signed) in the layout of
 /// Q8SpmmArgs for `kr`; padding lanes (and, for kr = 2 and odd kc, the last row's partner) are 0.
+/// kr = 4: the uint8 panel of raw bytes (dst reinterpreted), padding lanes = the zero point.
 struct Q8SpmmHelpers {
   void (*pack_rows)(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
                     bool is_signed, int32_t zero_point, int16_t* dst);

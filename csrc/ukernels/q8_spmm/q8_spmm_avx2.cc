@@ -22,6 +22,7 @@
 
 #include "sliver/sparse.h"
 #include "ukernels/q8_gemm/q8_epilogue_avx2.h"
+#include "ukernels/q8_spmm/q8_spmm_quad_avx2.h"
 #include "ukernels/u8_transpose16_avx2.h"
 
 namespace sliver {
@@ -296,9 +297,17 @@ void run_typed(const Q8SpmmArgs& p) {
 template <int NT, int R, int KR>
 void run(const Q8SpmmArgs& p) {
   assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
-  assert(NT == 1 || (reinterpret_cast<uintptr_t>(p.x) & (KR == 2 ? 31 : 15)) == 0);
-  if (p.wide) run_typed<NT, R, KR, int16_t>(p);
-  else run_typed<NT, R, KR, int8_t>(p);
+  assert(NT == 1 || (KR == 4 && NT == 8) ||
+         (reinterpret_cast<uintptr_t>(p.x) & (KR == 2 ? 31 : 15)) == 0);
+  if constexpr (KR == 4) {
+    static_assert(R == 1, "quads are for unblocked rows");
+    assert(!p.wide);
+    q4avx2::run_quads<NT>(p);
+  } else if (p.wide) {
+    run_typed<NT, R, KR, int16_t>(p);
+  } else {
+    run_typed<NT, R, KR, int8_t>(p);
+  }
 }
 
 // ---- panels: int16 x - zero_point (layouts in sparse.h) ----
@@ -393,6 +402,9 @@ void transposed_rows16(int NT, int64_t nt, int kn, const uint8_t* src, int64_t l
 // Source row k of the tile starts at src + k * k_step; its lanes are `lane_step` apart.
 void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
           int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
+  if (kr == 4)
+    return q4avx2::pack_quad_panel(NT, kc, nt, src, k_step, lane_step, is_signed, zp,
+                                   reinterpret_cast<uint8_t*>(dst));
   const __m256i vzp = _mm256_set1_epi16(static_cast<int16_t>(zp));
   if (k_step == 1 && lane_step != 1 && NT >= 8) {  // lanes are rows of X: transpose 16 k's
     alignas(32) int16_t blk[16 * 32];

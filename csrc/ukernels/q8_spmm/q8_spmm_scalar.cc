@@ -16,9 +16,18 @@ constexpr int64_t panel_pos(int NT, int64_t j) {
   return (j & ~int64_t{15}) | ((g == 1 ? 2 : g == 2 ? 1 : g) << 2) | (j & 3);
 }
 
+// Panel position of lane j in the kr = 4 (uint8) layout: NT = 32 stores byte groups of 4 lanes
+// in the order 0 2 4 6 1 3 5 7.
+constexpr int64_t quad_pos(int NT, int64_t j) {
+  if (NT != 32) return j;
+  const int64_t group = j >> 2, slot = (group & 1) ? 4 + (group >> 1) : group >> 1;
+  return slot * 4 + (j & 3);
+}
+
 // Element (k, lane j) of a panel in the layout for KR (sparse.h).
 template <int NT, int KR>
 int32_t panel_at(const int16_t* x, int64_t k, int64_t j) {
+  if (KR == 4) return reinterpret_cast<const uint8_t*>(x)[k * NT + quad_pos(NT, j)];
   if (KR == 2 && NT > 1) return x[(k & ~int64_t{1}) * NT + 2 * j + (k & 1)];
   return x[k * NT + panel_pos(NT, j)];
 }
@@ -70,9 +79,22 @@ int16_t centred(uint8_t v, bool is_signed, int32_t zp) {
   return static_cast<int16_t>((is_signed ? int32_t{static_cast<int8_t>(v)} : int32_t{v}) - zp);
 }
 
+// kr = 4: raw bytes u (s8 with the sign bit flipped); padding lanes hold the zero point's.
+void pack_quads(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
+                int64_t lane_step, bool is_signed, int32_t zp, uint8_t* dst) {
+  const uint8_t flip = is_signed ? 0x80 : 0;
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = 0; j < NT; ++j)
+      dst[k * NT + quad_pos(NT, j)] =
+          static_cast<uint8_t>((j < nt ? src[k * k_step + j * lane_step] : zp) ^ flip);
+}
+
 // Source element (k, j) at src[k * k_step + j * lane_step].
 void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
           int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
+  if (kr == 4)
+    return pack_quads(NT, kc, nt, src, k_step, lane_step, is_signed, zp,
+                      reinterpret_cast<uint8_t*>(dst));
   const int64_t rows = kr == 2 ? (kc + 1) / 2 * 2 : kc;  // kr = 2: the odd row's partner is 0
   for (int64_t k = 0; k < rows; ++k) {
     for (int64_t j = 0; j < NT; ++j) {
