@@ -1,9 +1,10 @@
 """onnxruntime's fused transformer ops (passes/lower_contrib.py) against onnxruntime itself.
 
 Models saved after onnxruntime's optimizations carry com.microsoft SkipLayerNormalization,
-BiasGelu, FastGelu and FusedMatMul. Each op is checked on random shapes and attribute
-combinations against onnxruntime (the only spec these ops have), and must run natively once
-lowered; a whole transformer saved by onnxruntime must load, run every node natively and agree.
+BiasGelu, FastGelu, FusedMatMul, QuickGelu and (T5/LLaMA-style) the RMS norms. Each op is
+checked on random shapes and attribute combinations against onnxruntime (the only spec these
+ops have), and must run natively once lowered; a whole transformer saved by onnxruntime must
+load, run every node natively and agree.
 Tolerance: float32 sums in a different order, 1e-4 relative and absolute.
 """
 
@@ -105,6 +106,75 @@ def test_gelus(op, bias, shape) -> None:  # noqa: ANN001
     node = oh.make_node(op, ["x", "b"] if bias else ["x"], ["y"], domain="com.microsoft")
     feeds = {"x": _rnd(rng, *shape) * 3}
     _check(_model(node, feeds, inits), feeds)
+
+
+@pytest.mark.parametrize("alpha", [None, 1.0, 1.702, -0.5])
+@pytest.mark.parametrize("shape", [(3, 17), (2, 5, 64)])
+def test_quick_gelu(alpha, shape) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(len(shape) + (0 if alpha is None else int(10 * abs(alpha))))
+    kw = {} if alpha is None else {"alpha": alpha}
+    node = oh.make_node("QuickGelu", ["x"], ["y"], domain="com.microsoft", **kw)
+    feeds = {"x": _rnd(rng, *shape) * 4}
+    _check(_model(node, feeds, {}), feeds)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    seed=st.integers(0, 2**31),
+    shape=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+    axis_from_end=st.integers(1, 4),
+    eps=st.sampled_from([1e-6, 1e-5, 0.1]),
+    skip=st.booleans(),
+    bias=st.booleans(),
+    want_sum=st.booleans(),
+)
+def test_rms_norms(seed, shape, axis_from_end, eps, skip, bias, want_sum) -> None:  # noqa: ANN001
+    """SimplifiedLayerNormalization (any axis) and SkipSimplifiedLayerNormalization (last axis,
+    optional bias and sum output): lowered to native ops, equal to onnxruntime."""
+    rng = np.random.default_rng(seed)
+    if skip:  # onnxruntime's kernel takes 2-d and 3-d inputs only
+        shape = ([2] + shape)[-3:] if len(shape) < 2 else shape[-3:]
+    feeds = {"x": _rnd(rng, *shape) * 3}
+    if skip:
+        h = shape[-1]
+        inits = {"gamma": _rnd(rng, h)}
+        names = ["x", "skip", "gamma"] + (["bias"] if bias else [])
+        if bias:
+            inits["bias"] = _rnd(rng, h)
+        feeds["skip"] = _rnd(rng, *shape)
+        outs = ["y", "", "", "sum"] if want_sum else ["y"]
+        node = oh.make_node(
+            "SkipSimplifiedLayerNormalization", names, outs, domain="com.microsoft", epsilon=eps
+        )
+    else:
+        axis = -min(axis_from_end, len(shape))
+        inits = {"gamma": _rnd(rng, *shape[axis:])}
+        node = oh.make_node(
+            "SimplifiedLayerNormalization", ["x", "gamma"], ["y"], epsilon=eps, axis=axis
+        )
+    _check(_model(node, feeds, inits, n_out=4), feeds)
+
+
+def test_rms_norm_statistics_stay_on_the_fallback() -> None:
+    """Read statistics keep the node on the Python kernel: inv_std_var is computed, the mean
+    (which onnxruntime never fills) refuses the model by name."""
+    rng = np.random.default_rng(3)
+    feeds = {"x": _rnd(rng, 2, 3, 16)}
+    node = oh.make_node("SimplifiedLayerNormalization", ["x", "gamma"], ["y", "inv"], epsilon=1e-6)
+    model = _model(node, feeds, {"gamma": _rnd(rng, 16)}, n_out=2)
+    s = sliver.InferenceSession(model.SerializeToString())
+    assert [impl for _, _, impl in s.profile_steps()] == ["python"]
+    _check(model, feeds, native=False)
+    feeds["skip"] = _rnd(rng, 2, 3, 16)
+    node = oh.make_node(
+        "SkipSimplifiedLayerNormalization",
+        ["x", "skip", "gamma"],
+        ["y", "mean"],
+        domain="com.microsoft",
+    )
+    model = _model(node, feeds, {"gamma": _rnd(rng, 16)}, n_out=2)
+    with pytest.raises(sliver.NotImplementedOp, match="mean output"):
+        sliver.InferenceSession(model.SerializeToString())
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

@@ -809,6 +809,58 @@ def _ms_fused_matmul(node: Node, graph: Graph) -> Op:
     return run
 
 
+@register_python_op("com.microsoft:QuickGelu")
+def _ms_quick_gelu(node: Node, graph: Graph) -> Op:
+    """x * sigmoid(alpha * x) (CLIP-style models after onnxruntime's fusions)."""
+    alpha = float(_attr(node, "alpha", 1.702))
+
+    def run(x):  # noqa: ANN001, ANN202
+        x = np.asarray(x)
+        x64 = x.astype(np.float64)
+        return ((x64 / (1.0 + np.exp(-alpha * x64))).astype(x.dtype),)
+
+    return run
+
+
+def _rms_norm(x: np.ndarray, gamma: Any, eps: float, axis: int) -> tuple:
+    """RMS normalization over the axes from ``axis`` on: (y, inverse root mean square)."""
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    x64 = x.astype(np.float64)
+    inv = 1.0 / np.sqrt((x64 * x64).mean(axis=axes, keepdims=True) + eps)
+    y = x64 * inv * np.asarray(gamma, np.float64)
+    return y.astype(x.dtype), inv.astype(np.float32)
+
+
+@register_python_op("SimplifiedLayerNormalization")  # onnxruntime's, in the ONNX domain
+def _simplified_layer_norm(node: Node, graph: Graph) -> Op:
+    eps = float(_attr(node, "epsilon", 1e-5))
+    axis = int(_attr(node, "axis", -1))
+    return lambda x, gamma: _rms_norm(np.asarray(x), gamma, eps, axis)
+
+
+@register_python_op("com.microsoft:SkipSimplifiedLayerNormalization")
+def _ms_skip_simplified_layer_norm(node: Node, graph: Graph) -> Op:
+    """RMS normalization of x + skip (+ bias); outputs (y, mean, inv_std_var, sum), of which
+    onnxruntime never computes the mean: a model reading it is refused."""
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise NotImplementedOp(
+            f"node {node.name!r}: op 'SkipSimplifiedLayerNormalization' (domain "
+            "'com.microsoft') with its mean output read is not supported (it has no mean)"
+        )
+    eps = float(_attr(node, "epsilon", 1e-12))
+
+    def run(x, skip, gamma, bias=None):  # noqa: ANN001, ANN202
+        x = np.asarray(x)
+        s = x.astype(np.float64) + np.asarray(skip, np.float64)
+        if bias is not None:
+            s = s + np.asarray(bias, np.float64)
+        s = s.astype(x.dtype)
+        y, inv = _rms_norm(s, gamma, eps, -1)
+        return (y, np.zeros(0, np.float32), inv, s)
+
+    return run
+
+
 @register_python_op("com.microsoft:SkipLayerNormalization")
 def _ms_skip_layer_norm(node: Node, graph: Graph) -> Op:
     eps = float(_attr(node, "epsilon", 1e-12))
