@@ -191,3 +191,48 @@ def test_embed_layer_norm(segments: bool, with_mask: bool) -> None:
         "EmbedLayerNormalization", names, ["y", "mi"], domain="com.microsoft", epsilon=1e-12
     )
     _run_both(node, inputs, feeds, inits, [("y", TensorProto.FLOAT), ("mi", TensorProto.INT32)])
+
+
+@pytest.mark.parametrize("segments", [True, False])
+@pytest.mark.parametrize("with_mask", [True, False])
+@pytest.mark.parametrize("qtype", [np.uint8, np.int8])
+def test_qembed_layer_norm(segments: bool, with_mask: bool, qtype) -> None:  # noqa: ANN001
+    """quantize_dynamic's QEmbedLayerNormalization: 8-bit tables, gamma and beta, each with its
+    own scale and zero point."""
+    rng = np.random.default_rng(11 + 4 * segments + 2 * with_mask + (qtype == np.int8))
+    b, s, h, vocab = 2, 7, 24, 50
+    lo, hi = (0, 256) if qtype == np.uint8 else (-128, 128)
+
+    def q(*shape):  # noqa: ANN002, ANN202
+        return rng.integers(lo, hi, shape).astype(qtype)
+
+    def scale():  # noqa: ANN202
+        return np.array(rng.uniform(0.005, 0.05), np.float32)
+
+    def zp():  # noqa: ANN202
+        return np.array(rng.integers(lo, hi), qtype)
+
+    tables = {"we": q(vocab, h), "pe": q(16, h), "g": q(h), "be": q(h)}
+    if segments:
+        tables["se"] = q(2, h)
+    inits = dict(tables)
+    for t in tables:
+        inits[t + "_s"], inits[t + "_z"] = scale(), zp()
+    feeds = {"ids": rng.integers(0, vocab, (b, s)).astype(np.int32)}
+    inputs = [oh.make_tensor_value_info("ids", TensorProto.INT32, [b, s])]
+    if segments:
+        feeds["seg"] = rng.integers(0, 2, (b, s)).astype(np.int32)
+        inputs.append(oh.make_tensor_value_info("seg", TensorProto.INT32, [b, s]))
+    mask = ""
+    if with_mask:
+        feeds["mask"] = (np.arange(s)[None, :] < np.array([[4], [7]])).astype(np.int32)
+        inputs.append(oh.make_tensor_value_info("mask", TensorProto.INT32, [b, s]))
+        mask = "mask"
+    se = "se" if segments else ""
+    names = ["ids", "seg" if segments else "", "we", "pe", se, "g", "be", mask]
+    names += ["we_s", "pe_s", se + "_s" if se else "", "g_s", "be_s"]
+    names += ["we_z", "pe_z", se + "_z" if se else "", "g_z", "be_z"]
+    node = oh.make_node(
+        "QEmbedLayerNormalization", names, ["y", "mi"], domain="com.microsoft", epsilon=1e-12
+    )
+    _run_both(node, inputs, feeds, inits, [("y", TensorProto.FLOAT), ("mi", TensorProto.INT32)])

@@ -1,6 +1,6 @@
 """onnxruntime's fused BERT ops, as its transformers optimizer writes them: Attention and
-EmbedLayerNormalization (com.microsoft), and QAttention (what quantize_dynamic makes of
-Attention), in numpy.
+EmbedLayerNormalization (com.microsoft), and QAttention / QEmbedLayerNormalization (what
+quantize_dynamic makes of them), in numpy.
 
 They have no ONNX equivalent to lower to, so these implementations make such models load and
 agree with onnxruntime (its CPU kernels are the spec: mask formats, the mask filter value, the
@@ -134,26 +134,90 @@ def _qattention(node: Node, graph: Graph) -> Op:
     return run
 
 
+def _embed_norm(ids, seg_ids, word, pos, seg, gamma, beta, mask, pos_ids, eps):  # noqa: ANN001, ANN202
+    """EmbedLayerNormalization's arithmetic; word / pos / seg are callables from an index array
+    to its float rows (QEmbedLayerNormalization dequantizes only the rows it gathers)."""
+    ids = np.asarray(ids).astype(np.int64)
+    b, s = ids.shape
+    e = word(ids)
+    positions = np.arange(s)[None, :] if pos_ids is None else np.asarray(pos_ids)
+    e = e + pos(np.broadcast_to(positions, (b, s)).astype(np.int64))
+    if seg is not None and seg_ids is not None:
+        e = e + seg(np.asarray(seg_ids).astype(np.int64))
+    e64 = e.astype(np.float64)
+    mean = e64.mean(-1, keepdims=True)
+    var = ((e64 - mean) ** 2).mean(-1, keepdims=True)
+    y = (e64 - mean) / np.sqrt(var + eps) * np.asarray(gamma) + np.asarray(beta)
+    if mask is None:
+        mask_index = np.zeros(b, np.int32)
+    else:
+        mask_index = np.asarray(mask).astype(np.int32).sum(axis=1).astype(np.int32)
+    return y.astype(np.float32), mask_index, e.astype(np.float32)
+
+
+def _rows(table):  # noqa: ANN001, ANN202
+    return None if table is None else lambda i: np.asarray(table, np.float32)[i]
+
+
 @register_python_op("com.microsoft:EmbedLayerNormalization")
 def _embed_layer_norm(node: Node, graph: Graph) -> Op:
     eps = float(node.attrs.get("epsilon", 1e-12))
 
     def run(ids, seg_ids, word, pos, seg, gamma, beta, mask=None, pos_ids=None):  # noqa: ANN001, ANN202
-        ids = np.asarray(ids).astype(np.int64)
-        b, s = ids.shape
-        e = np.asarray(word, np.float32)[ids]
-        positions = np.arange(s)[None, :] if pos_ids is None else np.asarray(pos_ids)
-        e = e + np.asarray(pos, np.float32)[np.broadcast_to(positions, (b, s)).astype(np.int64)]
-        if seg is not None and seg_ids is not None:
-            e = e + np.asarray(seg, np.float32)[np.asarray(seg_ids).astype(np.int64)]
-        e64 = e.astype(np.float64)
-        mean = e64.mean(-1, keepdims=True)
-        var = ((e64 - mean) ** 2).mean(-1, keepdims=True)
-        y = (e64 - mean) / np.sqrt(var + eps) * np.asarray(gamma) + np.asarray(beta)
-        if mask is None:
-            mask_index = np.zeros(b, np.int32)
-        else:
-            mask_index = np.asarray(mask).astype(np.int32).sum(axis=1).astype(np.int32)
-        return (y.astype(np.float32), mask_index, e.astype(np.float32))
+        return _embed_norm(
+            ids, seg_ids, _rows(word), _rows(pos), _rows(seg), gamma, beta, mask, pos_ids, eps
+        )
+
+    return run
+
+
+@register_python_op("com.microsoft:QEmbedLayerNormalization")
+def _qembed_layer_norm(node: Node, graph: Graph) -> Op:
+    """What quantize_dynamic makes of EmbedLayerNormalization: 8-bit tables, gamma and beta with
+    per-tensor scales and zero points, dequantized as (q - zero_point) * scale (the rows a call
+    gathers only); outputs (layernorm_out, mask_index)."""
+    eps = float(node.attrs.get("epsilon", 1e-12))
+
+    def deq(q, scale, zp):  # noqa: ANN001, ANN202
+        sc = np.float32(np.asarray(scale).ravel()[0])
+        z = np.int32(np.asarray(zp).ravel()[0]) if zp is not None else np.int32(0)
+        return lambda i: (np.asarray(q)[i].astype(np.int32) - z).astype(np.float32) * sc
+
+    def run(  # noqa: ANN202
+        ids,
+        seg_ids,
+        word,
+        pos,
+        seg,
+        gamma,
+        beta,
+        mask,  # noqa: ANN001
+        word_s,
+        pos_s,
+        seg_s,
+        gamma_s,
+        beta_s,  # noqa: ANN001
+        word_z=None,
+        pos_z=None,
+        seg_z=None,
+        gamma_z=None,
+        beta_z=None,  # noqa: ANN001
+    ):
+        g = deq(gamma, gamma_s, gamma_z)(slice(None))
+        bt = deq(beta, beta_s, beta_z)(slice(None))
+        segf = deq(seg, seg_s, seg_z) if seg is not None else None
+        y, mask_index, _ = _embed_norm(
+            ids,
+            seg_ids,
+            deq(word, word_s, word_z),
+            deq(pos, pos_s, pos_z),
+            segf,
+            g,
+            bt,
+            mask,
+            None,
+            eps,
+        )
+        return (y, mask_index)
 
     return run
