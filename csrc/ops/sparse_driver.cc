@@ -460,7 +460,8 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
   // have none.
-  const std::vector<Tile> tiles = make_tiles(cols, W.block, opt.tile, 1, W.block == 1 && W.kr != 4);
+  const std::vector<Tile> tiles =
+      make_tiles(cols, W.block, opt.tile, 1, W.block == 1 && W.kr != 4);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);

@@ -53,7 +53,7 @@ struct EntryCost {
 constexpr EntryCost kF32EntryCost[] = {{1, 1, 1.0}, {4, 1, 0.70}, {8, 1, 0.80}};
 // kr = 4 (quads, q8_spmm_quad_avx2.h) is kr = 1 on a uint8 panel: 1.15-1.3x faster on
 // bench_sparse.py's unstructured shapes at 80-90% zeros (Zen 3), but slower than kr = 2 on 1x4
-// patterns at 50-80% (0.83-0.93x), which its 0.85 against kr = 2's 0.80 keeps there.
+// patterns at 50-80% zeros (0.72-0.93x), which its 0.85 against kr = 2's 0.80 keeps there.
 constexpr EntryCost kQ8EntryCost[] = {
     {1, 1, 1.0}, {1, 2, 0.80}, {1, 4, 0.85}, {4, 1, 0.75}, {8, 1, 0.95}};
 
@@ -61,6 +61,7 @@ constexpr EntryCost kQ8EntryCost[] = {
 // (int16), quads 32 x 1.
 constexpr int64_t kPanelRowBytesF32 = 32 * 4, kPanelRowBytesQ8 = 32 * 2, kPanelRowBytesQ4 = 32;
 constexpr int64_t kWholePanelBytes = 16 << 10;  // below this K is not chunked
+// Quads: a kc sweep (64 to 512, SparseQ8Problem) found this choice within 5% of the best.
 constexpr double kWeightsPerChunkF32 = 80, kWeightsPerChunkQ8 = 200, kWeightsPerChunkQ4 = 200;
 constexpr int64_t kMinChunk = 128;
 constexpr double kMinQuadRowNonzeros = 16;  // per output row, on average

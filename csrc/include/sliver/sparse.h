@@ -296,8 +296,9 @@ using F32SpmmFn = void (*)(const F32SpmmArgs& p);
 /// b - 1's, block 0's start at pair `first`), with SparseQ8Weights' steps and weights; x is the
 /// int16 centred panel; writes the int32 sums (no epilogue). Panel layouts: kr = 1: row k at
 /// x + k * NT; for NT >= 16 the lanes of every 16 are stored in the order 0-3, 8-11, 4-7, 12-15
-/// (what vpunpck{l,h}wd + vpmaddwd turn back into 0-15), NT <= 8 natural. kr = 2: rows k, k + 1 (k even) interleaved at
-/// x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order. kr = 4: x is a uint8 panel
+/// (what vpunpck{l,h}wd + vpmaddwd turn back into 0-15), NT <= 8 natural. kr = 2: rows k,
+/// k + 1 (k even) interleaved at x + k * NT: lane j's pair at [2j, 2j + 1], natural lane order.
+/// kr = 4: x is a uint8 panel
 /// of the raw bytes u, row k at x + k * NT bytes (NT = 32: groups of 4 lanes in the order
 /// 0 2 4 6 1 3 5 7; otherwise natural), and the sums are of u * w' (see SparseQ8Weights).
 struct Q8SpmmArgs {
