@@ -39,8 +39,8 @@ Q8_KERNEL_SHAPES = [
     (r, nt, kr)
     for r, nt in KERNEL_SHAPES + [(1, 4)]
     for kr in (1, 2, 4)
-    if kr == 1 or (r == 1 and (kr, nt) != (4, 4))
-]  # INT8 also has a 4-lane form (narrow batches)
+    if kr == 1 or (r == 1 and (kr != 4 or nt >= 8))
+]  # INT8 also has a 4-lane form (narrow batches); quads have tiles of 8 lanes and more only
 
 
 def sparse_mask(
@@ -406,7 +406,7 @@ def test_q8_long_gaps_take_fillers(kr, narrow):
     )  # pairs without fillers
     assert pk.chunks == 1 and pk.pairs > plain  # fillers were needed
     acc = (wq.astype(np.int64) - zp) @ (x.astype(np.int64) - 9)
-    for tile in (0, 1, 8):
+    for tile in (0, 8) if kr == 4 else (0, 1, 8):
         got = T.sparse_q8_spmm(pk, x, x_zero_point=9, tile=tile, ld_extra=1)
         np.testing.assert_array_equal(split_guard(got, out, cols, byte_guard=True), wrap32(acc))
 
@@ -419,7 +419,7 @@ def test_q8_quads_exact_where_pairs_would_saturate(layout, x_type):
     stay exact at the extremes (activations 0 / 255 or -128 / 127, weights -128 / 127), for any
     zero point, tile, chunk, thread count and the portable kernels."""
     rng = np.random.default_rng(40 + (layout == "left") + 2 * (x_type == np.int8))
-    out, inp, cols = 37, 300, 45
+    out, inp, cols = 37, 300, 41  # a 32-lane tile and a 9-column rest
     w = rng.choice(np.array([-128, -127, -100, -1, 1, 60, 100, 127]), (out, inp)).astype(np.int8)
     w[rng.random(w.shape) < 0.6] = 0
     w[:3] = 127  # rows of nothing but unsafe pairs
@@ -439,7 +439,6 @@ def test_q8_quads_exact_where_pairs_would_saturate(layout, x_type):
                 dict(tile=32),
                 dict(tile=16),
                 dict(tile=8),
-                dict(tile=1),
                 dict(num_threads=2),
                 dict(force_scalar=True),
             ):
@@ -447,6 +446,19 @@ def test_q8_quads_exact_where_pairs_would_saturate(layout, x_type):
                 np.testing.assert_array_equal(
                     split_guard(got, *acc.shape, byte_guard=True), wrap32(acc), err_msg=str(kw)
                 )
+
+
+def test_q8_quads_have_no_vector_form():
+    """One column runs in an 8-lane tile (faster than scalar sums); forcing tile 1 is refused."""
+    rng = np.random.default_rng(44)
+    w = (rng.integers(-127, 128, (40, 64)) * (rng.random((40, 64)) < 0.5)).astype(np.int8)
+    pk = T.sparse_pack_q8(w, zero_point=0, kr=4)
+    x = rng.integers(0, 256, (64, 1)).astype(np.uint8)
+    got = T.sparse_q8_spmm(pk, x, x_zero_point=3)
+    want = wrap32(w.astype(np.int64) @ (x.astype(np.int64) - 3))
+    np.testing.assert_array_equal(split_guard(got, 40, 1, byte_guard=True), want)
+    with pytest.raises(Exception, match="no tile 1"):
+        T.sparse_q8_spmm(pk, x, x_zero_point=3, tile=1)
 
 
 def test_q8_extreme_values_wrap():

@@ -444,7 +444,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
              const SpmmOptions& opt) {
   const char* fn = left ? "q8_spmm_left" : "q8_spmm_right";
   check_q8_args(A, W, left, fn);
-  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
+  SLIVER_CHECK(opt.tile == 0 || (opt.tile == 1 && W.kr != 4) || opt.tile == 8 ||
                    (opt.tile == 4 && W.block == 1 && W.kr != 4) ||
                    (opt.tile == 32 && W.block == 1) || (opt.tile == 16 && W.block <= 4),
                fn, ": no tile ", opt.tile, " for block ", W.block, " kr ", W.kr);
@@ -459,9 +459,9 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   P.f32_helpers = &f32_helpers(opt.force_scalar);
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
-  // have none.
+  // have neither it nor a vector form (8 lanes at least).
   const std::vector<Tile> tiles =
-      make_tiles(cols, W.block, opt.tile, 1, W.block == 1 && W.kr != 4);
+      make_tiles(cols, W.block, opt.tile, W.kr == 4 ? 8 : 1, W.block == 1 && W.kr != 4);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);

@@ -302,7 +302,7 @@ void run(const Q8SpmmArgs& p) {
   if constexpr (KR == 4) {
     static_assert(R == 1, "quads are for unblocked rows");
     assert(!p.wide);
-    q4avx2::run_quads<NT>(p);
+    q4avx2::quad_tile<NT>(p);
   } else if (p.wide) {
     run_typed<NT, R, KR, int16_t>(p);
   } else {

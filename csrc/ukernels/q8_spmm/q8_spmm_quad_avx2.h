@@ -96,6 +96,7 @@ SLIVER_Q4_INLINE void quad_step(const uint8_t* const r[4], __m256i w4, QuadAcc<N
 }
 
 // Row blocks of R = 1, NT lanes; p.count[b] is even (the packer pads each run to whole quads).
+// There is no vector form: one column ran slower in it (scalar sums) than in an 8-lane tile.
 template <int NT>
 void quad_tile(const Q8SpmmArgs& p) {
   const uint8_t* __restrict kidx = p.kidx;
@@ -124,34 +125,6 @@ void quad_tile(const Q8SpmmArgs& p) {
       else if (n > 0) avx2::store_lanes(yr + 8 * i, s, n);
     }
   }
-}
-
-// The vector form (one column, x[k] at x + k): scalar sums of u * w'.
-inline void quad_vector(const Q8SpmmArgs& p) {
-  const uint8_t* kidx = p.kidx;
-  const int8_t* w = static_cast<const int8_t*>(p.w);
-  const uint8_t* x = reinterpret_cast<const uint8_t*>(p.x);
-  int64_t e = p.first;
-  for (int64_t b = 0; b < p.nblocks; ++b) {
-    const int64_t e1 = e + p.count[b];
-    const uint8_t* base = x;
-    uint32_t s0 = 0, s1 = 0;
-    for (; e < e1; e += 2) {
-      const uint8_t* r[4];
-      quad_rows<1>(kidx, e, base, r);
-      s0 += static_cast<uint32_t>(w[2 * e] * *r[0] + w[2 * e + 1] * *r[1]);
-      s1 += static_cast<uint32_t>(w[2 * e + 2] * *r[2] + w[2 * e + 3] * *r[3]);
-    }
-    if (b >= p.rows) continue;
-    const uint32_t in = p.acc_in ? static_cast<uint32_t>(p.acc_in[b]) : 0u;
-    p.y[b * p.ldy] = static_cast<int32_t>(in + s0 + s1);
-  }
-}
-
-template <int NT>
-void run_quads(const Q8SpmmArgs& p) {
-  if constexpr (NT == 1) quad_vector(p);
-  else quad_tile<NT>(p);
 }
 
 // ---- the uint8 panel ----
@@ -208,10 +181,6 @@ inline void pack_quad_panel(int NT, int64_t kc, int64_t nt, const uint8_t* src, 
   alignas(32) uint8_t row[32];
   for (int64_t k = 0; k < kc; ++k) {
     const uint8_t* s = src + k * k_step;
-    if (NT == 1) {
-      dst[k] = s[0] ^ flip;
-      continue;
-    }
     if (!(lane_step == 1 && nt == NT)) {
       for (int64_t j = 0; j < NT; ++j) row[j] = j < nt ? s[j * lane_step] : pad;
       s = row;
