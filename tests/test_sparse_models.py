@@ -249,8 +249,13 @@ def both_modes(model: bytes, feeds: dict[str, np.ndarray]) -> tuple[list, list, 
         ]
     ),
     act=st.sampled_from(["", "Relu", "Clip"]),
+    dynamic=st.booleans(),
 )
-def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act: str) -> None:
+def test_random_f32_layer(
+    seed: int, zeros: float, pattern: str, kind: str, act: str, dynamic: bool
+) -> None:
+    """dynamic: the input's spatial dims are symbolic, so a conv's window grid is only known at
+    run time (offsets looked up per entry) instead of resolved at load."""
     rng = np.random.default_rng(seed)
     out, cin = int(rng.integers(1, 40)), int(rng.integers(1, 40))
     inits, attrs = [], {}
@@ -279,6 +284,9 @@ def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act:
         op, ins = ("MatMul", ["x", "w"]) if kind == "matmul3d" else ("Gemm", ["x", "w", "b"])
         if kind == "gemm_tb":
             attrs = {"transB": 1, "alpha": 0.5}
+    declared = list(xshape)
+    if dynamic and kind.startswith("conv"):
+        declared[2:] = [f"d{i}" for i in range(len(xshape) - 2)]
     w = prune(rng, rng.standard_normal(wshape).astype(np.float32), zeros, pattern)
     if kind in ("gemm", "matmul3d"):
         w = np.ascontiguousarray(w.T)
@@ -297,7 +305,7 @@ def test_random_f32_layer(seed: int, zeros: float, pattern: str, kind: str, act:
         last = "y1"
     model = model_bytes(
         nodes,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, xshape)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, declared)],
         [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)],
         inits,
     )

@@ -244,6 +244,7 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     if (grid) {
       a.x = grid->x + t.c0;
       a.koff = grid->koff + c * kc;
+      a.eoff = grid->eoff;
     } else {
       a.x = panel + c * kc * NT;
     }
@@ -637,6 +638,15 @@ std::vector<const Q8SpmmKernel*> q8_spmm_kernels() {
 void f32_spmm_left(const SparseF32Weights& w, int64_t N, const float* x, int64_t ldx, float* y,
                    int64_t ldy, const Epilogue& ep, ThreadPool* pool, const SpmmOptions& opt) {
   f32_spmm(w, true, N, x, ldx, y, ldy, ep, pool, opt);
+}
+
+std::vector<int32_t> resolve_grid_offsets(const SparseF32Weights& w, const int32_t* koff) {
+  std::vector<int32_t> eoff(static_cast<size_t>(w.entries));
+  const int64_t nb = w.blocks();
+  for (int64_t c = 0; c < w.chunks(); ++c)
+    for (int64_t e = w.ptr[c * nb]; e < w.ptr[(c + 1) * nb]; ++e)
+      eoff[static_cast<size_t>(e)] = koff[c * w.kc + w.kidx[static_cast<size_t>(e)]];
+  return eoff;
 }
 
 void f32_spmm_left_grid(const SparseF32Weights& w, int64_t N, const F32Grid& g, float* y,

@@ -63,6 +63,17 @@ class SparseConvF32 final : public SparseBase {
         wshape_(std::move(wshape)), ep_(ep), residual_input_(residual_input),
         packed_(std::move(packed)) {
     if (init.has_input(2) && init.is_const(2)) bias_ = init.const_inputs[2];
+    // A static input shape fixes the grid: resolve every entry's offset once (the kernels then
+    // read one offset per entry instead of an index and a lookup).
+    if (!init.input_shapes.empty() && init.input_shapes[0].known) {
+      const Shape& d = init.input_shapes[0].dims;
+      const Window2 g = window_of(d);
+      PhaseGrid pg;
+      if (!direct(g) && make_phase_grid(g, wshape_[1], &pg)) {
+        static_dims_ = d;
+        for (const auto& w : packed_) eoff_.push_back(resolve_grid_offsets(*w, pg.koff.data()));
+      }
+    }
   }
 
   void run(RunContext& ctx, const std::vector<const Tensor*>& in,
@@ -74,9 +85,7 @@ class SparseConvF32 final : public SparseBase {
     const int64_t m = wshape_[0], cg = wshape_[1];
     if (x.shape[1] != cg * group_)
       fail("input has ", x.shape[1], " channels, weights expect ", cg, " x ", group_, " groups");
-    Window2 g;
-    g.h = nsp == 2 ? resolve_axis(w_, 0, x.shape[2]) : AxisGeom{1, 1, 1, 1, 1, 0, 0};
-    g.w = resolve_axis(w_, nsp - 1, x.shape.back());
+    const Window2 g = window_of(x.shape);
     if (!use_sparse(g.out_plane())) return run_dense(ctx, in, out);
     const Tensor* bias = bias_.defined() ? &bias_ : opt(in, 2);
     const Tensor* res = residual_input_ >= 0 ? opt(in, residual_input_) : nullptr;
@@ -106,7 +115,11 @@ class SparseConvF32 final : public SparseBase {
            layout_str(packed_, false) + epilogue_str(ep_, residual_input_ >= 0) +
            extent_note("pixels", false);
   }
-  int64_t weight_bytes() const override { return total_bytes(packed_) + fallback_bytes(); }
+  int64_t weight_bytes() const override {
+    int64_t resolved = 0;
+    for (const auto& e : eoff_) resolved += static_cast<int64_t>(e.size() * sizeof(int32_t));
+    return total_bytes(packed_) + resolved + fallback_bytes();
+  }
 
  private:
   bool pointwise() const {
@@ -118,13 +131,28 @@ class SparseConvF32 final : public SparseBase {
     return true;
   }
 
+  Window2 window_of(const Shape& dims) const {
+    const size_t nsp = wshape_.size() - 2;
+    Window2 g;
+    g.h = nsp == 2 ? resolve_axis(w_, 0, dims[2]) : AxisGeom{1, 1, 1, 1, 1, 0, 0};
+    g.w = resolve_axis(w_, nsp - 1, dims.back());
+    return g;
+  }
+
+  // A 1x1 window that reads the input planes as they are.
+  static bool direct(const Window2& g) {
+    return g.h.k == 1 && g.w.k == 1 && g.h.s == 1 && g.w.s == 1 && g.h.pad_begin == 0 &&
+           g.w.pad_begin == 0 && g.h.out == g.h.in && g.w.out == g.w.in;
+  }
+
   void compute(const Window2& g, const Tensor& x, const Epilogue& ep, Tensor& y,
                ThreadPool* pool) const {
     const int64_t n_img = x.shape[0], c = x.shape[1], m = wshape_[0];
     const int64_t mg = m / group_, cg = wshape_[1], ohw = g.out_plane();
-    const bool direct = g.h.k == 1 && g.w.k == 1 && g.h.s == 1 && g.w.s == 1 &&
-                        g.h.pad_begin == 0 && g.w.pad_begin == 0 && g.h.out == g.h.in &&
-                        g.w.out == g.w.in;
+    const bool direct = SparseConvF32::direct(g);
+    // Offsets resolved at creation hold for the shape they were made for (same H and W).
+    const bool resolved = !eoff_.empty() && x.shape.size() == static_dims_.size() &&
+                          std::equal(x.shape.begin() + 2, x.shape.end(), static_dims_.begin() + 2);
     // Other windows read a stride-phase grid of the input (window_gather.h), one per image and
     // group, plus a tile's worth of slack that the last tile's whole vectors read. The grid is
     // per-thread scratch (a fresh buffer per run page-faulted ~4% of a pruned ResNet-18's run);
@@ -158,6 +186,7 @@ class SparseConvF32 final : public SparseBase {
         grid.koff = pg.koff.data();
         grid.width = pg.width;
         grid.valid = g.w.out;
+        if (resolved) grid.eoff = eoff_[static_cast<size_t>(gi)].data();
         f32_spmm_left_grid(w, (g.h.out - 1) * pg.width + g.w.out, grid, yg, ohw, e, pool);
       }
     }
@@ -170,6 +199,8 @@ class SparseConvF32 final : public SparseBase {
   int residual_input_;
   std::vector<std::shared_ptr<SparseF32Weights>> packed_;
   Tensor bias_;
+  Shape static_dims_;                       // the static input shape eoff_ was resolved for
+  std::vector<std::vector<int32_t>> eoff_;  // per group: F32Grid::eoff
 };
 
 template <bool kFused>

@@ -202,7 +202,12 @@ struct F32Grid {
   const float* x = nullptr;
   const int32_t* koff = nullptr;  // [w.in]
   int64_t width = 1, valid = 1;
+  // Nullable: koff resolved per stored entry (eoff[e] = koff[k of entry e], resolve_grid_offsets):
+  // the kernels then skip the koff lookup, one load per entry in a load-bound loop.
+  const int32_t* eoff = nullptr;
 };
+/// eoff for `w` over a grid's koff (f32_spmm_left_grid): one int32 per stored entry.
+std::vector<int32_t> resolve_grid_offsets(const SparseF32Weights& w, const int32_t* koff);
 void f32_spmm_left_grid(const SparseF32Weights& w, int64_t N, const F32Grid& g, float* y,
                         int64_t ldy, const Epilogue& ep, ThreadPool* pool,
                         const SpmmOptions& opt = {});
@@ -282,6 +287,8 @@ struct F32SpmmArgs {
   // Nullable: panel row k at x + koff[k] (any alignment; a window grid) instead of x + k * NT.
   // NT >= 8 only.
   const int32_t* koff = nullptr;
+  // Nullable, with koff: entry e's row at x + eoff[e] (e absolute, as for w), koff unread.
+  const int32_t* eoff = nullptr;
   const float* acc_in = nullptr;  // nullable: start from these sums (row i at acc_in + i * NT)
   float* y = nullptr;
   int64_t ldy = 0;

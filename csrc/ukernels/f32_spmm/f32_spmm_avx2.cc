@@ -53,11 +53,16 @@ constexpr int acc_sets(int accumulators) {
   return accumulators >= 8 ? 1 : 8 / accumulators;
 }
 
+// Where an entry's activations are: the panel (x + k * NT), a window grid through koff
+// (x + koff[k], unaligned) or through offsets resolved per entry (x + eoff[e]).
+enum class Rows { panel, koff, eoff };
+
 // kAccIn: start from p.acc_in; kFinal: add the bias and apply kAct (none, relu, clip,
-// leaky_relu); kOff: panel rows at p.koff offsets (a window grid, unaligned). All are template
-// parameters so the per-row code has no branches but the loop's.
-template <int NT, int R, bool kAccIn, bool kFinal, Act kAct, bool kOff>
+// leaky_relu); kRows: see Rows. All are template parameters so the per-row code has no
+// branches but the loop's.
+template <int NT, int R, bool kAccIn, bool kFinal, Act kAct, Rows kRows>
 void spmm_tile(const F32SpmmArgs& p) {
+  constexpr bool kOff = kRows != Rows::panel;
   static_assert(NT % 8 == 0, "tile of whole vectors");
   constexpr int V = NT / 8;
   constexpr int U = acc_sets(R * V);
@@ -66,6 +71,7 @@ void spmm_tile(const F32SpmmArgs& p) {
   const float* __restrict w = p.w;
   const float* __restrict x = p.x;
   const int32_t* __restrict koff = p.koff;
+  const int32_t* __restrict eoff = p.eoff;
   const __m256 va = _mm256_set1_ps(p.alpha), vb = _mm256_set1_ps(p.beta);
   const bool full_nt = p.nt == NT;
   static const float kZeros[1] = {0.f};
@@ -87,7 +93,7 @@ void spmm_tile(const F32SpmmArgs& p) {
     auto step = [&](auto u, int64_t e) SLIVER_ALWAYS {
       __m256 xv[V];
       if constexpr (kOff) {
-        const float* xr = x + koff[kidx[e]];
+        const float* xr = x + (kRows == Rows::eoff ? eoff[e] : koff[kidx[e]]);
         unroll<V>([&](auto v) SLIVER_ALWAYS { xv[v] = _mm256_loadu_ps(xr + 8 * v); });
       } else {
         const float* xr = x + static_cast<int64_t>(kidx[e]) * NT;
@@ -111,12 +117,19 @@ void spmm_tile(const F32SpmmArgs& p) {
       for (; e + S <= e1; e += S) {
         unroll<S / 4>([&](auto g) SLIVER_ALWAYS {
           const __m256 w4 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(w + e + 4 * g));
-          uint64_t ks;
-          std::memcpy(&ks, kidx + e + 4 * g, sizeof(ks));
+          uint64_t ks;  // four 16-bit k, or two of the four resolved offsets
+          uint64_t os[2];
+          if constexpr (kRows == Rows::eoff) std::memcpy(os, eoff + e + 4 * g, sizeof(os));
+          else std::memcpy(&ks, kidx + e + 4 * g, sizeof(ks));
           unroll<4>([&](auto j) SLIVER_ALWAYS {
             constexpr int u = (4 * g + j) % U;
-            const int64_t k = static_cast<int64_t>((ks >> (16 * j)) & 0xffff);
-            const float* xr = kOff ? x + koff[k] : x + k * NT;
+            const float* xr;
+            if constexpr (kRows == Rows::eoff) {
+              xr = x + static_cast<int32_t>(os[j / 2] >> (32 * (j % 2)));
+            } else {
+              const int64_t k = static_cast<int64_t>((ks >> (16 * j)) & 0xffff);
+              xr = kOff ? x + koff[k] : x + k * NT;
+            }
             const __m256 wv = _mm256_shuffle_ps(w4, w4, j * 0x55);
             unroll<V>([&](auto v) SLIVER_ALWAYS {
               const __m256 xv =
@@ -156,15 +169,21 @@ void spmm_tile(const F32SpmmArgs& p) {
   }
 }
 
-template <int NT, int R, bool kAccIn, bool kOff>
+template <int NT, int R, bool kAccIn, Rows kRows>
 void spmm_dispatch(const F32SpmmArgs& p) {
-  if (!p.epilogue) return spmm_tile<NT, R, kAccIn, false, Act::none, kOff>(p);
+  if (!p.epilogue) return spmm_tile<NT, R, kAccIn, false, Act::none, kRows>(p);
   switch (p.act) {
-    case Act::relu: return spmm_tile<NT, R, kAccIn, true, Act::relu, kOff>(p);
-    case Act::clip: return spmm_tile<NT, R, kAccIn, true, Act::clip, kOff>(p);
-    case Act::leaky_relu: return spmm_tile<NT, R, kAccIn, true, Act::leaky_relu, kOff>(p);
-    default: return spmm_tile<NT, R, kAccIn, true, Act::none, kOff>(p);
+    case Act::relu: return spmm_tile<NT, R, kAccIn, true, Act::relu, kRows>(p);
+    case Act::clip: return spmm_tile<NT, R, kAccIn, true, Act::clip, kRows>(p);
+    case Act::leaky_relu: return spmm_tile<NT, R, kAccIn, true, Act::leaky_relu, kRows>(p);
+    default: return spmm_tile<NT, R, kAccIn, true, Act::none, kRows>(p);
   }
+}
+
+template <int NT, int R, Rows kRows>
+void spmm_rows(const F32SpmmArgs& p) {
+  if (p.acc_in) spmm_dispatch<NT, R, true, kRows>(p);
+  else spmm_dispatch<NT, R, false, kRows>(p);
 }
 
 // The vector form's R-wide vector: xmm for R = 4, ymm for R = 8.
@@ -243,16 +262,17 @@ void run(const F32SpmmArgs& p) {
   assert(p.nt >= 1 && p.nt <= NT && p.rows <= p.nblocks * R);
   assert(NT == 1 || p.koff || (reinterpret_cast<uintptr_t>(p.x) & 31) == 0);
   assert(NT > 1 || !p.koff);
+  assert(!p.eoff || p.koff);
   assert(p.act == Act::none || p.act == Act::relu || p.act == Act::clip ||
          p.act == Act::leaky_relu);
   if constexpr (NT == 1) {
     spmv_rows<R>(p);
+  } else if (p.eoff) {
+    spmm_rows<NT, R, Rows::eoff>(p);
   } else if (p.koff) {
-    if (p.acc_in) spmm_dispatch<NT, R, true, true>(p);
-    else spmm_dispatch<NT, R, false, true>(p);
+    spmm_rows<NT, R, Rows::koff>(p);
   } else {
-    if (p.acc_in) spmm_dispatch<NT, R, true, false>(p);
-    else spmm_dispatch<NT, R, false, false>(p);
+    spmm_rows<NT, R, Rows::panel>(p);
   }
 }
 

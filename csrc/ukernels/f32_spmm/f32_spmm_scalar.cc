@@ -19,7 +19,9 @@ void run(const F32SpmmArgs& p) {
       for (int j = 0; j < NT; ++j) acc[r][j] = p.acc_in ? p.acc_in[(row0 + r) * NT + j] : 0.f;
     for (int64_t e = p.ptr[b]; e < p.ptr[b + 1]; ++e) {
       const int64_t k = p.kidx[e];
-      const float* xr = p.x + (p.koff ? int64_t{p.koff[k]} : k * NT);
+      const float* xr = p.x + (p.eoff   ? int64_t{p.eoff[e]}
+                                : p.koff ? int64_t{p.koff[k]}
+                                         : k * NT);
       for (int r = 0; r < R; ++r) {
         const float wv = p.w[e * R + r];
         for (int j = 0; j < NT; ++j) acc[r][j] += wv * xr[j];
