@@ -618,3 +618,10 @@ def test_cost_model():
     q = (rng.integers(-100, 100, (128, 512)) * (rng.random((128, 512)) < 0.2)).astype(np.int8)
     assert T.sparse_pack_q8(q, zero_point=0).is_faster(256)
     assert not T.sparse_pack_q8(q, zero_point=0).is_faster(1)  # INT8 GEMV: dense wins
+    # FP32 GEMVs: weights past L2 come from memory inside a model, where sparse wins to ~30%
+    # nonzeros; small ones stay on the warm-cache table.
+    big = rng.standard_normal((1000, 1280)).astype(np.float32)
+    small = big[:128, :256].copy()
+    for w, density, faster in [(big, 0.2, True), (big, 0.5, False), (small, 0.2, False)]:
+        pruned = w * (rng.random(w.shape) < density)
+        assert T.sparse_pack_f32(pruned).is_faster(1) == faster, (w.shape, density)

@@ -614,7 +614,17 @@ int extent_class(int64_t cols) {
 }
 
 // The table's crossover adjusted for the weight's shape.
+// An FP32 GEMV whose weights exceed L2 reads them from memory on every run inside a model
+// (the rest of the network evicts them): there the sparse form's fewer bytes win up to a higher
+// density than kF32VectorNote's warm-cache table says. Per-node timings in sessions (1 thread,
+// `sliver.sparse` forced each way): classifiers 1280 -> 1000 (MobileNetV2) and 512 -> 1000
+// (ResNet-18), sparse / dense time 0.57-0.65 at 20% nonzeros, 1.37-1.44 at 50%.
+constexpr int64_t kColdGemvBytes = 1 << 20;
+constexpr double kColdGemvCrossover = 0.30;
+
 double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
+  if (!int8 && cols <= 1 && block_rows == 1 && out * in * 4 >= kColdGemvBytes)
+    return kColdGemvCrossover;
   double d = sparse_crossover_density(int8, block_rows, kr, cols);
   if (out < kFewRows) d *= out < kVeryFewRows ? kVeryFewRowsFactor : kFewRowsFactor;
   if (int8 && in >= kLongK) d *= kLongKFactor;
