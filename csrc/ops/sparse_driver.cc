@@ -597,6 +597,13 @@ constexpr double kNoCost = 1e9;  // no measurement says sparse can win
 // crossover falls with their square (calibrate_sparse.py, zoo layers at 90% zeros: 64 outputs
 // 1.5-1.7x faster sparse, 32 outputs 0.8-0.9x, 16-24 outputs 0.5-0.9x).
 constexpr double kNhwcRows = 64;
+// ... unless a 1x1 conv's rows are long: with this many stored weights a row the kernel's work
+// hides those costs (MobileNetV2 QDQ, per-node timings with sliver.sparse forced each way: 1x1
+// projections 96/144/192 -> 24/32 at 10-20% nonzeros, 9.6-38 a row, ran 1.3-1.6x faster sparse;
+// the 16-32 -> 16-192 ones, 1.6-6.4 a row, 0.6-0.8x). Not for larger windows, whose K window
+// values a pixel transposes grow with the window (calibrate_sparse.py: 3x3 convs to 16-32
+// outputs at 11-25% nonzeros, 16-72 a row, ran sparse 0.56-0.92x without the correction).
+constexpr double kNhwcLongRow = 8;
 
 const PathFactor& path_factor(DensePath p) {
   for (const PathFactor& f : kDensePaths)
@@ -708,7 +715,9 @@ double sparse_cost_q8(const SparseQ8Weights& w, int64_t cols, DensePath dense) {
   const double stored = static_cast<double>(w.pairs) * 2 * w.block /
                         (static_cast<double>(w.out) * static_cast<double>(w.in));
   double c = crossover_for(true, w.block, w.kr, cols, w.out, w.in);
-  if (dense == DensePath::q8_nhwc || dense == DensePath::q8_nhwc_1x1) {
+  const double per_row = stored * static_cast<double>(w.in);
+  const bool long_1x1 = dense == DensePath::q8_nhwc_1x1 && per_row >= kNhwcLongRow;
+  if ((dense == DensePath::q8_nhwc || dense == DensePath::q8_nhwc_1x1) && !long_1x1) {
     const double rows = std::min(1.0, static_cast<double>(w.out) / kNhwcRows);
     c *= rows * rows;
   }
