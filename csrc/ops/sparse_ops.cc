@@ -65,7 +65,8 @@ class SparseConvF32 final : public SparseBase {
     if (init.has_input(2) && init.is_const(2)) bias_ = init.const_inputs[2];
     // A static input shape fixes the grid: resolve every entry's offset once (the kernels then
     // read one offset per entry instead of an index and a lookup).
-    if (!init.input_shapes.empty() && init.input_shapes[0].known) {
+    if (!init.input_shapes.empty() && init.input_shapes[0].known &&
+        init.input_shapes[0].dims.size() == wshape_.size()) {
       const Shape& d = init.input_shapes[0].dims;
       const Window2 g = window_of(d);
       PhaseGrid pg;
