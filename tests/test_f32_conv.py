@@ -154,7 +154,10 @@ PATHS = [
     ("conv_depthwise f32_dwconv_c8_3x3s1", 5, 5, 5, (7, 7), (3, 3), (1, 1), (0, 1, 2, 0), (1, 1)),
     ("conv_depthwise f32_dwconv_c8_3x3s2", 9, 9, 9, (16, 33), (3, 3), (2, 2), (1, 0, 1, 2), (1, 1)),
     ("conv_depthwise f32_dwconv_c8_3x3s2", 8, 8, 8, (9, 4), (3, 3), (2, 2), (2, 2, 0, 1), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_3x3s2", 3, 3, 3, (30, 133), (3, 3), (2, 2), (0, 1, 2, 1), (1, 1)),
     ("conv_depthwise f32_dwconv2d_5x5s1", 4, 4, 4, (11, 19), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_5x5s1", 3, 3, 3, (10, 75), (5, 5), (1, 1), (1, 2, 3, 4), (1, 1)),
+    ("conv_depthwise f32_dwconv2d_5x5s2", 3, 3, 3, (11, 121), (5, 5), (2, 2), (4, 3, 0, 1), (1, 1)),
     ("conv_depthwise f32_dwconv2d_5x5s2", 4, 4, 4, (18, 7), (5, 5), (2, 2), (2, 1, 0, 2), (1, 1)),
     ("conv_depthwise f32_dwconv_", 6, 6, 6, (12, 12), (3, 3), (3, 3), (1, 1, 1, 1), (1, 1)),
     ("conv_depthwise f32_dwconv_", 6, 6, 6, (12, 12), (3, 3), (1, 1), (2, 2, 2, 2), (2, 2)),
@@ -206,7 +209,9 @@ def conv_case(draw):
         group = draw(st.integers(2, 4))
     elif kind == "dw":
         group, cg, mg = draw(st.integers(1, 9)), 1, 1
-    size = [draw(st.integers((ki - 1) * di + 1, 40)) for ki, di in zip(k, d, strict=True)]
+    # Depthwise planes reach the plane kernels' row passes (outputs 48+ wide).
+    top = 140 if kind == "dw" else 40
+    size = [draw(st.integers((ki - 1) * di + 1, top)) for ki, di in zip(k, d, strict=True)]
     auto_pad = draw(st.sampled_from(["NOTSET"] * 4 + ["VALID", "SAME_UPPER", "SAME_LOWER"]))
     attrs = {
         "group": group,
