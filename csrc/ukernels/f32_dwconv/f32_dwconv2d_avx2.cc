@@ -50,6 +50,27 @@ SLIVER_INLINE __m256 load(const float* p, __m256i m) {
   return kMasked ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p);
 }
 
+// Calls f(j, v) for each tap column j of one input row, v = the inputs tap j multiplies for 8
+// consecutive outputs (row points at the first output's window; m: per load, its two halves'
+// masks when kMasked). Stride 2 loads 16 inputs per pair of tap columns; its in-lane shuffles
+// leave the 8 outputs in the lane order 0 1 4 5 | 2 3 6 7, the same for every tap, and one
+// permute per output vector restores it.
+template <int K, int S, bool kMasked, class F>
+SLIVER_INLINE void row_taps(const float* row, const __m256i (*m)[2], F&& f) {
+  if constexpr (S == 1) {
+    unroll<K>([&](auto j) SLIVER_ALWAYS { f(j, load<kMasked>(row + j, m[j][0])); });
+  } else {
+    unroll<(K + 1) / 2>([&](auto pr) SLIVER_ALWAYS {
+      constexpr int j = 2 * decltype(pr)::value;
+      const __m256 a = load<kMasked>(row + j, m[pr][0]);
+      const __m256 b = load<kMasked>(row + j + 8, m[pr][1]);
+      f(std::integral_constant<int, j>{}, _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+      if constexpr (j + 1 < K)
+        f(std::integral_constant<int, j + 1>{}, _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    });
+  }
+}
+
 template <int K, int S>
 struct ColumnPlane {
   const F32Dwconv2dParams& p;
@@ -76,7 +97,7 @@ struct ColumnPlane {
     const int64_t iw0 = ow0 * S - p.pad_left;
     __m256 acc[R][K];
     unroll<R>([&](auto q) { unroll<K>([&](auto i) { acc[q][i] = _mm256_setzero_ps(); }); });
-    unroll<K + (R - 1) * S>([&](auto r) {
+    unroll<K + (R - 1) * S>([&](auto r) SLIVER_ALWAYS {
       const int64_t ih = oh * S - p.pad_top + r;
       const float* row = (ih >= 0 && ih < p.in_h ? p.x + ih * p.in_w : p.zero) + iw0;
       auto fma = [&](auto j, __m256 v) SLIVER_ALWAYS {
@@ -85,21 +106,7 @@ struct ColumnPlane {
           if constexpr (i >= 0 && i < K) acc[q][i] = _mm256_fmadd_ps(w[i * K + j], v, acc[q][i]);
         });
       };
-      if constexpr (S == 1) {
-        unroll<K>([&](auto j) { fma(j, load<kMasked>(row + j, m[j][0])); });
-      } else {
-        // In-lane shuffles leave the 8 outputs in the lane order 0 1 4 5 | 2 3 6 7, the same
-        // for every tap; one permute per output vector restores it.
-        unroll<kLoads>([&](auto pr) {
-          constexpr int j = 2 * decltype(pr)::value;
-          const __m256 a = load<kMasked>(row + j, m[pr][0]);
-          const __m256 b = load<kMasked>(row + j + 8, m[pr][1]);
-          fma(std::integral_constant<int, j>{}, _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-          if constexpr (j + 1 < K)
-            fma(std::integral_constant<int, j + 1>{},
-                _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-        });
-      }
+      row_taps<K, S, kMasked>(row, m, fma);
     });
     const __m256i store_mask = lanes_in(0, n);
     unroll<R>([&](auto q) {
@@ -179,7 +186,7 @@ struct RowPlane {
       acc[q][0] = bias;
       unroll<kChains - 1>([&](auto c) { acc[q][c + 1] = _mm256_setzero_ps(); });
     });
-    unroll<K + (NR - 1) * S>([&](auto r) {
+    unroll<K + (NR - 1) * S>([&](auto r) SLIVER_ALWAYS {
       const float* row = rows[r];
       auto fma = [&](auto j, __m256 v) SLIVER_ALWAYS {
         unroll<NR>([&](auto q) {
@@ -188,21 +195,7 @@ struct RowPlane {
             acc[q][i % kChains] = _mm256_fmadd_ps(wk[i * K + j], v, acc[q][i % kChains]);
         });
       };
-      if constexpr (S == 1) {
-        unroll<K>([&](auto j) { fma(j, load<kMasked>(row + j, m[j][0])); });
-      } else {
-        // In-lane shuffles leave the 8 outputs in the lane order 0 1 4 5 | 2 3 6 7, the same
-        // for every tap; one permute per output vector restores it.
-        unroll<kLoads>([&](auto pr) {
-          constexpr int j = 2 * decltype(pr)::value;
-          const __m256 a = load<kMasked>(row + j, m[pr][0]);
-          const __m256 b = load<kMasked>(row + j + 8, m[pr][1]);
-          fma(std::integral_constant<int, j>{}, _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-          if constexpr (j + 1 < K)
-            fma(std::integral_constant<int, j + 1>{},
-                _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-        });
-      }
+      row_taps<K, S, kMasked>(row, m, fma);
     });
     unroll<NR>([&](auto q) {
       __m256 v = acc[q][0];
