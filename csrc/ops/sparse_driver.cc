@@ -125,10 +125,10 @@ struct Tile {
   int NT;          // the kernel's tile
 };
 
-int widest_tile(int R) { return R == 1 ? 32 : R == 4 ? 16 : 8; }
+int widest_tile(int R, bool wide) { return R == 1 ? (wide ? 64 : 32) : R == 4 ? 16 : 8; }
 
 // min_nt: the narrowest kernel tile allowed (8: no vector form); narrow: a 4-lane form exists.
-std::vector<Tile> make_tiles(int64_t cols, int R, int forced, int min_nt = 1,
+std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, int forced, int min_nt = 1,
                              bool narrow = false) {
   std::vector<Tile> tiles;
   if (forced) {
@@ -137,7 +137,7 @@ std::vector<Tile> make_tiles(int64_t cols, int R, int forced, int min_nt = 1,
       tiles.push_back({c0, std::min<int64_t>(forced, cols - c0), forced});
     return tiles;
   }
-  const int big = widest_tile(R);
+  const int big = widest_tile(R, wide);
   int64_t c0 = 0;
   for (; c0 + big <= cols; c0 += big) tiles.push_back({c0, big, big});
   const int64_t rem = cols - c0;
@@ -146,7 +146,8 @@ std::vector<Tile> make_tiles(int64_t cols, int R, int forced, int min_nt = 1,
                    : rem <= 4 && narrow    ? 4
                    : rem <= 8              ? 8
                    : rem <= 16             ? 16
-                                           : 32;
+                   : rem <= 32             ? 32
+                                           : 64;
     tiles.push_back({c0, rem, nt});
   }
   return tiles;
@@ -188,7 +189,7 @@ struct F32Problem {
   bool act_inline, finish;
   Epilogue rest;  // what finish_epilogue still has to do
   const F32SpmmHelpers* helpers;
-  const F32SpmmKernel* kern[33];  // by NT
+  const F32SpmmKernel* kern[65];  // by NT
   const F32Grid* grid;            // non-null: X is a window grid (left only)
   int64_t cols;                   // of X (left) / Y (right)
 };
@@ -208,6 +209,25 @@ int grid_runs(const F32Grid& g, int64_t c0, int64_t nt, GridRun* runs) {
     j += seg;
   }
   return count;
+}
+
+// y = src (+ res), then max(y, 0) when relu: one pass (the compiler vectorizes it); y may be
+// src.
+void add_relu_run(float* y, const float* src, const float* res, int64_t n, bool relu) {
+  if (res) {
+    if (relu) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = src[i] + res[i];
+        y[i] = v > 0.f ? v : 0.f;  // NaN -> 0, as apply_act
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) y[i] = src[i] + res[i];
+    }
+  } else if (relu) {
+    for (int64_t i = 0; i < n; ++i) y[i] = src[i] > 0.f ? src[i] : 0.f;
+  } else if (y != src) {
+    ops::copy_run(y, src, n);
+  }
 }
 
 void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
@@ -271,26 +291,37 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   }
   if (!P.left) P.helpers->transpose(rows, t.nt, tmp, NT, P.y + t.c0 * P.ldy + r0, P.ldy);
   const float* res = ep.residual;
+  // Conv + Add (+ Relu) finished in one pass per row of the tile: three calls per row of a few
+  // dozen floats cost about a tenth of a ResNet layer.
+  const bool fused = P.rest.act == Act::none &&
+                     (P.rest.post_act == Act::none || P.rest.post_act == Act::relu);
   if (grid) {  // the real outputs' lanes to their Y columns
-    GridRun runs[33];
+    GridRun runs[65];
     const int n = grid_runs(*grid, t.c0, t.nt, runs);
     for (int64_t i = 0; i < rows; ++i) {
       float* yr = P.y + (r0 + i) * P.ldy;
+      const float* ri = res ? res + (r0 + i) * ep.ld_residual : nullptr;
       for (int s = 0; s < n; ++s) {
         const GridRun& g = runs[s];
-        ops::copy_run(yr + g.col, tmp + i * NT + g.j, g.n);  // inline: runs are <= 32 floats
-        if (P.finish)
-          ops::finish_epilogue(P.rest, yr + g.col, g.n,
-                               res ? res + (r0 + i) * ep.ld_residual + g.col : nullptr);
+        if (P.finish && fused) {
+          add_relu_run(yr + g.col, tmp + i * NT + g.j, ri ? ri + g.col : nullptr, g.n,
+                       P.rest.post_act == Act::relu);
+          continue;
+        }
+        ops::copy_run(yr + g.col, tmp + i * NT + g.j, g.n);  // inline: runs are <= 64 floats
+        if (P.finish) ops::finish_epilogue(P.rest, yr + g.col, g.n, ri ? ri + g.col : nullptr);
       }
     }
     return;
   }
   if (!P.finish) return;
   if (P.left) {
-    for (int64_t i = 0; i < rows; ++i)
-      ops::finish_epilogue(P.rest, P.y + (r0 + i) * P.ldy + t.c0, t.nt,
-                           res ? res + (r0 + i) * ep.ld_residual + t.c0 : nullptr);
+    for (int64_t i = 0; i < rows; ++i) {
+      float* yr = P.y + (r0 + i) * P.ldy + t.c0;
+      const float* ri = res ? res + (r0 + i) * ep.ld_residual + t.c0 : nullptr;
+      if (fused) add_relu_run(yr, yr, ri, t.nt, P.rest.post_act == Act::relu);
+      else ops::finish_epilogue(P.rest, yr, t.nt, ri);
+    }
   } else {
     for (int64_t j = 0; j < t.nt; ++j)
       ops::finish_epilogue(P.rest, P.y + (t.c0 + j) * P.ldy + r0, rows,
@@ -318,7 +349,7 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
     SLIVER_CHECK(cols <= 1 || ldy >= w.out, fn, ": ldy=", ldy, " < out=", w.out);
   }
   SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
-                   (opt.tile == 16 && w.block <= 4) || (opt.tile == 32 && w.block == 1),
+                   (opt.tile == 16 && w.block <= 4) || ((opt.tile == 32 || opt.tile == 64) && w.block == 1),
                fn, ": no tile ", opt.tile, " for block ", w.block);
   F32Problem P;
   P.w = &w;
@@ -342,7 +373,7 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   P.cols = cols;
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   // A grid has no vector form (the kernels read it at offsets): its last tile is 8 lanes or more.
-  const std::vector<Tile> tiles = make_tiles(cols, w.block, opt.tile, grid ? 8 : 1);
+  const std::vector<Tile> tiles = make_tiles(cols, w.block, grid != nullptr, opt.tile, grid ? 8 : 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;
@@ -462,7 +493,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
   // have neither it nor a vector form (8 lanes at least).
   const std::vector<Tile> tiles =
-      make_tiles(cols, W.block, opt.tile, W.kr == 4 ? 8 : 1, W.block == 1 && W.kr != 4);
+      make_tiles(cols, W.block, false, opt.tile, W.kr == 4 ? 8 : 1, W.block == 1 && W.kr != 4);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
