@@ -7,7 +7,7 @@
 //
 //     Y[m, n0:n0+NT] += w[m, k] * X[k, n0:n0+NT]          for each stored nonzero w[m, k]
 //
-// NT (the tile width, 8/16/32 lanes) runs along the dimension the weights do not touch: pixels
+// NT (the tile width, 8/16/32 lanes; 64 for FP32 window grids) runs along the dimension the weights do not touch: pixels
 // for a convolution ("weights on the left", Y = W X), the rows of X for a Gemm/MatMul with
 // constant B ("weights on the right", Y = X W, run as Y^T = W^T X^T). Per tile the activations
 // are first copied into a small "panel" (row k of the tile at panel + k * NT, zero padded, int16
@@ -181,7 +181,7 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
 
 struct SpmmOptions {
   bool force_scalar = false;  // portable kernels even when AVX2 is usable
-  int tile = 0;               // 0: choose; else NT (1, 8, 16 or 32) for every tile (tests)
+  int tile = 0;               // 0: choose; else NT (1, 8, 16, 32 or 64) for every tile (tests)
 };
 
 /// Weights on the left (Conv NCHW): Y[out, N] = epilogue(W[out, in] X[in, N]); X element (k, n)
