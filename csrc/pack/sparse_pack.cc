@@ -62,7 +62,15 @@ constexpr EntryCost kQ8EntryCost[] = {
 constexpr int64_t kPanelRowBytesF32 = 32 * 4, kPanelRowBytesQ8 = 32 * 2, kPanelRowBytesQ4 = 32;
 constexpr int64_t kWholePanelBytes = 16 << 10;  // below this K is not chunked
 // Quads: a kc sweep (64 to 512, SparseQ8Problem) found this choice within 5% of the best.
-constexpr double kWeightsPerChunkF32 = 80, kWeightsPerChunkQ8 = 200, kWeightsPerChunkQ4 = 200;
+constexpr double kWeightsPerChunkQ8 = 200, kWeightsPerChunkQ4 = 200;
+// FP32 chunks aim at this many stored entries per row block (of any height), which keeps a
+// chunk's panel slice near L1: a kc sweep (SparseF32Problem, Zen 3; 64 to 1024) put the best kc
+// at 512-1024 for 5% nonzeros, 256-512 at 10%, 256 at 20%, 192-256 at 30% and 128-192 at 50%,
+// for unstructured, 1x4 and 4x1 / 8x1 weights alike (hence at least 192). Counting weights (80
+// a row block, before) chose 448 at 20% (10-20% slower) and 128 for 4x1 blocks at 20% (12-15%
+// slower).
+constexpr double kEntriesPerChunkF32 = 50;
+constexpr int64_t kMinChunkF32 = 192;
 constexpr int64_t kMinChunk = 128;
 constexpr double kMinQuadRowNonzeros = 16;  // per output row, on average
 constexpr int64_t kMaxStep = 255;  // INT8 input steps are bytes
@@ -197,8 +205,10 @@ EntryCost choose_layout(const SparsityInfo& s, const EntryCost (&table)[N],
   return best;
 }
 
+// target: stored weights (per_entry: entries) a row block gets per chunk; min_kc: the least kc.
 int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, double target,
-                  const SparsePackOptions& opt, bool even) {
+                  const SparsePackOptions& opt, bool even, bool per_entry = false,
+                  int64_t min_kc = kMinChunk) {
   const int64_t in = std::max<int64_t>(s.in, 1);
   if (opt.kc) {
     SLIVER_CHECK(opt.kc >= 1 && opt.kc <= 65536, "sparse: kc must be in [1, 65536], got ", opt.kc);
@@ -206,11 +216,11 @@ int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, double target
   }
   // A single column (GEMV) reads its activations straight from L1: chunks would only cost.
   if ((opt.cols == 1 || in * row_bytes <= kWholePanelBytes) && in <= 65536) return in;
-  // Stored weights a row block gets per K row.
-  const double per_k = static_cast<double>(s.blocks_rx1[info_index(R)]) * R /
+  // Stored weights (entries) a row block gets per K row.
+  const double per_k = static_cast<double>(s.blocks_rx1[info_index(R)]) * (per_entry ? 1 : R) /
                        std::max<double>(1.0, static_cast<double>((s.out + R - 1) / R) * in);
   int64_t kc = static_cast<int64_t>(std::ceil(target / std::max(per_k, 1e-6) / 64)) * 64;
-  kc = std::max(kc, kMinChunk);
+  kc = std::max(kc, min_kc);
   return kc >= in ? std::min<int64_t>(in, 65536) : kc;
 }
 
@@ -285,7 +295,8 @@ std::shared_ptr<SparseF32Weights> pack_sparse_f32(int64_t out, int64_t in, const
   pk->nnz = pk->info.nnz;
   SLIVER_CHECK(opt.kr <= 1, "sparse: kr applies to INT8 weights only");
   const int R = pk->block = choose_layout(pk->info, kF32EntryCost, opt).r;
-  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, kWeightsPerChunkF32, opt, false);
+  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, kEntriesPerChunkF32, opt, false, true,
+                     kMinChunkF32);
   pk->entries = pk->info.blocks_rx1[info_index(R)];
   const int64_t chunks = pk->chunks();
   if (pk->entries > INT32_MAX) fail("sparse: too many nonzeros (", pk->entries, ")");
