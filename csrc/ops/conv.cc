@@ -54,7 +54,7 @@ constexpr int64_t kConvBBlockFloats = 32 * 1024;
 // Pointwise convs with this many output channels per group (or more) copy their input into
 // panels too: enough rows reuse each panel, and the driver's in-place B reads rows a plane
 // apart, which for power-of-2 planes all fall in a few cache sets.
-constexpr int64_t kPackedPointwiseMinM = 8;
+constexpr int64_t kPackedPointwiseMinM = 48;
 // Depthwise 3x3 planes (input and output pixels) up to which the channel-blocked kernel (8
 // channels per vector) runs instead of the plane kernels. Thread CPU time, Zen 3, MobileNetV2's
 // layers alone, blocked / plane: 7x7 and 14x14 s1 1.5x faster, 28x28 s1 1.34x, 56x56 s1 1.19x,
