@@ -50,20 +50,24 @@ class SoftmaxKernel final : public Kernel {
 
  private:
   // One softmax over n contiguous values: y = exp(x - max) / sum, or x - max - log(sum).
+  // Softmax takes three passes after the max: exp(x - max) in one (exp_shift), the sum, and a
+  // product with 1 / sum (within an ulp of the division, which cost a pass of vdivps).
   void row(const float* x, float* y, int64_t n) const {
     const float m = row_max(x, n);
-    const F32VBinaryKernels& sub = f32_vbinary(VBinary::sub);
-    sub.vs(n, x, &m, y);
-    float s;
     if (log_) {
+      const F32VBinaryKernels& sub = f32_vbinary(VBinary::sub);
+      sub.vs(n, x, &m, y);
       float* e = thread_scratch(0, n);
       f32_vunary(VUnary::exp)(n, y, e, {});
-      s = std::log(row_sum(e, n));
+      const float s = std::log(row_sum(e, n));
       sub.vs(n, y, &s, y);
     } else {
-      f32_vunary(VUnary::exp)(n, y, y, {});
-      s = row_sum(y, n);
-      f32_vbinary(VBinary::div).vs(n, y, &s, y);
+      F32VUnaryParams shift;
+      shift.alpha = -m;
+      f32_vunary(VUnary::exp_shift)(n, x, y, shift);
+      F32VUnaryParams scale;
+      scale.alpha = 1.f / row_sum(y, n);
+      f32_vunary(VUnary::affine)(n, y, y, scale);
     }
   }
 

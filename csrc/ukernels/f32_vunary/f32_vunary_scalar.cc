@@ -43,6 +43,7 @@ SLIVER_VUNARY_SCALAR(gelu_erf,
 SLIVER_VUNARY_SCALAR(gelu_tanh,
                      v * sigmoid(2.f * 0.79788456080286536f * (v + 0.044715f * v * v * v)))
 SLIVER_VUNARY_SCALAR(exp, std::exp(v))
+SLIVER_VUNARY_SCALAR(exp_shift, std::exp(v + alpha))
 SLIVER_VUNARY_SCALAR(log, std::log(v))
 SLIVER_VUNARY_SCALAR(sqrt, std::sqrt(v))
 SLIVER_VUNARY_SCALAR(neg, -v)
