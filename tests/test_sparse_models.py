@@ -315,6 +315,48 @@ def test_random_f32_layer(
     assert_same(want[0], got[0], False, f"{kind} {wshape} {xshape} {zeros} {pattern}")
 
 
+@pytest.mark.parametrize(
+    "cin,k,stride,width,residual",
+    [
+        (64, 3, 1, 70, True),  # 70 outputs a row: a 64-lane tile and a 6-lane rest; 3 K chunks
+        (3, 7, 2, 150, False),  # a ResNet-like stem, 75 outputs a row on a stride-2 phase grid
+        (8, 3, 1, 129, True),  # 64 + 64 + 1 outputs a row
+        (16, 5, 2, 127, False),  # 64 outputs a row exactly
+    ],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wide_grid_rows(cin: int, k: int, stride: int, width: int, residual: bool, threads: int):
+    """Grids with 64+ real outputs a row take tiles of their own that write Y directly (the
+    last chunk, with bias, Relu and the residual Add); the result must equal dense execution."""
+    rng = np.random.default_rng(cin * 1000 + width)
+    out, height = 24, 5
+    w = prune(rng, rng.standard_normal((out, cin, k, k)).astype(np.float32), 0.8, "unstructured")
+    x = rng.standard_normal((1, cin, height, width)).astype(np.float32)
+    attrs = {"pads": [k // 2] * 4, "strides": [stride, stride]}
+    oh, ow = (height - 1) // stride + 1, (width - 1) // stride + 1
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs)]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))]
+    feeds = {"x": x}
+    last = "c"
+    if residual:
+        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
+        inputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, out, oh, ow]))
+        feeds["r"] = rng.standard_normal((1, out, oh, ow)).astype(np.float32)
+        last = "s"
+    nodes.append(helper.make_node("Relu", [last], ["y"]))
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(rng.standard_normal(out).astype(np.float32), "b"),
+    ]
+    model = model_bytes(
+        nodes, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
+    got = session(model, "sparse", threads)
+    assert any("conv_grid" in s for s in sparse_steps(got))
+    want = session(model, "dense", threads).run(None, feeds)[0]
+    assert_same(want, got.run(None, feeds)[0], False, f"{cin} {k} {stride} {width}")
+
+
 def _q8_weight_inits(rng: np.random.Generator, w: np.ndarray, channels: int | None) -> list:
     """w (int8, symmetric: zero point 0, so pruned zeros stay zeros), its scale and zero point,
     per tensor or per output channel (`channels` values)."""

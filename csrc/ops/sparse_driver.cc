@@ -155,6 +155,21 @@ std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, int forced, int min
   return tiles;
 }
 
+// Tiles along each grid row's real outputs (cols = (rows - 1) * width + valid), 64 lanes then
+// the narrowest kernel tile that covers the rest.
+std::vector<Tile> grid_row_tiles(const F32Grid& g, int64_t cols) {
+  std::vector<Tile> tiles;
+  const int64_t rows = (cols - g.valid) / g.width + 1;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < g.valid; c += 64) {
+      const int64_t n = std::min<int64_t>(64, g.valid - c);
+      const int nt = n > 32 ? 64 : n > 16 ? 32 : n > 8 ? 16 : 8;
+      tiles.push_back({r * g.width + c, n, nt});
+    }
+  }
+  return tiles;
+}
+
 // Runs fn(tile, block_begin, block_end) over every tile x all blocks, split into tasks.
 template <class Fn>
 void run_tasks(const std::vector<Tile>& tiles, int64_t nblocks, double macs, ThreadPool* pool,
@@ -251,7 +266,12 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   } else if (!grid) {
     P.helpers->pack_cols(NT, K, t.nt, P.x + t.c0 * P.ldx, P.ldx, panel);
   }
-  const bool direct = P.left && !grid && chunks == 1;  // the kernel writes Y itself
+  // Whether the tile's lanes are one run of Y (a panel's columns, or a grid tile inside one
+  // row's real outputs): then the last chunk writes Y itself, at column ycol.
+  const int64_t gcol = grid ? t.c0 % grid->width : 0;
+  const bool to_y = P.left && (!grid || gcol + t.nt <= grid->valid);
+  const int64_t ycol = grid ? t.c0 / grid->width * grid->valid + gcol : t.c0;
+  const bool direct = to_y && chunks == 1;
   const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
   float* tmp = direct ? nullptr : t_scratch.get<float>(1, (b1 - b0) * R * NT);
   const Epilogue& ep = *P.ep;
@@ -271,8 +291,8 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
       a.x = panel + c * kc * NT;
     }
     a.acc_in = c > 0 ? tmp : nullptr;
-    if (last && P.left && !grid) {
-      a.y = P.y + r0 * P.ldy + t.c0;
+    if (last && to_y) {
+      a.y = P.y + r0 * P.ldy + ycol;
       a.ldy = P.ldy;
       a.nt = t.nt;
     } else {
@@ -297,7 +317,7 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   // dozen floats cost about a tenth of a ResNet layer.
   const bool fused = P.rest.act == Act::none &&
                      (P.rest.post_act == Act::none || P.rest.post_act == Act::relu);
-  if (grid) {  // the real outputs' lanes to their Y columns
+  if (grid && !to_y) {  // the real outputs' lanes to their Y columns
     GridRun runs[65];
     const int n = grid_runs(*grid, t.c0, t.nt, runs);
     for (int64_t i = 0; i < rows; ++i) {
@@ -319,8 +339,8 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   if (!P.finish) return;
   if (P.left) {
     for (int64_t i = 0; i < rows; ++i) {
-      float* yr = P.y + (r0 + i) * P.ldy + t.c0;
-      const float* ri = res ? res + (r0 + i) * ep.ld_residual + t.c0 : nullptr;
+      float* yr = P.y + (r0 + i) * P.ldy + ycol;
+      const float* ri = res ? res + (r0 + i) * ep.ld_residual + ycol : nullptr;
       if (fused) add_relu_run(yr, yr, ri, t.nt, P.rest.post_act == Act::relu);
       else ops::finish_epilogue(P.rest, yr, t.nt, ri);
     }
@@ -375,7 +395,13 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   P.cols = cols;
   std::fill(std::begin(P.kern), std::end(P.kern), nullptr);
   // A grid has no vector form (the kernels read it at offsets): its last tile is 8 lanes or more.
-  const std::vector<Tile> tiles = make_tiles(cols, w.block, grid != nullptr, opt.tile, grid ? 8 : 1);
+  // Rows of 64+ real outputs (stems, large images) get tiles of their own, which write Y
+  // directly: tiles across rows go through a scratch tile and a copy per run, which on
+  // ResNet-18's 7x7/2 stem (112x112 outputs) cost more than the sparse products at 90% zeros.
+  const std::vector<Tile> tiles = grid && grid->valid >= 64 && w.block == 1 && opt.tile == 0
+                                      ? grid_row_tiles(*grid, cols)
+                                      : make_tiles(cols, w.block, grid != nullptr, opt.tile,
+                                                   grid ? 8 : 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;

@@ -51,7 +51,8 @@ void late_residual(const Epilogue& ep, Tensor& y, const Tensor& res, ThreadPool*
 
 // ---- FP32 Conv, sliver:FusedConv (NCHW, weights on the left) ----
 
-// Floats past a phase grid's last plane: the last tile reads whole vectors of 32 lanes.
+// Floats past a phase grid's last plane: a last tile of NT lanes (up to 64) reads up to NT / 2 - 1
+// lanes past the last real output.
 constexpr int64_t kGridSlack = 64;
 
 class SparseConvF32 final : public SparseBase {
