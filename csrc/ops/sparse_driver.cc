@@ -12,9 +12,11 @@
 // partial sums (rows x NT) stream through L2 instead. Measured on Zen 3, this beat blocking the
 // rows into L1-sized groups (chunk-inner), which re-reads each slice from L2 once per group.
 // Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8;
-// FP32 window grids 64 for R = 1: read in place, they have no panel to outgrow L1, and sharing
-// each entry's weight and offset by 8 FMAs instead of 4 made ResNet-18's sparse 3x3 convs ~10%
-// faster, where a 64-lane panel measured 20% slower); the last tile takes the smallest NT that covers the remainder, the vector form for one column.
+// FP32 window grids and panels of K <= 64 take 64 for R = 1: sharing each entry's weight and
+// offset by 8 FMAs instead of 4 made ResNet-18's sparse 3x3 convs ~10% faster and MobileNetV2's
+// K = 16-32 1x1 convs 5-20%, where a 64-lane panel of long K measured 20% slower: it outgrows
+// L1); the last tile takes the smallest NT that covers the remainder, the vector form for one
+// column. Grid rows of 64+ real outputs are tiled row by row (grid_row_tiles).
 //
 // Threads: tasks are (tile, block range) rectangles handed out dynamically; when there are few
 // tiles (small batch on the right, a small image on the left) the row blocks are split too, and
@@ -126,6 +128,9 @@ struct Tile {
   int64_t c0, nt;  // columns [c0, c0 + nt)
   int NT;          // the kernel's tile
 };
+
+// Panels up to this K take 64-lane tiles too (a 16 KiB panel at most: it stays in L1).
+constexpr int64_t kWidePanelMaxK = 64;
 
 int widest_tile(int R, bool wide) { return R == 1 ? (wide ? 64 : 32) : R == 4 ? 16 : 8; }
 
@@ -400,8 +405,8 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   // ResNet-18's 7x7/2 stem (112x112 outputs) cost more than the sparse products at 90% zeros.
   const std::vector<Tile> tiles = grid && grid->valid >= 64 && w.block == 1 && opt.tile == 0
                                       ? grid_row_tiles(*grid, cols)
-                                      : make_tiles(cols, w.block, grid != nullptr, opt.tile,
-                                                   grid ? 8 : 1);
+                                      : make_tiles(cols, w.block, grid || w.in <= kWidePanelMaxK,
+                                                   opt.tile, grid ? 8 : 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;
