@@ -324,10 +324,13 @@ def test_random_f32_layer(
         (16, 5, 2, 127, False),  # 64 outputs a row exactly
     ],
 )
-@pytest.mark.parametrize("threads", [1, 2])
-def test_wide_grid_rows(cin: int, k: int, stride: int, width: int, residual: bool, threads: int):
+@pytest.mark.parametrize("threads,dynamic", [(1, False), (2, False), (1, True)])
+def test_wide_grid_rows(
+    cin: int, k: int, stride: int, width: int, residual: bool, threads: int, dynamic: bool
+):
     """Grids with 64+ real outputs a row take tiles of their own that write Y directly (the
-    last chunk, with bias, Relu and the residual Add); the result must equal dense execution."""
+    last chunk, with bias, Relu and the residual Add); the result must equal dense execution.
+    dynamic: symbolic spatial dims (offsets looked up per entry at run time)."""
     rng = np.random.default_rng(cin * 1000 + width)
     out, height = 24, 5
     w = prune(rng, rng.standard_normal((out, cin, k, k)).astype(np.float32), 0.8, "unstructured")
@@ -335,12 +338,14 @@ def test_wide_grid_rows(cin: int, k: int, stride: int, width: int, residual: boo
     attrs = {"pads": [k // 2] * 4, "strides": [stride, stride]}
     oh, ow = (height - 1) // stride + 1, (width - 1) // stride + 1
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs)]
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))]
+    declared = [1, cin, "h", "w"] if dynamic else list(x.shape)
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, declared)]
     feeds = {"x": x}
     last = "c"
     if residual:
         nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
-        inputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, out, oh, ow]))
+        rshape = [1, out, "oh", "ow"] if dynamic else [1, out, oh, ow]
+        inputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, rshape))
         feeds["r"] = rng.standard_normal((1, out, oh, ow)).astype(np.float32)
         last = "s"
     nodes.append(helper.make_node("Relu", [last], ["y"]))
