@@ -20,15 +20,19 @@ inline __m256i widen(__m128i v) {
 }
 
 // Channels [c, c + n) of one pixel, n <= 16 (a ragged block reads its n codes through a copy).
-template <bool kSigned, RequantForm kForm, bool kFull>
-inline void block(const Q8DwconvArgs& a, int64_t off, int64_t c, int64_t n, const int16_t* w,
-                  const q8avx2::RequantConsts& k, uint8_t* y) {
+// kPairs > 0: the pair count known at compile time (3x3 windows), so the loop unrolls and the
+// tap pointers stay in registers; 0: a.pairs at run time.
+template <bool kSigned, RequantForm kForm, bool kFull, int kPairs>
+inline void block(const Q8DwconvArgs& a, const uint8_t* const* taps, int64_t off, int64_t c,
+                  int64_t n, const int16_t* w, const q8avx2::RequantConsts& k, uint8_t* y) {
   const Q8ConvRequant& rq = *a.rq;
   __m256i acc0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.col_term + c));
   __m256i acc1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.col_term + c + 8));
-  for (int64_t p = 0; p < a.pairs; ++p, w += 32) {
-    const uint8_t* p0 = a.taps[2 * p] + off + c;
-    const uint8_t* p1 = a.taps[2 * p + 1] + off + c;
+  const int64_t pairs = kPairs > 0 ? kPairs : a.pairs;
+#pragma GCC unroll 8
+  for (int64_t p = 0; p < pairs; ++p, w += 32) {
+    const uint8_t* p0 = taps[2 * p] + off + c;
+    const uint8_t* p1 = taps[2 * p + 1] + off + c;
     __m128i x0, x1;
     if constexpr (kFull) {
       x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p0));
@@ -51,26 +55,41 @@ inline void block(const Q8DwconvArgs& a, int64_t off, int64_t c, int64_t n, cons
       y + c, q8avx2::requant16<kForm>(acc0, acc1, rq.multiplier + c, rq.multiplier_f32 + c, k), n);
 }
 
-template <bool kSigned, RequantForm kForm>
+template <bool kSigned, RequantForm kForm, int kPairs>
 void run(const Q8DwconvArgs& a) {
   const q8avx2::RequantConsts k(*a.rq);
   const int64_t C = a.channels, full = C / 16 * 16;
+  // The tap pointers as locals: a.taps might alias the stores to y, which would make every
+  // block reload them.
+  const uint8_t* taps[2 * 13];
+  const int64_t ntaps = 2 * a.pairs;
+  const uint8_t* const* tp = a.taps;
+  if (ntaps <= 2 * 13) {
+    std::copy(a.taps, a.taps + ntaps, taps);
+    tp = taps;
+  }
   for (int64_t px = 0; px < a.pixels; ++px) {
     const int64_t off = px * a.step;
     uint8_t* y = a.y + px * C;
     const int16_t* w = a.w;
     for (int64_t c = 0; c < full; c += 16, w += a.pairs * 32)
-      block<kSigned, kForm, true>(a, off, c, 16, w, k, y);
-    if (full < C) block<kSigned, kForm, false>(a, off, full, C - full, w, k, y);
+      block<kSigned, kForm, true, kPairs>(a, tp, off, c, 16, w, k, y);
+    if (full < C) block<kSigned, kForm, false, kPairs>(a, tp, off, full, C - full, w, k, y);
   }
+}
+
+template <bool kSigned, RequantForm kForm>
+void run_pairs(const Q8DwconvArgs& a) {
+  if (a.pairs == 5) run<kSigned, kForm, 5>(a);  // 3x3
+  else run<kSigned, kForm, 0>(a);
 }
 
 template <bool kSigned>
 void dispatch(const Q8DwconvArgs& a) {
   switch (a.rq->form) {
-    case RequantForm::short_f32: return run<kSigned, RequantForm::short_f32>(a);
-    case RequantForm::short_f64: return run<kSigned, RequantForm::short_f64>(a);
-    default: return run<kSigned, RequantForm::full>(a);
+    case RequantForm::short_f32: return run_pairs<kSigned, RequantForm::short_f32>(a);
+    case RequantForm::short_f64: return run_pairs<kSigned, RequantForm::short_f64>(a);
+    default: return run_pairs<kSigned, RequantForm::full>(a);
   }
 }
 
