@@ -71,23 +71,53 @@ SLIVER_INLINE void row_taps(const float* row, const __m256i (*m)[2], F&& f) {
   }
 }
 
+// What both traversals share: the parameters, the weights and clamp broadcast once, the loads'
+// reach and edge masks, and the output vector's finish.
 template <int K, int S>
-struct ColumnPlane {
+struct PlaneBase {
+  // Loads of a column: stride 1, one per tap column j (at iw0 + j); stride 2, a pair per two
+  // tap columns 2p and 2p + 1 (16 inputs at iw0 + 2p, split into even and odd columns).
+  static constexpr int kLoads = S == 1 ? K : (K + 1) / 2;
+  static constexpr int kReach = S == 1 ? K + 7 : 2 * ((K - 1) / 2) + 16;  // columns read
+
   const F32Dwconv2dParams& p;
   __m256 w[K * K];
   __m256 bias, lo, hi;
 
-  explicit ColumnPlane(const F32Dwconv2dParams& params) : p(params) {
+  explicit PlaneBase(const F32Dwconv2dParams& params) : p(params) {
     for (int t = 0; t < K * K; ++t) w[t] = _mm256_broadcast_ss(p.w + t);
     bias = _mm256_set1_ps(p.bias);
     lo = _mm256_set1_ps(p.lo);
     hi = _mm256_set1_ps(p.hi);
   }
 
-  // Loads of a column: stride 1, one per tap column j (at iw0 + j); stride 2, a pair per two
-  // tap columns 2p and 2p + 1 (16 inputs at iw0 + 2p, split into even and odd columns).
-  static constexpr int kLoads = S == 1 ? K : (K + 1) / 2;
-  static constexpr int kReach = S == 1 ? K + 7 : 2 * ((K - 1) / 2) + 16;  // columns read
+  // Whether the column of outputs from input column iw0 has every load inside the row.
+  bool inside(int64_t iw0) const { return iw0 >= 0 && iw0 + kReach <= p.in_w; }
+
+  // The masks of the loads of the column at input column iw0.
+  void edge_masks(int64_t iw0, __m256i (*m)[2]) const {
+    for (int l = 0; l < kLoads; ++l) {
+      const int64_t c = iw0 + (S == 1 ? l : 2 * l);
+      m[l][0] = lanes_in(c, p.in_w);
+      m[l][1] = lanes_in(c + 8, p.in_w);
+    }
+  }
+
+  // A summed output vector: lanes back in order (stride 2, see row_taps), then the clamp.
+  template <bool kClamp>
+  SLIVER_INLINE __m256 finish(__m256 v) const {
+    if constexpr (S == 2)
+      v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+    if constexpr (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    return v;
+  }
+};
+
+template <int K, int S>
+struct ColumnPlane : PlaneBase<K, S> {
+  using B = PlaneBase<K, S>;
+  using B::bias, B::edge_masks, B::inside, B::kLoads, B::p, B::w;
+  explicit ColumnPlane(const F32Dwconv2dParams& params) : B(params) {}
 
   // Output rows oh .. oh + R - 1, columns ow0 .. ow0 + 7 (n of them stored); m: per tap column
   // j, the masks of its load (kMasked). Each window row sums into its own accumulator (R * K
@@ -103,18 +133,16 @@ struct ColumnPlane {
       auto fma = [&](auto j, __m256 v) SLIVER_ALWAYS {
         unroll<R>([&](auto q) {
           constexpr int i = decltype(r)::value - decltype(q)::value * S;  // window row for q
-          if constexpr (i >= 0 && i < K) acc[q][i] = _mm256_fmadd_ps(w[i * K + j], v, acc[q][i]);
+          if constexpr (i >= 0 && i < K) acc[q][i] = _mm256_fmadd_ps(this->w[i * K + j], v, acc[q][i]);
         });
       };
       row_taps<K, S, kMasked>(row, m, fma);
     });
     const __m256i store_mask = lanes_in(0, n);
     unroll<R>([&](auto q) {
-      __m256 v = _mm256_add_ps(bias, acc[q][0]);
+      __m256 v = _mm256_add_ps(this->bias, acc[q][0]);
       unroll<K - 1>([&](auto i) { v = _mm256_add_ps(v, acc[q][i + 1]); });
-      if constexpr (S == 2)
-        v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-      if constexpr (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      v = B::template finish<kClamp>(v);
       float* y = p.y + (oh + q) * p.out_w + ow0;
       if (n == 8) _mm256_storeu_ps(y, v);
       else _mm256_maskstore_ps(y, store_mask, v);
@@ -138,41 +166,26 @@ struct ColumnPlane {
     __m256i m[kLoads][2];
     for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 8) {
       const int64_t n = std::min<int64_t>(8, p.out_w - ow0), iw0 = ow0 * S - p.pad_left;
-      if (iw0 >= 0 && iw0 + kReach <= p.in_w) {
+      if (inside(iw0)) {
         any_column<false>(ow0, n, m);
         continue;
       }
-      for (int l = 0; l < kLoads; ++l) {
-        const int64_t c = iw0 + (S == 1 ? l : 2 * l);
-        m[l][0] = lanes_in(c, p.in_w);
-        m[l][1] = lanes_in(c + 8, p.in_w);
-      }
+      edge_masks(iw0, m);
       any_column<true>(ow0, n, m);
     }
   }
 };
 
 template <int K, int S, int CH, int RR>
-struct RowPlane {
+struct RowPlane : PlaneBase<K, S> {
+  using B = PlaneBase<K, S>;
+  using B::bias, B::edge_masks, B::inside, B::kLoads, B::p, B::w;
   static constexpr int R = RR;  // output rows per pass
   static constexpr int kRows = K + (R - 1) * S;  // input rows a pass reads
-  // Loads of a column: stride 1, one per tap column j (at iw0 + j); stride 2, a pair per two
-  // tap columns 2p and 2p + 1 (16 inputs at iw0 + 2p, split into even and odd columns).
-  static constexpr int kLoads = S == 1 ? K : (K + 1) / 2;
-  static constexpr int kReach = S == 1 ? K + 7 : 2 * ((K - 1) / 2) + 16;  // columns read
   static constexpr int kChains = CH;
   static constexpr int kMaxEdges = 4;  // edge columns whose masks are kept at once (see run)
 
-  const F32Dwconv2dParams& p;
-  __m256 w[K * K];
-  __m256 bias, lo, hi;
-
-  explicit RowPlane(const F32Dwconv2dParams& params) : p(params) {
-    for (int t = 0; t < K * K; ++t) w[t] = _mm256_broadcast_ss(p.w + t);
-    bias = _mm256_set1_ps(p.bias);
-    lo = _mm256_set1_ps(p.lo);
-    hi = _mm256_set1_ps(p.hi);
-  }
+  explicit RowPlane(const F32Dwconv2dParams& params) : B(params) {}
 
   // Output rows q < NR of a pass, columns ow0 .. ow0 + n - 1 (n <= 8), from input rows
   // rows[r] (already offset to the column's first input iw0); m: per load, the masks of its
@@ -183,7 +196,7 @@ struct RowPlane {
                           int64_t n, const __m256i (*m)[2]) const {
     __m256 acc[NR][kChains];
     unroll<NR>([&](auto q) {
-      acc[q][0] = bias;
+      acc[q][0] = this->bias;
       unroll<kChains - 1>([&](auto c) { acc[q][c + 1] = _mm256_setzero_ps(); });
     });
     unroll<K + (NR - 1) * S>([&](auto r) SLIVER_ALWAYS {
@@ -200,9 +213,7 @@ struct RowPlane {
     unroll<NR>([&](auto q) {
       __m256 v = acc[q][0];
       unroll<kChains - 1>([&](auto c) { v = _mm256_add_ps(v, acc[q][c + 1]); });
-      if constexpr (S == 2)
-        v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
-      if constexpr (kClamp) v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      v = B::template finish<kClamp>(v);
       if (kMasked && n < 8) _mm256_maskstore_ps(y[q], lanes_in(0, n), v);
       else _mm256_storeu_ps(y[q], v);
     });
@@ -271,8 +282,7 @@ struct RowPlane {
     int64_t in0 = -1, in1 = -1;
     for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 8) {
       const int64_t iw0 = ow0 * S - p.pad_left;
-      const bool inside = ow0 + 8 <= p.out_w && iw0 >= 0 && iw0 + kReach <= p.in_w;
-      if (inside && (in0 < 0 || in1 == ow0)) {
+      if (ow0 + 8 <= p.out_w && inside(iw0) && (in0 < 0 || in1 == ow0)) {
         if (in0 < 0) in0 = ow0;
         in1 = ow0 + 8;
         continue;
@@ -283,11 +293,7 @@ struct RowPlane {
       }
       Edge& e = edges[nedges++];
       e.ow0 = ow0;
-      for (int l = 0; l < kLoads; ++l) {
-        const int64_t c = iw0 + (S == 1 ? l : 2 * l);
-        e.m[l][0] = lanes_in(c, p.in_w);
-        e.m[l][1] = lanes_in(c + 8, p.in_w);
-      }
+      edge_masks(iw0, e.m);
     }
     if (in0 < 0) in0 = in1 = 0;
     rows_all(edges, nedges, in0, in1);
