@@ -233,25 +233,6 @@ int grid_runs(const F32Grid& g, int64_t c0, int64_t nt, GridRun* runs) {
   return count;
 }
 
-// y = src (+ res), then max(y, 0) when relu: one pass (the compiler vectorizes it); y may be
-// src.
-void add_relu_run(float* y, const float* src, const float* res, int64_t n, bool relu) {
-  if (res) {
-    if (relu) {
-      for (int64_t i = 0; i < n; ++i) {
-        const float v = src[i] + res[i];
-        y[i] = v > 0.f ? v : 0.f;  // NaN -> 0, as apply_act
-      }
-    } else {
-      for (int64_t i = 0; i < n; ++i) y[i] = src[i] + res[i];
-    }
-  } else if (relu) {
-    for (int64_t i = 0; i < n; ++i) y[i] = src[i] > 0.f ? src[i] : 0.f;
-  } else if (y != src) {
-    ops::copy_run(y, src, n);
-  }
-}
-
 void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const SparseF32Weights& W = *P.w;
   const int R = W.block, NT = t.NT;
@@ -318,10 +299,6 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   }
   if (!P.left) P.helpers->transpose(rows, t.nt, tmp, NT, P.y + t.c0 * P.ldy + r0, P.ldy);
   const float* res = ep.residual;
-  // Conv + Add (+ Relu) finished in one pass per row of the tile: three calls per row of a few
-  // dozen floats cost about a tenth of a ResNet layer.
-  const bool fused = P.rest.act == Act::none &&
-                     (P.rest.post_act == Act::none || P.rest.post_act == Act::relu);
   if (grid && !to_y) {  // the real outputs' lanes to their Y columns
     GridRun runs[65];
     const int n = grid_runs(*grid, t.c0, t.nt, runs);
@@ -330,11 +307,6 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
       const float* ri = res ? res + (r0 + i) * ep.ld_residual : nullptr;
       for (int s = 0; s < n; ++s) {
         const GridRun& g = runs[s];
-        if (P.finish && fused) {
-          add_relu_run(yr + g.col, tmp + i * NT + g.j, ri ? ri + g.col : nullptr, g.n,
-                       P.rest.post_act == Act::relu);
-          continue;
-        }
         ops::copy_run(yr + g.col, tmp + i * NT + g.j, g.n);  // inline: runs are <= 64 floats
         if (P.finish) ops::finish_epilogue(P.rest, yr + g.col, g.n, ri ? ri + g.col : nullptr);
       }
@@ -346,8 +318,7 @@ void f32_task(const F32Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     for (int64_t i = 0; i < rows; ++i) {
       float* yr = P.y + (r0 + i) * P.ldy + ycol;
       const float* ri = res ? res + (r0 + i) * ep.ld_residual + ycol : nullptr;
-      if (fused) add_relu_run(yr, yr, ri, t.nt, P.rest.post_act == Act::relu);
-      else ops::finish_epilogue(P.rest, yr, t.nt, ri);
+      ops::finish_epilogue(P.rest, yr, t.nt, ri);
     }
   } else {
     for (int64_t j = 0; j < t.nt; ++j)
