@@ -47,6 +47,8 @@ CpuFeatures detect() {
     f.avx2 = b & (1u << 5);
     f.avx512f = zmm_state && (b & (1u << 16));
     f.avx512bw = f.avx512f && (b & (1u << 30));
+    f.avx512dq = f.avx512f && (b & (1u << 17));
+    f.avx512vl = f.avx512f && (b & (1u << 31));
     f.avx512vnni = f.avx512f && (c & (1u << 11));
   }
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avxvnni = f.avx2 && (a & (1u << 4));
@@ -70,13 +72,14 @@ CpuFeatures detect() {
 CpuFeatures detect() { return {}; }
 #endif
 
-// SLIVER_ISA: unset / "native" = all; "avx2" = no AVX-512; "scalar" = nothing.
+// SLIVER_ISA: unset / "native" = all; "avx2" = AVX2 + FMA only (no AVX-512, no VNNI: what a Zen 3
+// or older Intel core runs); "scalar" = nothing.
 CpuFeatures apply_isa_env(CpuFeatures f) {
   const char* env = std::getenv("SLIVER_ISA");
   if (!env || !*env || !std::strcmp(env, "native")) return f;
   if (!std::strcmp(env, "scalar")) return CpuFeatures{};
   if (!std::strcmp(env, "avx2")) {
-    f.avx512f = f.avx512bw = f.avx512vnni = false;
+    f.avx512f = f.avx512bw = f.avx512dq = f.avx512vl = f.avx512vnni = f.avxvnni = false;
     return f;
   }
   std::fprintf(stderr, "sliver: ignoring unknown SLIVER_ISA=%s (use scalar, avx2 or native)\n",
@@ -120,9 +123,11 @@ bool isa_usable(const std::string& isa) {
   if (isa == "scalar") return true;
   if (isa == "avx2") return f.avx2 && f.fma;
   if (isa == "avx2_f16c") return f.avx2 && f.fma && f.f16c;
-  if (isa == "avx512") return f.avx512f && f.avx512bw;
-  if (isa == "avx512vnni") return f.avx512f && f.avx512bw && f.avx512vnni;
-  if (isa == "avxvnni") return f.avxvnni;
+  // the *_avx512* files are built with F, BW, DQ and VL (CMakeLists.txt)
+  const bool avx512 = f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
+  if (isa == "avx512") return avx512;
+  if (isa == "avx512vnni") return avx512 && f.avx512vnni;
+  if (isa == "avxvnni") return f.avx2 && f.fma && f.avxvnni;
   if (isa == "neon") return f.neon;
   if (isa == "neondot") return f.neon && f.dotprod;
   return false;

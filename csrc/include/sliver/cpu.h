@@ -19,6 +19,8 @@ struct CpuFeatures {
   bool f16c = false;
   bool avx512f = false;
   bool avx512bw = false;
+  bool avx512dq = false;
+  bool avx512vl = false;
   bool avx512vnni = false;
   bool avxvnni = false;
   // aarch64
