@@ -1,8 +1,9 @@
 """8-bit GEMM (csrc/include/sliver/qgemm.h): bit-exact against numpy int64 and onnx.reference.
 
-Every case runs the kernels it names (scalar twins, AVX2 when usable, the exact and the fast
-chain, 1 and 2 threads) on inputs copied to end at a guard page (an over-read crashes the test)
-and writes into a view of a sentinel-filled buffer (a stray write changes the sentinel).
+Every case runs the kernels it names (scalar twins, AVX2 and AVX-512 VNNI when usable, the
+exact and the fast chain, 1 and 2 threads) on inputs copied to end at a guard page (an over-read
+crashes the test) and writes into a view of a sentinel-filled buffer (a stray write changes the
+sentinel).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ T = _C.testing
 
 KERNELS = T.q8_gemm_kernels()
 HAVE_AVX2 = any(k["isa"] == "avx2" and k["usable"] for k in KERNELS)
-ISAS = [False, True] if HAVE_AVX2 else [True]  # scalar=...
+# isa= tiers whose kernels differ on this CPU: the portable twins, AVX2, and the best (VNNI)
+HAVE_WIDER = any(k["isa"] not in ("scalar", "avx2") and k["usable"] for k in KERNELS)
+ISAS = ["scalar"] + ["avx2"] * HAVE_AVX2 + ["native"] * HAVE_WIDER
+# tiers whose path="fast" kernel is the classic saturating chain (VNNI's vpdpbusd is exact)
+FAST_EXACT = next(k["exact"] for k in KERNELS if k["usable"] and k["a_format"] == "offset_u8")
+SATURATING = [i for i in ISAS if i != "native" or not FAST_EXACT]
 GUARD = 3  # rows/columns of sentinel around every output
 SENTINEL = {np.int32: -0x5A5A5A5B, np.float32: -7.5e30, np.uint8: 0xA5, np.int8: -0x5B}
 I8 = (np.uint8, np.int8)
@@ -119,7 +125,7 @@ def pack(b, zb, trans):
 @given(
     gemm_case(), st.sampled_from(["auto", "exact"]), st.sampled_from(ISAS), st.sampled_from([1, 2])
 )
-def test_int32_exact(case, path, scalar, threads):
+def test_int32_exact(case, path, isa, threads):
     a, za, b, zb, trans, lda_extra = case
     m, k = a.shape
     n = b.shape[1]
@@ -132,7 +138,7 @@ def test_int32_exact(case, path, scalar, threads):
         m,
         n,
         path=path,
-        scalar=scalar,
+        isa=isa,
         threads=threads,
         ldc_extra=lda_extra,
     )
@@ -147,12 +153,14 @@ def test_fast_chain_twins_agree_and_are_exact_when_safe(case):
     a, za, b, zb, trans, _ = case
     m, n = a.shape[0], b.shape[1]
     packed = pack(b, zb, trans)
-    outs = [run(a, packed, za, np.int32, m, n, path="fast", scalar=s) for s in ISAS]
+    outs = [run(a, packed, za, np.int32, m, n, path="fast", isa=s) for s in SATURATING]
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
     ref = ref_int32(a, za, b, zb.reshape(-1))
     safe = np.repeat(np.array(packed.panel_fast_safe, bool), 16)[:n]
     np.testing.assert_array_equal(outs[0][:, safe], ref[:, safe])
+    if "native" not in SATURATING and "native" in ISAS:  # VNNI: exact on every panel
+        np.testing.assert_array_equal(run(a, packed, za, np.int32, m, n, path="fast"), ref)
 
 
 def test_fast_chain_saturates_where_packing_says_unsafe():
@@ -163,10 +171,13 @@ def test_fast_chain_saturates_where_packing_says_unsafe():
     packed = pack(b, np.zeros(1, np.int32), False)
     assert packed.fast_panels == 0
     ref = ref_int32(a, 0, b, [0])
-    fast = run(a, packed, 0, np.int32, 4, n, path="fast")
-    assert (fast != ref).all()  # what the classic chain alone would return
-    for path in ("auto", "exact"):
-        np.testing.assert_array_equal(run(a, packed, 0, np.int32, 4, n, path=path), ref)
+    for isa in SATURATING:
+        fast = run(a, packed, 0, np.int32, 4, n, path="fast", isa=isa)
+        assert (fast != ref).all()  # what the classic chain alone would return
+    for isa in ISAS:
+        for path in ("auto", "exact"):
+            got = run(a, packed, 0, np.int32, 4, n, path=path, isa=isa)
+            np.testing.assert_array_equal(got, ref)
 
 
 @pytest.mark.parametrize(
@@ -197,8 +208,8 @@ def test_fast_safe_pair_bound(w0, w1, safe, k):
     a[:, :4] = [[255] * 4, [0, 255, 0, 255], [255, 0, 7, 9], [0, 0, 0, 0], [255, 0, 0, 0]]
     paths = ["auto", "exact"] + (["fast"] if packed.panel_fast_safe[0] else [])
     for path in paths:
-        for scalar in ISAS:
-            got = run(a, packed, 0, np.int32, 5, 16, path=path, scalar=scalar)
+        for isa in ISAS:
+            got = run(a, packed, 0, np.int32, 5, 16, path=path, isa=isa)
             np.testing.assert_array_equal(got, ref_int32(a, 0, b, [0]))
 
 
@@ -225,15 +236,15 @@ def test_pair_fixes_exact_at_the_extremes(at, bt):
         for za in (lo_a, hi_a):
             want = ref_int32(a, za, b, [zb])
             for path in ("auto", "exact", "fast"):
-                for scalar in ISAS:
-                    got = run(a, packed, za, np.int32, 37, n, path=path, scalar=scalar, threads=2)
+                for isa in ISAS:
+                    got = run(a, packed, za, np.int32, 37, n, path=path, isa=isa, threads=2)
                     np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("at", I8)
 @pytest.mark.parametrize("bt", I8)
-@pytest.mark.parametrize("scalar", ISAS)
-def test_all_extremes_every_pattern(at, bt, scalar):
+@pytest.mark.parametrize("isa", ISAS)
+def test_all_extremes_every_pattern(at, bt, isa):
     """Every combination of extreme values in a k group, with extreme zero points."""
     lo_a, hi_a, lo_b, hi_b = info(at).min, info(at).max, info(bt).min, info(bt).max
     pats = np.array([[(i >> j) & 1 for j in range(8)] for i in range(256)])
@@ -244,7 +255,7 @@ def test_all_extremes_every_pattern(at, bt, scalar):
             packed = pack(b, np.array([zb], np.int32), False)
             for path in ("auto", "exact"):
                 got = run(
-                    a, packed, za, np.int32, 256, b.shape[1], path=path, scalar=scalar, threads=2
+                    a, packed, za, np.int32, 256, b.shape[1], path=path, isa=isa, threads=2
                 )
                 np.testing.assert_array_equal(got, ref_int32(a, za, b, [zb]))
 
@@ -257,8 +268,8 @@ def test_tiny_and_empty(k):
         b = rng.integers(-128, 128, (k, n)).astype(np.int8)
         bias = rng.integers(-1000, 1000, n).astype(np.int32)
         packed = pack(b, np.array([3], np.int32), False)
-        for scalar in ISAS:
-            got = run(a, packed, 9, np.int32, m, n, bias=bias, scalar=scalar)
+        for isa in ISAS:
+            got = run(a, packed, 9, np.int32, m, n, bias=bias, isa=isa)
             np.testing.assert_array_equal(got, ref_int32(a, 9, b, [3]) + bias)
 
 
@@ -348,7 +359,7 @@ def test_requant_matches_onnx_reference_qlinearmatmul(case, data):
         a, np.array(sa, np.float32), np.array(za, at), b, sb, zb.astype(bt), sy, zy
     )
     packed = pack(b, zb, trans)
-    for scalar in ISAS:
+    for isa in ISAS:
         got = run(
             a,
             packed,
@@ -360,7 +371,7 @@ def test_requant_matches_onnx_reference_qlinearmatmul(case, data):
             b_scale=np.atleast_1d(sb),
             y_scale=float(sy),
             y_zero_point=int(zy),
-            scalar=scalar,
+            isa=isa,
             threads=2,
         )
         np.testing.assert_array_equal(got, ref)
@@ -392,7 +403,7 @@ def test_requant_matches_onnx_reference_qlinearconv_bias_per_channel(m, n, k, xt
     if relu:  # a fused Relu after the requantization is a clamp at the zero point
         ref = np.maximum(ref, zy)
     packed = T.q8_pack_b(np.ascontiguousarray(b.T), np.zeros(n, np.int32), trans_b=True)
-    for scalar in ISAS:
+    for isa in ISAS:
         got = run(
             a,
             packed,
@@ -406,7 +417,7 @@ def test_requant_matches_onnx_reference_qlinearconv_bias_per_channel(m, n, k, xt
             y_scale=float(sy),
             y_zero_point=int(zy),
             qmin=qmin,
-            scalar=scalar,
+            isa=isa,
         )
         np.testing.assert_array_equal(got, ref)
 
@@ -420,7 +431,7 @@ def test_requant_ties_round_half_even(rounding):
     packed = pack(b, np.zeros(1, np.int32), False)
     x = a[:, 0].astype(np.float64)
     want = np.rint(x * 0.5 + 3) if rounding == "onnx_reference" else np.rint(x * 0.5) + 3
-    for scalar in ISAS:
+    for isa in ISAS:
         got = run(
             a,
             packed,
@@ -433,7 +444,7 @@ def test_requant_ties_round_half_even(rounding):
             y_scale=1.0,
             y_zero_point=3,
             rounding=rounding,
-            scalar=scalar,
+            isa=isa,
         )
         np.testing.assert_array_equal(got[:, 0], want.astype(np.int8))
 
@@ -462,7 +473,7 @@ def test_requant_onnxruntime_rounding_float32_order(case, use_bias, data):
     f = np.clip(f, np.float32(qmin - zy), np.float32(qmax - zy))
     ref = (np.rint(f).astype(np.int32) + zy).astype(yt)
     packed = pack(b, zb, trans)
-    for scalar in ISAS:
+    for isa in ISAS:
         got = run(
             a,
             packed,
@@ -478,7 +489,7 @@ def test_requant_onnxruntime_rounding_float32_order(case, use_bias, data):
             qmin=qmin,
             qmax=qmax,
             rounding="onnxruntime",
-            scalar=scalar,
+            isa=isa,
         )
         np.testing.assert_array_equal(got, ref)
 
@@ -499,7 +510,7 @@ def test_float_output(case, use_bias, use_fbias, data):
     if use_fbias:
         ref = ref + fbias
     packed = pack(b, zb, trans)
-    for scalar in ISAS:
+    for isa in ISAS:
         got = run(
             a,
             packed,
@@ -511,7 +522,7 @@ def test_float_output(case, use_bias, use_fbias, data):
             a_scale=float(sa),
             b_scale=sb,
             float_bias=fbias,
-            scalar=scalar,
+            isa=isa,
             threads=2,
         )
         np.testing.assert_array_equal(got, ref.astype(np.float32))
@@ -579,9 +590,9 @@ def test_large_k(k):
         zb = rng.integers(-128, 128, n).astype(np.int32)
         packed = pack(b, zb, True)
         ref = ref_int32(a, 77, b, zb)
-        for scalar in ISAS:
+        for isa in ISAS:
             for threads in (1, 2):
-                got = run(a, packed, 77, np.int32, m, n, scalar=scalar, threads=threads)
+                got = run(a, packed, 77, np.int32, m, n, isa=isa, threads=threads)
                 np.testing.assert_array_equal(got, ref)
 
 
@@ -654,8 +665,7 @@ def test_bad_arguments_raise():
 
 
 def test_kernel_names_follow_the_convention():
-    names = {k["name"] for k in KERNELS}
     for k in KERNELS:
         assert k["name"].endswith(f"_{k['mr']}x{k['nr']}c{k['kr']}_{k['isa']}")
-        if k["isa"] != "scalar":
-            assert k["name"].rsplit("_", 1)[0] + "_scalar" in names, "every fast kernel has a twin"
+    for fmt in {k["a_format"] for k in KERNELS}:
+        assert any(k["isa"] == "scalar" and k["a_format"] == fmt for k in KERNELS), fmt

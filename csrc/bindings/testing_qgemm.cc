@@ -118,7 +118,7 @@ void run_qgemm(const py::array& a, const PackedQ8B& packed, int32_t a_zero_point
                std::optional<py::array_t<float>> b_scale, float y_scale, int32_t y_zero_point,
                std::optional<int32_t> qmin, std::optional<int32_t> qmax,
                const std::string& rounding, std::optional<py::array_t<float>> float_bias,
-               const std::string& path, bool scalar, int threads, bool fenced) {
+               const std::string& path, const std::string& isa, int threads, bool fenced) {
   QGemmArgs args;
   args.M = a.shape(0);
   if (a.ndim() != 2 || a.shape(1) != packed.K) throw std::invalid_argument("A must be M x K");
@@ -171,7 +171,9 @@ void run_qgemm(const py::array& a, const PackedQ8B& packed, int32_t a_zero_point
   }
   QGemmOptions opt;
   opt.path = parse_path(path);
-  opt.force_scalar = scalar;
+  if (isa == "scalar") opt.isa = QGemmIsa::scalar;
+  else if (isa == "avx2") opt.isa = QGemmIsa::avx2;
+  else if (isa != "native") throw std::invalid_argument("isa must be native, avx2 or scalar");
   py::gil_scoped_release nogil;
   qgemm(args, packed, pool_for(threads), opt);
 }
@@ -259,12 +261,12 @@ void register_qgemm_testing(py::module_& m) {
         py::arg("b_scale") = py::none(), py::arg("y_scale") = 1.f, py::arg("y_zero_point") = 0,
         py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),
         py::arg("rounding") = "onnx_reference", py::arg("float_bias") = py::none(),
-        py::arg("path") = "auto", py::arg("scalar") = false, py::arg("threads") = 1,
+        py::arg("path") = "auto", py::arg("isa") = "native", py::arg("threads") = 1,
         py::arg("fenced") = false,
         "Runs the 8-bit GEMM into `out`, a 2-D view whose dtype picks the output: int32 sums, "
         "u8/i8 requantized, float32 dequantized. "
-        "path: auto | exact | fast (fast is not exact on unsafe panels); scalar forces the "
-        "portable kernels; fenced copies A/bias/scales to end at a guard page.");
+        "path: auto | exact | fast (fast is not exact on unsafe panels); isa: native | avx2 | "
+        "scalar caps the kernels' instruction set; fenced copies A/bias/scales to end at a guard page.");
   m.def("q8_pack_a", &pack_a, py::arg("a"), py::arg("scalar") = false,
         "Packs A for the 4x16c4 kernels: (offset_u8 panels, sign_mag panels, rowsum, negsum).");
   m.def("q8_epilogue", &run_epilogue, py::arg("acc"), py::arg("out"), py::arg("n0"),
@@ -283,6 +285,7 @@ void register_qgemm_testing(py::module_& m) {
       d["kr"] = k->kr;
       d["isa"] = k->isa;
       d["a_format"] = k->a_format == QAFormat::offset_u8 ? "offset_u8" : "sign_mag";
+      d["exact"] = k->exact;
       d["usable"] = isa_usable(k->isa);
       out.append(d);
     }

@@ -36,7 +36,7 @@ constexpr int64_t kMR = 4, kNR = 16, kKR = 4;
 // block; at this size it stays in L2 next to the B block (Zen 3: 512 KiB).
 constexpr int64_t kABlockBytes = 256 << 10;
 constexpr int64_t kMaxMC = 512;
-// A panels packed together (then the next group's rows are prefetched).
+// A panels packed together, at least (then the next group's rows are prefetched).
 constexpr int64_t kSubPanels = 4;
 // How many A panels ahead the C lines are prefetched.
 constexpr int64_t kPrefetchCPanels = 2;
@@ -48,9 +48,10 @@ constexpr double kMinParallelMacs = 1 << 18;
 constexpr int64_t kTasksPerThread = 4;
 constexpr size_t kAlign = 64;
 
+constexpr bool kSums_exact = true, kSums_saturating = false;
 const Q8GemmKernel kKernels[] = {
-#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format) \
-  {#name, mr, nr, kr, #isa, QAFormat::a_format, name},
+#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format, sums) \
+  {#name, mr, nr, kr, #isa, QAFormat::a_format, kSums_##sums, name},
 #include "../ukernels/q8_gemm/q8_gemm.inc"
 #undef SLIVER_Q8_GEMM_KERNEL
 };
@@ -61,29 +62,32 @@ struct KernelSet {
   Q8PackAFn pack_a = q8_pack_a_scalar;
 };
 
-bool isa_ok(const char* isa, bool force_scalar) {
-  const std::string s = isa;
-  return s == "scalar" || (!force_scalar && isa_usable(s));
+bool isa_ok(const std::string& isa, QGemmIsa cap) {
+  if (isa == "scalar") return true;
+  if (cap == QGemmIsa::scalar || (cap == QGemmIsa::avx2 && isa != "avx2")) return false;
+  return isa_usable(isa);
 }
 
-KernelSet select_kernels(bool force_scalar) {
+KernelSet select_kernels(QGemmIsa cap) {
   KernelSet ks;
   for (const Q8GemmKernel& k : kKernels) {
-    if (!isa_ok(k.isa, force_scalar)) continue;
+    if (!isa_ok(k.isa, cap)) continue;
     if (k.a_format == QAFormat::offset_u8 && !ks.fast) ks.fast = &k;
     if (k.a_format == QAFormat::sign_mag && !ks.exact) ks.exact = &k;
   }
 #if defined(__x86_64__) || defined(_M_X64)
-  if (isa_ok("avx2", force_scalar)) {
+  if (isa_ok("avx2", cap)) {
     ks.pack_a = q8_pack_a_avx2;
   }
 #endif
   return ks;
 }
 
-const KernelSet& kernels_for(bool force_scalar) {
-  static const KernelSet native = select_kernels(false), scalar = select_kernels(true);
-  return force_scalar ? scalar : native;
+const KernelSet& kernels_for(QGemmIsa cap) {
+  static const KernelSet native = select_kernels(QGemmIsa::native),
+                         avx2 = select_kernels(QGemmIsa::avx2),
+                         scalar = select_kernels(QGemmIsa::scalar);
+  return cap == QGemmIsa::scalar ? scalar : cap == QGemmIsa::avx2 ? avx2 : native;
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -114,6 +118,8 @@ struct Problem {
   Q8EpilogueParams ep;
   std::vector<uint8_t> use_fast;  // per panel
   bool need_u8 = false, need_sm = false;
+  int64_t group = 1;       // A panels visited together: a multiple of both kernels' MR / kMR
+  int64_t sub_panels = 1;  // A panels packed together: a multiple of group
   int64_t mc = 0;
   int32_t beta_tensor = 0;  // folded into the row terms when B's zero point is per tensor
   size_t c_elem = 4;
@@ -127,7 +133,7 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const size_t u8_bytes = P.need_u8 ? panels_m * kp * kMR : 0;
   const size_t sm_bytes = P.need_sm ? panels_m * kp * kMR * 2 : 0;
   const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
-  const size_t gather_bytes = A.a_rows ? kSubPanels * kMR * B.K : 0;
+  const size_t gather_bytes = A.a_rows ? P.sub_panels * kMR * B.K : 0;
   auto round = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   uint8_t* base = t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes) +
                                 round(gather_bytes));
@@ -139,18 +145,18 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   int32_t* term_exact = term_fast + round(row_bytes) / sizeof(int32_t);
   uint8_t* gathered = reinterpret_cast<uint8_t*>(term_exact + round(row_bytes) / sizeof(int32_t));
 
-  // A is packed kSubPanels panels at a time, just before its first use, while the raw rows of the
+  // A is packed sub_panels panels at a time, just before its first use, while the raw rows of the
   // next group are prefetched: the (usually cold) reads of A overlap the kernels. A row source
   // fills `gathered` with the group's rows first (its reads are its own to schedule).
   const uint8_t* a = A.a_rows ? nullptr : static_cast<const uint8_t*>(A.a) + m0 * A.lda;
   auto prefetch_rows = [&](int64_t r0) {
     if (A.a_rows) return;
-    const int64_t r1 = std::min(rows, r0 + kSubPanels * kMR);
+    const int64_t r1 = std::min(rows, r0 + P.sub_panels * kMR);
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t k = 0; k < B.K; k += 64) __builtin_prefetch(a + r * A.lda + k);
   };
-  auto pack_sub = [&](int64_t ip) {  // panels [ip, ip + kSubPanels)
-    const int64_t r0 = ip * kMR, n = std::min(rows - r0, kSubPanels * kMR);
+  auto pack_sub = [&](int64_t ip) {  // panels [ip, ip + sub_panels)
+    const int64_t r0 = ip * kMR, n = std::min(rows - r0, P.sub_panels * kMR);
     const uint8_t* src = a ? a + r0 * A.lda : gathered;
     if (!a) A.a_rows->rows(m0 + r0, n, gathered);
     P.ks->pack_a(n, B.K, kp, src, A.a_type, a ? A.lda : B.K, a_u8 ? a_u8 + ip * kp * kMR : nullptr,
@@ -169,20 +175,26 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   t.kgroups = kgroups;
   t.ep = &P.ep;
   t.ldc = A.ldc;
-  auto tile_at = [&](int64_t p, int64_t ip) {
+  // B panel p against the A panels [ip, ip + group): one call per MR / kMR of them.
+  auto tiles_at = [&](int64_t p, int64_t ip) {
     const bool fast = P.use_fast[p] != 0;
-    t.a = (fast ? a_u8 : a_sm) + ip * kp * kMR * (fast ? 1 : 2);
+    const Q8GemmKernel& k = fast ? *P.ks->fast : *P.ks->exact;
+    const int64_t per_call = k.mr / kMR;
+    t.a_panel_stride = kp * kMR * (fast ? 1 : 2);
     t.b = B.panel(p);
     t.fixes = B.panel_fixes(p);
     t.nfixes = B.panel_fix_count(p);
     t.n0 = p * kNR;
     t.nc = std::min(kNR, B.N - t.n0);
-    const int64_t i0 = ip * kMR;
-    t.mr = std::min(kMR, rows - i0);
-    t.row_term = (fast ? term_fast : term_exact) + i0;
-    t.row_sum = rowsum + i0;
-    t.c = c + ((m0 + i0) * A.ldc + t.n0) * P.c_elem;
-    (fast ? P.ks->fast : P.ks->exact)->fn(t);
+    for (int64_t j = ip; j < std::min(ip + P.group, panels_m); j += per_call) {
+      const int64_t i0 = j * kMR;
+      t.a = (fast ? a_u8 : a_sm) + j * t.a_panel_stride;
+      t.mr = std::min<int64_t>(k.mr, rows - i0);
+      t.row_term = (fast ? term_fast : term_exact) + i0;
+      t.row_sum = rowsum + i0;
+      t.c = c + ((m0 + i0) * A.ldc + t.n0) * P.c_elem;
+      k.fn(t);
+    }
   };
 
   // B panels in blocks that stay in L2; each A panel (L1) meets a whole block, so C is written
@@ -191,10 +203,10 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
   // Asks for the C lines an A panel a few panels ahead will write (its rows x this block's
   // columns): that many kernel calls hide the misses the epilogue's stores would wait for.
-  auto prefetch_c = [&](int64_t ip, int64_t pb, int64_t pe) {
+  auto prefetch_c = [&](int64_t ip, int64_t pb, int64_t pe) {  // the group at A panel ip
     if (ip >= panels_m) return;
     const int64_t n0 = pb * kNR, bytes = (std::min(B.N, pe * kNR) - n0) * P.c_elem;
-    for (int64_t i = ip * kMR; i < std::min(rows, ip * kMR + kMR); ++i) {
+    for (int64_t i = ip * kMR; i < std::min(rows, (ip + P.group) * kMR); ++i) {
       const uint8_t* row = c + ((m0 + i) * A.ldc + n0) * P.c_elem;
       for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 1);
       __builtin_prefetch(row + bytes - 1, 1);
@@ -202,11 +214,12 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   };
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = std::min(p1, pb + block);
-    for (int64_t ip = 0; ip < kPrefetchCPanels; ++ip) prefetch_c(ip, pb, pe);
-    for (int64_t ip = 0; ip < panels_m; ++ip) {
-      if (pb == p0 && ip % kSubPanels == 0) pack_sub(ip);
-      prefetch_c(ip + kPrefetchCPanels, pb, pe);
-      for (int64_t p = pb; p < pe; ++p) tile_at(p, ip);
+    const int64_t ahead = ceil_div(kPrefetchCPanels, P.group) * P.group;
+    for (int64_t ip = 0; ip < ahead; ip += P.group) prefetch_c(ip, pb, pe);
+    for (int64_t ip = 0; ip < panels_m; ip += P.group) {
+      if (pb == p0 && ip % P.sub_panels == 0) pack_sub(ip);
+      prefetch_c(ip + ahead, pb, pe);
+      for (int64_t p = pb; p < pe; ++p) tiles_at(p, ip);
     }
   }
 }
@@ -251,12 +264,16 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
   Problem P;
   P.args = &args;
   P.b = &b;
-  P.ks = &kernels_for(opt.force_scalar);
+  P.ks = &kernels_for(opt.isa);
+  P.group = std::max(P.ks->fast->mr, P.ks->exact->mr) / kMR;
+  SLIVER_CHECK(P.group % (P.ks->fast->mr / kMR) == 0 && P.group % (P.ks->exact->mr / kMR) == 0,
+               "qgemm: kernel row counts ", P.ks->fast->mr, " and ", P.ks->exact->mr);
+  P.sub_panels = ceil_div(kSubPanels, P.group) * P.group;
   const int64_t panels = b.panels(), np = panels * kNR;
   P.use_fast.resize(panels);
   for (int64_t p = 0; p < panels; ++p) {
-    P.use_fast[p] =
-        opt.path == QGemmPath::fast || (opt.path == QGemmPath::automatic && b.panel_fast_safe[p]);
+    P.use_fast[p] = opt.path == QGemmPath::fast ||
+                    (opt.path == QGemmPath::automatic && (b.panel_fast_safe[p] || P.ks->fast->exact));
     (P.use_fast[p] ? P.need_u8 : P.need_sm) = true;
   }
 
@@ -311,7 +328,9 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
 
   const int64_t a_row_bytes =
       std::max<int64_t>(1, b.kp * ((P.need_u8 ? 1 : 0) + (P.need_sm ? 2 : 0)));
-  P.mc = std::clamp<int64_t>(kABlockBytes / a_row_bytes / kMR * kMR, kMR, kMaxMC);
+  const int64_t mc_unit = kMR * P.group;
+  P.mc = std::clamp<int64_t>(kABlockBytes / a_row_bytes / mc_unit * mc_unit, mc_unit,
+                             kMaxMC / mc_unit * mc_unit);
 
   const int threads = pool ? pool->num_threads() : 1;
   const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);

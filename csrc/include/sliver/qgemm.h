@@ -30,6 +30,10 @@
 //    kernels read the fixed panel (the identity x * w = |x| w' + ... holds for any w), so the
 //    result is exact either way and the fast chain runs on the panel at a small extra cost.
 //
+//  * VNNI (qu8s8_*_avx512vnni): vpdpbusd adds the four u8 x s8 products of a group straight into
+//    the int32 accumulator, with no s16 intermediate, so the offset-u8 panels are exact on every
+//    B panel and the driver runs it everywhere (pair fixes, kept by packing, are added as usual).
+//
 // Zero points (alpha = a_shift - za, beta[n] = b_shift - zb[n]):
 //   C = sum x*w + alpha * colsum_w[n] + beta[n] * rowsum_x[m] + K * alpha * beta[n]
 // colsum_w comes from packing B, rowsum_x from packing A; everything wraps mod 2^32, so C is the
@@ -128,14 +132,21 @@ enum class QGemmOutput : int {
 
 /// Kernel choice; only `automatic` and `exact` are exact for every input.
 enum class QGemmPath : int {
-  automatic = 0,  // fast chain on the panels packing proved safe, exact kernel elsewhere
+  automatic = 0,  // fast chain on the panels packing proved safe (on all with VNNI), exact elsewhere
   exact = 1,      // exact kernel everywhere (benchmarks its cost)
   fast = 2,       // saturating chain everywhere: NOT exact for unsafe panels (tests, benchmarks)
 };
 
+/// The widest instruction set the kernels may use (tests and benchmarks compare the tiers).
+enum class QGemmIsa : int {
+  native = 0,  // the best the CPU has (AVX-512 VNNI where usable)
+  avx2 = 1,    // AVX2 kernels at most
+  scalar = 2,  // the portable kernels
+};
+
 struct QGemmOptions {
   QGemmPath path = QGemmPath::automatic;
-  bool force_scalar = false;  // portable kernels even when AVX2 is usable
+  QGemmIsa isa = QGemmIsa::native;
 };
 
 struct QGemmArgs {
@@ -206,6 +217,7 @@ struct Q8TileArgs {
   int64_t mr = 0, nc = 0;      // 1 <= mr <= MR, 1 <= nc <= NR
   int64_t kgroups = 0;         // K / KR, rounded up
   const uint8_t* a = nullptr;  // A panel in the kernel's QAFormat, 16-byte aligned
+  int64_t a_panel_stride = 0;  // bytes from one 4-row A panel to the next (kernels with MR > 4)
   const int8_t* b = nullptr;   // B panel, 32-byte aligned
   const Q8PairFix* fixes = nullptr;  // the B panel's pair fixes, added before the epilogue
   int64_t nfixes = 0;
@@ -223,10 +235,12 @@ struct Q8GemmKernel {
   int mr, nr, kr;
   const char* isa;
   QAFormat a_format;
+  bool exact;  // exact on every B panel (else only on fast-safe ones)
   Q8GemmUkernelFn fn;
 };
 
-#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format) void name(const Q8TileArgs& t);
+#define SLIVER_Q8_GEMM_KERNEL(name, mr, nr, kr, isa, a_format, sums) \
+  void name(const Q8TileArgs& t);
 #include "../../ukernels/q8_gemm/q8_gemm.inc"
 #undef SLIVER_Q8_GEMM_KERNEL
 
