@@ -254,9 +254,7 @@ def test_all_extremes_every_pattern(at, bt, isa):
         for zb in (lo_b, hi_b):
             packed = pack(b, np.array([zb], np.int32), False)
             for path in ("auto", "exact"):
-                got = run(
-                    a, packed, za, np.int32, 256, b.shape[1], path=path, isa=isa, threads=2
-                )
+                got = run(a, packed, za, np.int32, 256, b.shape[1], path=path, isa=isa, threads=2)
                 np.testing.assert_array_equal(got, ref_int32(a, za, b, [zb]))
 
 
