@@ -10,6 +10,7 @@
 
 #include "sliver/cpu.h"
 #include "sliver/gemm.h"
+#include "sliver/qgemm.h"
 #include "ukernels/f32_pool/f32_pool.h"
 #include "ukernels/q8_vbinary/q8_vaddmul.h"
 
@@ -155,6 +156,7 @@ std::vector<std::pair<std::string, std::string>> selected_kernels() {
   static const std::pair<const char*, std::function<const char*()>> kFamilies[] = {
       {"f32_gemm", [] { return f32_gemm_kernel().name; }},
       {"f32_pool", [] { return f32_pool_row().isa; }},
+      {"q8_gemm", [] { return qgemm_native_kernel(); }},
       {"q8_vaddmul", [] { return q8_qlinear_kernel(Q8QLinearOp::add, false).isa; }},
   };
   std::vector<std::pair<std::string, std::string>> out;

@@ -256,6 +256,9 @@ std::vector<const Q8GemmKernel*> q8_gemm_kernels() {
   return v;
 }
 
+bool qgemm_native_exact() { return kernels_for(QGemmIsa::native).fast->exact; }
+const char* qgemm_native_kernel() { return kernels_for(QGemmIsa::native).fast->name; }
+
 void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QGemmOptions& opt) {
   check_args(args, b);
   const int64_t M = args.M, N = b.N, K = b.K;

@@ -186,6 +186,11 @@ inline void copy_run(T* __restrict dst, const T* __restrict src, int64_t n) {
   auto* s = reinterpret_cast<const unsigned char*>(src);
   int64_t b = n * static_cast<int64_t>(sizeof(T));
   if (b >= 16) {
+    if (b <= 32) {  // the loop below becomes a memmove call, which costs more than 2 copies
+      std::memcpy(d, s, 16);
+      std::memcpy(d + b - 16, s + b - 16, 16);
+      return;
+    }
     int64_t i = 0;
     for (; i + 16 <= b; i += 16) std::memcpy(d + i, s + i, 16);
     if (i < b) std::memcpy(d + b - 16, s + b - 16, 16);

@@ -177,6 +177,12 @@ struct QGemmArgs {
   const float* float_bias = nullptr;  // [N] or nullptr
 };
 
+/// Whether qgemm's default kernels are exact on every weight panel at full speed (VNNI), so that
+/// per-channel or full-range weights cost no more than fast-safe ones.
+bool qgemm_native_exact();
+/// The name of qgemm's default (offset-u8) kernel on this CPU.
+const char* qgemm_native_kernel();
+
 /// C = op(A * B) as described above, on `pool` if given (nullable). Throws sliver::Error on
 /// inconsistent arguments. The result does not depend on the thread count.
 void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool,
