@@ -23,20 +23,24 @@ inline void copy_run(float* __restrict dst, const float* __restrict src, int64_t
   }
 }
 
-constexpr float kZeros[16] = {};
+constexpr float kZeros[32] = {};
 
-// n <= 16 floats src to dst, n known at run time only: one fixed-size move per set bit of n (no
+// n <= 32 floats src to dst, n known at run time only: one fixed-size move per set bit of n (no
 // loop, which the compiler would turn into a call to memmove, costly at these lengths).
 inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
-  assert(n >= 0 && n <= 16);
-  if (n & 16) {
-    std::memcpy(dst, src, sizeof(float) * 16);
-    return;  // n <= 16
+  assert(n >= 0 && n <= 32);
+  if (n & 32) {
+    std::memcpy(dst, src, sizeof(float) * 32);
+    return;  // n == 32
   }
   int64_t t = 0;
+  if (n & 16) {
+    std::memcpy(dst, src, sizeof(float) * 16);
+    t = 16;
+  }
   if (n & 8) {
-    std::memcpy(dst, src, sizeof(float) * 8);
-    t = 8;
+    std::memcpy(dst + t, src + t, sizeof(float) * 8);
+    t += 8;
   }
   if (n & 4) {
     std::memcpy(dst + t, src + t, sizeof(float) * 4);
@@ -171,6 +175,7 @@ void im2col_panels(int width, const ConvGeom& g, const Im2colSource& in, int64_t
     case 6: fn = pick(std::integral_constant<int, 6>{}); break;
     case 8: fn = pick(std::integral_constant<int, 8>{}); break;
     case 16: fn = pick(std::integral_constant<int, 16>{}); break;
+    case 32: fn = pick(std::integral_constant<int, 32>{}); break;
     default: fail("conv: no im2col for GEMM panels of ", width, " pixels");
   }
   const int64_t k = cg * g.h.k * g.w.k;

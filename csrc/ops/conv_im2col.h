@@ -41,7 +41,7 @@ struct Im2colSource {
 Im2colSource im2col_source(const ConvGeom& g, const float* x, int64_t kh, int64_t kw,
                            ThreadPool* pool, int slot);
 
-/// Writes panels [q0, q1) of `width` pixels each (4, 6, 8 or 16) for the input channels at x
+/// Writes panels [q0, q1) of `width` pixels each (4, 6, 8, 16 or 32) for the input channels at x
 /// (cg of them, in.plane apart; one image and group) to dst + q * K * width, K = cg * kh * kw.
 /// Panel q covers pixels p0 + q * width ... below p1, or with `tiles`, the pixels of row tile q
 /// (tiles->row(q) ..., tiles->rows(q) of them). Columns past a panel's pixels are zeros.

@@ -119,6 +119,9 @@ void pack_panels(int R, int64_t rows, int64_t kc, const float* src, int64_t ld, 
     case 16:
       pack_r<16>(rows, kc, src, ld, trans, dst, panel_stride);
       break;
+    case 32:
+      pack_r<32>(rows, kc, src, ld, trans, dst, panel_stride);
+      break;
     default:
       throw std::logic_error("pack_panels: no packer for panel width " + std::to_string(R));
   }
