@@ -55,30 +55,48 @@ inline void finish_rows(const Q8TileArgs& t, int r0, const __m512i* acc) {
                          lo_half(v[2]), hi_half(v[2]), lo_half(v[3]), hi_half(v[3]));
 }
 
+// Row i's product for one k group: its 4 bytes broadcast against the group's 16 columns.
+#define SLIVER_VNNI_ROW(i)                                                                   \
+  if constexpr (MR > i) {                                                                    \
+    const int32_t word =                                                                     \
+        *reinterpret_cast<const int32_t*>(a[i / kPanelRows] + kKR * (i % kPanelRows));       \
+    c##i = _mm512_dpbusd_epi32(c##i, _mm512_set1_epi32(word), vb);                           \
+  }
+
 template <int MR>
 void gemm_12x16c4(const Q8TileArgs& t) {
   const uint8_t* a[3] = {t.a, t.a + t.a_panel_stride, t.a + 2 * t.a_panel_stride};
   const int8_t* b = t.b;
-  __m512i acc[MR];
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_si512();
+  // Named accumulators, not an array: GCC then keeps each in one register (with an array it
+  // rotated them through copies every iteration).
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  __m512i c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
   for (int64_t g = 0; g < t.kgroups; ++g) {
     const __m512i vb = _mm512_loadu_si512(b);
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      const int32_t word =
-          *reinterpret_cast<const int32_t*>(a[i / kPanelRows] + kKR * (i % kPanelRows));
-      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(word), vb);
-    }
+    SLIVER_VNNI_ROW(0)
+    SLIVER_VNNI_ROW(1)
+    SLIVER_VNNI_ROW(2)
+    SLIVER_VNNI_ROW(3)
+    SLIVER_VNNI_ROW(4)
+    SLIVER_VNNI_ROW(5)
+    SLIVER_VNNI_ROW(6)
+    SLIVER_VNNI_ROW(7)
+    SLIVER_VNNI_ROW(8)
+    SLIVER_VNNI_ROW(9)
+    SLIVER_VNNI_ROW(10)
+    SLIVER_VNNI_ROW(11)
     for (int p = 0; p < 3; ++p) a[p] += kPanelRows * kKR;
     b += kNR * kKR;
   }
+  const __m512i acc[kMaxMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
   constexpr int kFull = MR / kPanelRows, kRest = MR % kPanelRows;
   if constexpr (kFull > 0) finish_rows<4>(t, 0, acc);
   if constexpr (kFull > 1) finish_rows<4>(t, 4, acc);
   if constexpr (kFull > 2) finish_rows<4>(t, 8, acc);
   if constexpr (kRest > 0) finish_rows<kRest>(t, kFull * kPanelRows, acc);
 }
+
+#undef SLIVER_VNNI_ROW
 
 template <int... MRs>
 void dispatch(const Q8TileArgs& t, std::integer_sequence<int, MRs...>) {
