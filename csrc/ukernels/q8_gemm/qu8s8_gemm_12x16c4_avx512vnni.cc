@@ -7,12 +7,14 @@
 // Rapids Xeon, 1.7x the ymm form), so a tile needs ~10 independent accumulators: 12 rows give
 // that, read from three consecutive 4-row A panels (the driver's packing is unchanged).
 //
-// The finished accumulators go through the AVX2 epilogue 4 rows at a time (its halves are the
-// ymm accumulators it expects), so rounding and output conversion are the same code as the AVX2
-// kernels'. The linker keeps the AVX2 translation unit's copy of that shared template (they
-// come first in the link, see CMakeLists.txt), which this AVX-512 code calls like any other.
+// The finished accumulators are corrected and converted in zmm (finish_zmm) for the raw, int32,
+// float and short_f32-requantized outputs, and go through the AVX2 epilogue 4 rows at a time for
+// the rest (its halves are the ymm accumulators it expects). The linker keeps the AVX2
+// translation unit's copy of that shared template (those objects come first in the link, see
+// CMakeLists.txt), which this AVX-512 code calls like any other.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <utility>
@@ -33,26 +35,112 @@ size_t c_elem_bytes(const Q8TileArgs& t) {
   return t.ep && t.ep->output == QGemmOutput::quantized ? 1 : 4;
 }
 
-// Rows [r0, r0 + R) of the tile: pair fixes, then the AVX2 epilogue.
+// Adds the pair fixes (qgemm.h) of rows [0, MR), 4-row panel by panel.
+template <int MR>
+inline void add_fixes(const Q8TileArgs& t, __m512i* acc) {
+  for (int r0 = 0; r0 < MR; r0 += kPanelRows) {
+    Q8TileArgs s = t;
+    s.mr = std::min(kPanelRows, MR - r0);
+    s.a = t.a + (r0 / kPanelRows) * t.a_panel_stride;
+    alignas(64) uint32_t add[q8fix::kMR][q8fix::kNR] = {};
+    q8fix::sum_pair_fixes<false>(s, add);
+    for (int i = 0; i < s.mr; ++i)
+      acc[r0 + i] =
+          _mm512_add_epi32(acc[r0 + i], _mm512_load_si512(reinterpret_cast<const void*>(add[i])));
+  }
+}
+
+// Rows [r0, r0 + R) through the AVX2 epilogue (the float64 and onnxruntime-order requantizations,
+// which the zmm epilogue below does not repeat).
 template <int R>
-inline void finish_rows(const Q8TileArgs& t, int r0, const __m512i* acc) {
+inline void finish_rows_avx2(const Q8TileArgs& t, int r0, const __m512i* acc) {
   Q8TileArgs s = t;
   s.mr = R;
-  s.a = t.a + (r0 / kPanelRows) * t.a_panel_stride;
   s.row_term = t.row_term + r0;
   s.row_sum = t.row_sum + r0;
   s.c = static_cast<uint8_t*>(t.c) + r0 * t.ldc * c_elem_bytes(t);
   __m512i v[4];
   for (int i = 0; i < R; ++i) v[i] = acc[r0 + i];
   for (int i = R; i < 4; ++i) v[i] = _mm512_setzero_si512();
-  if (t.nfixes) {
-    alignas(64) uint32_t add[q8fix::kMR][q8fix::kNR] = {};
-    q8fix::sum_pair_fixes<false>(s, add);
-    for (int i = 0; i < R; ++i)
-      v[i] = _mm512_add_epi32(v[i], _mm512_load_si512(reinterpret_cast<const void*>(add[i])));
-  }
   q8avx2::finish_tile<R>(s, lo_half(v[0]), hi_half(v[0]), lo_half(v[1]), hi_half(v[1]),
                          lo_half(v[2]), hi_half(v[2]), lo_half(v[3]), hi_half(v[3]));
+}
+
+template <int MR>
+inline void finish_avx2(const Q8TileArgs& t, const __m512i* acc) {
+  constexpr int kFull = MR / kPanelRows, kRest = MR % kPanelRows;
+  if constexpr (kFull > 0) finish_rows_avx2<4>(t, 0, acc);
+  if constexpr (kFull > 1) finish_rows_avx2<4>(t, 4, acc);
+  if constexpr (kFull > 2) finish_rows_avx2<4>(t, 8, acc);
+  if constexpr (kRest > 0) finish_rows_avx2<kRest>(t, kFull * kPanelRows, acc);
+}
+
+// The zmm epilogue: a whole 16-column row per vector, masked stores, the constants loaded once
+// per tile (the AVX2 epilogue, called per 4 rows, cost as much as the products for K <= 128).
+// Same operations and order as q8_epilogue_avx2.h, so the same bits.
+enum class ZKind { raw, int32, float32, short_f32 };
+
+template <class V>
+inline V opaque(V v) {  // no FMA contraction of a product the reference rounds on its own
+  __asm__("" : "+v"(v));
+  return v;
+}
+
+template <ZKind kKind, int MR>
+void finish_zmm(const Q8TileArgs& t, const __m512i* acc) {
+  const __mmask16 m = static_cast<__mmask16>((1u << t.nc) - 1);
+  if constexpr (kKind == ZKind::raw) {
+    for (int i = 0; i < MR; ++i)
+      _mm512_mask_storeu_epi32(static_cast<int32_t*>(t.c) + i * t.ldc, m, acc[i]);
+    return;
+  } else {
+    const Q8EpilogueParams& p = *t.ep;
+    // column arrays are padded to whole panels: full-vector loads are in bounds
+    const __m512i col = _mm512_loadu_si512(p.col_term + t.n0);
+    const __m512i beta = p.col_beta ? _mm512_loadu_si512(p.col_beta + t.n0) : __m512i{};
+    __m512 scale = _mm512_setzero_ps(), bias = _mm512_setzero_ps();
+    if constexpr (kKind != ZKind::int32) scale = _mm512_loadu_ps(p.col_scale + t.n0);
+    if (kKind == ZKind::float32 && p.float_bias)  // not padded
+      bias = _mm512_maskz_loadu_ps(m, p.float_bias + t.n0);
+    const __m512 zp_magic = _mm512_set1_ps(static_cast<float>(p.y_zero_point) +
+                                           q8avx2::EpilogueConsts::kMagic);
+    const __m512i magic_bits = _mm512_set1_epi32(0x4B400000);
+    const __m512i lo = _mm512_set1_epi32(p.qmin), hi = _mm512_set1_epi32(p.qmax);
+    for (int i = 0; i < MR; ++i) {
+      __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[i], _mm512_set1_epi32(t.row_term[i])), col);
+      if (p.col_beta)
+        v = _mm512_add_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(t.row_sum[i]), beta));
+      if constexpr (kKind == ZKind::int32) {
+        _mm512_mask_storeu_epi32(static_cast<int32_t*>(t.c) + i * t.ldc, m, v);
+      } else if constexpr (kKind == ZKind::float32) {
+        __m512 y = opaque(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale));
+        if (p.float_bias) y = _mm512_add_ps(y, bias);
+        _mm512_mask_storeu_ps(static_cast<float*>(t.c) + i * t.ldc, m, y);
+      } else {  // requant.h's short_f32 form, as q8avx2::requant_short_f32
+        const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, zp_magic);
+        __m512i q = _mm512_sub_epi32(_mm512_castps_si512(f), magic_bits);
+        q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+        // q lies inside the output type: the truncating narrow is the code, u8 or s8
+        _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(t.c) + i * t.ldc, m, q);
+      }
+    }
+  }
+}
+
+template <int MR>
+inline void finish(const Q8TileArgs& t, __m512i* acc) {
+  if (t.nfixes) add_fixes<MR>(t, acc);
+  if (!t.ep) return finish_zmm<ZKind::raw, MR>(t, acc);
+  switch (t.ep->output) {
+    case QGemmOutput::int32:
+      return finish_zmm<ZKind::int32, MR>(t, acc);
+    case QGemmOutput::float32:
+      return finish_zmm<ZKind::float32, MR>(t, acc);
+    case QGemmOutput::quantized:
+      if (q8avx2::requant_kind(*t.ep) == q8avx2::kRequantShortF32)
+        return finish_zmm<ZKind::short_f32, MR>(t, acc);
+      return finish_avx2<MR>(t, acc);
+  }
 }
 
 // Row i's product for one k group: its 4 bytes broadcast against the group's 16 columns.
@@ -88,12 +176,8 @@ void gemm_12x16c4(const Q8TileArgs& t) {
     for (int p = 0; p < 3; ++p) a[p] += kPanelRows * kKR;
     b += kNR * kKR;
   }
-  const __m512i acc[kMaxMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-  constexpr int kFull = MR / kPanelRows, kRest = MR % kPanelRows;
-  if constexpr (kFull > 0) finish_rows<4>(t, 0, acc);
-  if constexpr (kFull > 1) finish_rows<4>(t, 4, acc);
-  if constexpr (kFull > 2) finish_rows<4>(t, 8, acc);
-  if constexpr (kRest > 0) finish_rows<kRest>(t, kFull * kPanelRows, acc);
+  __m512i acc[kMaxMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+  finish<MR>(t, acc);
 }
 
 #undef SLIVER_VNNI_ROW
