@@ -142,7 +142,7 @@ class NhwcQ8Conv {
     int64_t N, H, W, C, oh, ow, pt, pl;
   };
 
-  static constexpr int64_t kVnniGemmMinK = 64;
+  static constexpr int64_t kVnniGemmMinK = 24, kVnniGemmMinKNchw = 64;
 
   bool pointwise() const {
     return g_.kh == 1 && g_.kw == 1 && g_.sh == 1 && g_.sw == 1 &&
@@ -170,13 +170,14 @@ class NhwcQ8Conv {
   //    0.93-1.03 for 56x56 64 -> 64 3x3; stride-2 1x1 0.80 at K = 256, 1.05 at 128, 1.46 at 64.
   // First layers reading NCHW (C = 1-4) stay on the wconv, which reads them in place.
   // With VNNI the GEMM runs 64 exact products per instruction against the wconv's 16, and all
-  // its panels are fast: from K = 64 on it wins, first layers included after a transpose to
-  // NHWC; below, its per-tile epilogue outweighs the products (MobileNetV2 / ResNet-18 QDQ,
-  // 1 thread, Xeon with AVX-512 VNNI, GEMM / wconv time per node: 1x1 K = 16-32 1.2-2.4,
-  // K = 64-144 0.8-0.9, K >= 576 windows 0.4-0.45, stems K = 27 2.7 and K = 147 0.85).
+  // its panels are fast: from K = 24 on it wins (first layers reading NCHW, which need a
+  // transpose and a gather, from K = 64); below, its per-row work outweighs the few products
+  // (MobileNetV2 / ResNet-18 QDQ, 1 thread, Xeon with AVX-512 VNNI, GEMM / wconv time per
+  // node: 1x1 K = 16 1.15, K = 24-32 0.6-0.9, K = 64-144 0.65-0.8, K >= 576 windows 0.4-0.45,
+  // stems K = 27 1.8 and K = 147 0.85).
   bool gemm_wins(bool fast_panels) const {
     if (g_.group != 1) return false;
-    if (qgemm_native_exact()) return g_.k() >= kVnniGemmMinK;
+    if (qgemm_native_exact()) return g_.k() >= (nchw_input_ ? kVnniGemmMinKNchw : kVnniGemmMinK);
     if (nchw_input_) return false;
     const bool one_by_one = g_.kh == 1 && g_.kw == 1;
     if (fast_panels) return g_.k() >= (one_by_one ? 256 : 576);
