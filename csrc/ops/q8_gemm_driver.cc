@@ -60,6 +60,7 @@ struct KernelSet {
   const Q8GemmKernel* fast = nullptr;   // offset_u8 format
   const Q8GemmKernel* exact = nullptr;  // sign_mag format
   Q8PackAFn pack_a = q8_pack_a_scalar;
+  Q8RowSumsFn row_sums = nullptr;  // set when `fast` can read raw A rows in place (direct mode)
 };
 
 bool isa_ok(const std::string& isa, QGemmIsa cap) {
@@ -79,6 +80,7 @@ KernelSet select_kernels(QGemmIsa cap) {
   if (isa_ok("avx2", cap)) {
     ks.pack_a = q8_pack_a_avx2;
   }
+  if (ks.fast && std::string(ks.fast->isa) == "avx512vnni") ks.row_sums = q8_row_sums_avx512vnni;
 #endif
   return ks;
 }
@@ -118,6 +120,9 @@ struct Problem {
   Q8EpilogueParams ep;
   std::vector<uint8_t> use_fast;  // per panel
   bool need_u8 = false, need_sm = false;
+  // Direct mode: every panel on the fast kernel, which reads the raw A rows (or the gathered
+  // ones) in place: no packing, row sums only where a term needs them.
+  bool direct = false, need_rowsum = true;
   int64_t group = 1;       // A panels visited together: a multiple of both kernels' MR / kMR
   int64_t sub_panels = 1;  // A panels packed together: a multiple of group
   int64_t mc = 0;
@@ -133,7 +138,9 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const size_t u8_bytes = P.need_u8 ? panels_m * kp * kMR : 0;
   const size_t sm_bytes = P.need_sm ? panels_m * kp * kMR * 2 : 0;
   const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
-  const size_t gather_bytes = A.a_rows ? P.sub_panels * kMR * B.K : 0;
+  // direct mode keeps every gathered row of the task (B blocks after the first re-read them)
+  const size_t gather_bytes =
+      A.a_rows ? (P.direct ? panels_m : P.sub_panels) * kMR * B.K : 0;
   auto round = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   uint8_t* base = t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes) +
                                 round(gather_bytes));
@@ -155,7 +162,29 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t k = 0; k < B.K; k += 64) __builtin_prefetch(a + r * A.lda + k);
   };
+  // direct mode: where row 0 of the task's A is and its row stride
+  const uint8_t* a_rows0 = a ? a : gathered;
+  const int64_t a_stride = a ? std::max(A.lda, B.K) : B.K;
+  const bool a_signed = A.a_type == DType::i8;
+  auto direct_sub = [&](int64_t ip) {  // rows of panels [ip, ip + sub_panels): sums and terms
+    const int64_t r0 = ip * kMR, n = std::min(rows - r0, P.sub_panels * kMR);
+    if (!a) A.a_rows->rows(m0 + r0, n, gathered + r0 * B.K);
+    if (P.need_rowsum) {
+      P.ks->row_sums(n, B.K, a_rows0 + r0 * a_stride, a_stride, a_signed, rowsum + r0);
+      // rowsum is of x = a - a_shift; an s8 tile holds sum (w + 128) a = sum w x + 128 rowsum
+      const uint32_t shift_sum = a_signed ? 0u : 128u * u32(static_cast<int32_t>(B.K));
+      for (int64_t i = r0; i < r0 + n; ++i) {
+        rowsum[i] = static_cast<int32_t>(u32(rowsum[i]) - shift_sum);
+        const uint32_t s8_term = a_signed ? 128u * u32(rowsum[i]) : 0u;
+        term_fast[i] = static_cast<int32_t>(u32(P.beta_tensor) * u32(rowsum[i]) - s8_term);
+      }
+    } else {
+      std::fill(term_fast + r0, term_fast + r0 + n, 0);
+    }
+    prefetch_rows(r0 + n);
+  };
   auto pack_sub = [&](int64_t ip) {  // panels [ip, ip + sub_panels)
+    if (P.direct) return direct_sub(ip);
     const int64_t r0 = ip * kMR, n = std::min(rows - r0, P.sub_panels * kMR);
     const uint8_t* src = a ? a + r0 * A.lda : gathered;
     if (!a) A.a_rows->rows(m0 + r0, n, gathered);
@@ -181,6 +210,8 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     const Q8GemmKernel& k = fast ? *P.ks->fast : *P.ks->exact;
     const int64_t per_call = k.mr / kMR;
     t.a_panel_stride = kp * kMR * (fast ? 1 : 2);
+    t.a_row_stride = P.direct ? a_stride : 0;
+    t.a_signed = a_signed;
     t.b = B.panel(p);
     t.fixes = B.panel_fixes(p);
     t.nfixes = B.panel_fix_count(p);
@@ -188,7 +219,7 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     t.nc = std::min(kNR, B.N - t.n0);
     for (int64_t j = ip; j < std::min(ip + P.group, panels_m); j += per_call) {
       const int64_t i0 = j * kMR;
-      t.a = (fast ? a_u8 : a_sm) + j * t.a_panel_stride;
+      t.a = P.direct ? a_rows0 + i0 * a_stride : (fast ? a_u8 : a_sm) + j * t.a_panel_stride;
       t.mr = std::min<int64_t>(k.mr, rows - i0);
       t.row_term = (fast ? term_fast : term_exact) + i0;
       t.row_sum = rowsum + i0;
@@ -279,6 +310,10 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
                     (opt.path == QGemmPath::automatic && (b.panel_fast_safe[p] || P.ks->fast->exact));
     (P.use_fast[p] ? P.need_u8 : P.need_sm) = true;
   }
+  // Direct mode needs whole 4-byte groups in every row (no read past a row's end).
+  P.direct = P.ks->row_sums && !P.need_sm && K > 0 && K % kKR == 0;
+  const bool direct_s8 = P.direct && args.a_type == DType::i8;
+  if (P.direct) P.need_u8 = false;
 
   // Column terms (see qgemm.h): alpha*colsum + K*alpha*beta + bias, minus 128*colsum on fast
   // panels, whose tiles hold sum (x + 128) * w.
@@ -290,7 +325,7 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
     uint32_t t =
         u32(alpha) * u32(b.colsum[n]) + u32(static_cast<int32_t>(K)) * u32(alpha) * u32(b.beta[n]);
     if (n < N && args.bias) t += u32(args.bias[n]);
-    if (P.use_fast[n / kNR]) t -= 128u * u32(b.colsum[n]);
+    if (P.use_fast[n / kNR] && !direct_s8) t -= 128u * u32(b.colsum[n]);
     col_term[n] = static_cast<int32_t>(t);
   }
   if (b.per_column_zero_point) {
@@ -299,6 +334,7 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
   } else {
     P.beta_tensor = b.beta[0];
   }
+  P.need_rowsum = !P.direct || direct_s8 || b.per_column_zero_point || P.beta_tensor != 0;
   P.ep.output = args.output;
   P.ep.col_term = col_term.data();
   if (args.output != QGemmOutput::int32) {
@@ -329,8 +365,8 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
   P.ep.rounding = args.rounding;
   P.c_elem = args.output == QGemmOutput::quantized ? 1 : 4;
 
-  const int64_t a_row_bytes =
-      std::max<int64_t>(1, b.kp * ((P.need_u8 ? 1 : 0) + (P.need_sm ? 2 : 0)));
+  const int64_t a_row_bytes = std::max<int64_t>(
+      1, P.direct ? b.kp : b.kp * ((P.need_u8 ? 1 : 0) + (P.need_sm ? 2 : 0)));
   const int64_t mc_unit = kMR * P.group;
   P.mc = std::clamp<int64_t>(kABlockBytes / a_row_bytes / mc_unit * mc_unit, mc_unit,
                              kMaxMC / mc_unit * mc_unit);

@@ -224,6 +224,11 @@ struct Q8TileArgs {
   int64_t kgroups = 0;         // K / KR, rounded up
   const uint8_t* a = nullptr;  // A panel in the kernel's QAFormat, 16-byte aligned
   int64_t a_panel_stride = 0;  // bytes from one 4-row A panel to the next (kernels with MR > 4)
+  // Direct A (kernels that have it, see qgemm_row_sums_fn): > 0 means `a` is row 0 of the raw
+  // rows, row i at a + i * a_row_stride, K a multiple of 4; a_signed then says they are s8
+  // codes (the kernel sums (w + 128) * a, the driver's terms take 128 rowsum off).
+  int64_t a_row_stride = 0;
+  bool a_signed = false;
   const int8_t* b = nullptr;   // B panel, 32-byte aligned
   const Q8PairFix* fixes = nullptr;  // the B panel's pair fixes, added before the epilogue
   int64_t nfixes = 0;
@@ -264,6 +269,13 @@ void q8_pack_a_scalar(int64_t rows, int64_t K, int64_t kp, const void* a, DType 
                       uint8_t* dst_u8, uint8_t* dst_sm, int32_t* rowsum, int32_t* negsum);
 void q8_pack_a_avx2(int64_t rows, int64_t K, int64_t kp, const void* a, DType a_type, int64_t lda,
                     uint8_t* dst_u8, uint8_t* dst_sm, int32_t* rowsum, int32_t* negsum);
+
+/// Row sums of raw A rows for the kernels that read A in place (direct mode): rowsum[i] =
+/// sum_k a[i * lda + k] as u8 or s8 codes, i < rows.
+using Q8RowSumsFn = void (*)(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, bool a_signed,
+                             int32_t* rowsum);
+void q8_row_sums_avx512vnni(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, bool a_signed,
+                            int32_t* rowsum);
 
 /// The scalar kernels' epilogue: finishes an mr x nc int32 tile acc[i * acc_stride + j] into C
 /// as Q8TileArgs describes.

@@ -35,6 +35,28 @@ size_t c_elem_bytes(const Q8TileArgs& t) {
   return t.ep && t.ep->output == QGemmOutput::quantized ? 1 : 4;
 }
 
+// Where A comes from (Q8TileArgs): offset-u8 panels; raw u8 rows in place; raw s8 rows in
+// place, which take the unsigned side of vpdpbusd from the weights instead (w + 128 = w ^ 0x80,
+// one xor per k group) and leave the sum 128 * rowsum to the driver's row terms.
+enum AMode { kPanels, kRowsU8, kRowsS8 };
+
+// Adds the pair fixes (qgemm.h) of rows [0, MR) of raw rows: a * r, a being the operand the
+// panel form would hold for u8 rows (u = a) and the signed code for s8 ones (see kRowsS8).
+template <int MR, AMode kMode>
+inline void add_fixes_rows(const Q8TileArgs& t, __m512i* acc) {
+  alignas(64) uint32_t add[kMaxMR][kNR] = {};
+  for (int64_t f = 0; f < t.nfixes; ++f) {
+    const Q8PairFix& fx = t.fixes[f];
+    for (int i = 0; i < MR; ++i) {
+      const uint8_t code = t.a[i * t.a_row_stride + fx.k];
+      const int32_t v = kMode == kRowsS8 ? static_cast<int8_t>(code) : code;
+      add[i][fx.col] += static_cast<uint32_t>(v * int32_t{fx.r});
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    acc[i] = _mm512_add_epi32(acc[i], _mm512_load_si512(reinterpret_cast<const void*>(add[i])));
+}
+
 // Adds the pair fixes (qgemm.h) of rows [0, MR), 4-row panel by panel.
 template <int MR>
 inline void add_fixes(const Q8TileArgs& t, __m512i* acc) {
@@ -127,9 +149,14 @@ void finish_zmm(const Q8TileArgs& t, const __m512i* acc) {
   }
 }
 
-template <int MR>
+template <int MR, AMode kMode>
 inline void finish(const Q8TileArgs& t, __m512i* acc) {
-  if (t.nfixes) add_fixes<MR>(t, acc);
+  if (t.nfixes) {
+    if constexpr (kMode == kPanels)
+      add_fixes<MR>(t, acc);
+    else
+      add_fixes_rows<MR, kMode>(t, acc);
+  }
   if (!t.ep) return finish_zmm<ZKind::raw, MR>(t, acc);
   switch (t.ep->output) {
     case QGemmOutput::int32:
@@ -144,23 +171,29 @@ inline void finish(const Q8TileArgs& t, __m512i* acc) {
 }
 
 // Row i's product for one k group: its 4 bytes broadcast against the group's 16 columns.
-#define SLIVER_VNNI_ROW(i)                                                                   \
-  if constexpr (MR > i) {                                                                    \
-    const int32_t word =                                                                     \
-        *reinterpret_cast<const int32_t*>(a[i / kPanelRows] + kKR * (i % kPanelRows));       \
-    c##i = _mm512_dpbusd_epi32(c##i, _mm512_set1_epi32(word), vb);                           \
+#define SLIVER_VNNI_ROW(i)                                                                     \
+  if constexpr (MR > i) {                                                                      \
+    const int32_t word = *reinterpret_cast<const int32_t*>(                                    \
+        kMode == kPanels ? a[i / kPanelRows] + kKR * (i % kPanelRows) : a[0] + i * stride);    \
+    c##i = kMode == kRowsS8 ? _mm512_dpbusd_epi32(c##i, vb, _mm512_set1_epi32(word))           \
+                            : _mm512_dpbusd_epi32(c##i, _mm512_set1_epi32(word), vb);          \
   }
 
-template <int MR>
+template <int MR, AMode kMode>
 void gemm_12x16c4(const Q8TileArgs& t) {
+  // panels: the three 4-row panels; rows: a[0] is row 0, row i at a[0] + i * stride
+  const int64_t stride = t.a_row_stride;
   const uint8_t* a[3] = {t.a, t.a + t.a_panel_stride, t.a + 2 * t.a_panel_stride};
+  constexpr int64_t kAStep = kMode == kPanels ? kPanelRows * kKR : kKR;
   const int8_t* b = t.b;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   // Named accumulators, not an array: GCC then keeps each in one register (with an array it
   // rotated them through copies every iteration).
   __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
   __m512i c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
   for (int64_t g = 0; g < t.kgroups; ++g) {
-    const __m512i vb = _mm512_loadu_si512(b);
+    __m512i vb = _mm512_loadu_si512(b);
+    if constexpr (kMode == kRowsS8) vb = _mm512_xor_si512(vb, flip);
     SLIVER_VNNI_ROW(0)
     SLIVER_VNNI_ROW(1)
     SLIVER_VNNI_ROW(2)
@@ -173,19 +206,19 @@ void gemm_12x16c4(const Q8TileArgs& t) {
     SLIVER_VNNI_ROW(9)
     SLIVER_VNNI_ROW(10)
     SLIVER_VNNI_ROW(11)
-    for (int p = 0; p < 3; ++p) a[p] += kPanelRows * kKR;
+    for (int p = 0; p < 3; ++p) a[p] += kAStep;
     b += kNR * kKR;
   }
   __m512i acc[kMaxMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-  finish<MR>(t, acc);
+  finish<MR, kMode>(t, acc);
 }
 
 #undef SLIVER_VNNI_ROW
 
-template <int... MRs>
+template <AMode kMode, int... MRs>
 void dispatch(const Q8TileArgs& t, std::integer_sequence<int, MRs...>) {
   using Fn = void (*)(const Q8TileArgs&);
-  static constexpr Fn kByRows[] = {gemm_12x16c4<MRs + 1>...};
+  static constexpr Fn kByRows[] = {gemm_12x16c4<MRs + 1, kMode>...};
   kByRows[t.mr - 1](t);
 }
 
@@ -193,7 +226,31 @@ void dispatch(const Q8TileArgs& t, std::integer_sequence<int, MRs...>) {
 
 void qu8s8_gemm_12x16c4_avx512vnni(const Q8TileArgs& t) {
   assert(t.mr >= 1 && t.mr <= kMaxMR && t.nc >= 1 && t.nc <= kNR && t.kgroups >= 0);
-  dispatch(t, std::make_integer_sequence<int, kMaxMR>{});
+  constexpr auto rows = std::make_integer_sequence<int, kMaxMR>{};
+  if (t.a_row_stride == 0) return dispatch<kPanels>(t, rows);
+  assert(t.kgroups * kKR <= t.a_row_stride || t.mr == 1);
+  return t.a_signed ? dispatch<kRowsS8>(t, rows) : dispatch<kRowsU8>(t, rows);
+}
+
+void q8_row_sums_avx512vnni(int64_t rows, int64_t K, const uint8_t* a, int64_t lda, bool a_signed,
+                            int32_t* rowsum) {
+  // vpdpbusd against ones: 64 codes per instruction, u8 on the unsigned side, s8 on the signed.
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint8_t* row = a + i * lda;
+    __m512i acc = _mm512_setzero_si512();
+    int64_t k = 0;
+    for (; k + 64 <= K; k += 64) {
+      const __m512i x = _mm512_loadu_si512(row + k);
+      acc = a_signed ? _mm512_dpbusd_epi32(acc, ones, x) : _mm512_dpbusd_epi32(acc, x, ones);
+    }
+    if (k < K) {
+      const __mmask64 tail = (uint64_t{1} << (K - k)) - 1;  // K - k < 64
+      const __m512i x = _mm512_maskz_loadu_epi8(tail, row + k);
+      acc = a_signed ? _mm512_dpbusd_epi32(acc, ones, x) : _mm512_dpbusd_epi32(acc, x, ones);
+    }
+    rowsum[i] = _mm512_reduce_add_epi32(acc);
+  }
 }
 
 }  // namespace sliver
