@@ -409,6 +409,7 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const uint8_t* x = static_cast<const uint8_t*>(A.a);
   const bool is_signed = A.a_type == DType::i8;
   const int32_t zx = A.a_zero_point;
+  const bool quads = W.kr == 4 || W.kr == kQ8AlignedQuads;
   if (P.left) P.helpers->pack_rows(NT, W.kr, K, t.nt, x + t.c0, A.lda, is_signed, zx, panel);
   else P.helpers->pack_cols(NT, W.kr, K, t.nt, x + t.c0 * A.lda, A.lda, is_signed, zx, panel);
   const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
@@ -425,7 +426,7 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     a.w = W.w.get();
     a.wide = W.wide;
     // Chunk c's panel rows; a quad panel holds bytes (sparse.h).
-    a.x = W.kr == 4 ? reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(panel) +
+    a.x = quads ? reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(panel) +
                                                        c * kc * NT)
                     : panel + c * kc * NT;
     a.acc_in = c > 0 ? tmp : nullptr;
@@ -481,8 +482,9 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
              const SpmmOptions& opt) {
   const char* fn = left ? "q8_spmm_left" : "q8_spmm_right";
   check_q8_args(A, W, left, fn);
-  SLIVER_CHECK(opt.tile == 0 || (opt.tile == 1 && W.kr != 4) || opt.tile == 8 ||
-                   (opt.tile == 4 && W.block == 1 && W.kr != 4) ||
+  const bool quads = W.kr == 4 || W.kr == kQ8AlignedQuads;
+  SLIVER_CHECK(opt.tile == 0 || (opt.tile == 1 && !quads) || opt.tile == 8 ||
+                   (opt.tile == 4 && W.block == 1 && !quads) ||
                    (opt.tile == 32 && W.block == 1) || (opt.tile == 16 && W.block <= 4),
                fn, ": no tile ", opt.tile, " for block ", W.block, " kr ", W.kr);
   const int64_t cols = A.M, out = W.out;
@@ -498,7 +500,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
   // have neither it nor a vector form (8 lanes at least).
   const std::vector<Tile> tiles =
-      make_tiles(cols, W.block, false, opt.tile, W.kr == 4 ? 8 : 1, W.block == 1 && W.kr != 4);
+      make_tiles(cols, W.block, false, opt.tile, quads ? 8 : 1, W.block == 1 && !quads);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
@@ -511,7 +513,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   std::vector<float> scale(padded, 0.f), float_bias;
   std::vector<double> scale_f64;
   if (A.bias) std::copy(A.bias, A.bias + out, bias.begin());
-  if (W.kr == 4) {
+  if (quads) {
     // The quad kernels sum raw bytes u times w' (sparse.h): re-centre with -u_zero_point * wsum.
     const uint32_t zu = static_cast<uint32_t>(A.a_zero_point + (A.a_type == DType::i8 ? 128 : 0));
     for (int64_t n = 0; n < out; ++n)
