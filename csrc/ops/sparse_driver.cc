@@ -671,10 +671,37 @@ constexpr int64_t kColdGemvBytes = 1 << 20;
 constexpr double kColdGemvCrossover = 0.30;
 
 // With VNNI the dense INT8 GEMM runs 3-4x faster than the AVX2 kernels the table was measured
-// against, while the sparse kernels stay AVX2: `bench_sparse.py --dtype q8 --crossover` on an
-// AVX-512 VNNI Xeon puts the wide crossovers at 0.08-0.09 unstructured and 0.11-0.15 in 4x1
-// blocks (conv3x3, conv1x1, bert_ffn1, mlp), about 0.2 of the table's.
+// against. For the layouts whose sparse kernels stay AVX2 (pairs, blocks) `bench_sparse.py
+// --dtype q8 --crossover` on an AVX-512 VNNI Xeon put the wide crossovers at 0.08-0.09
+// unstructured and 0.11-0.15 in 4x1 blocks (conv3x3, conv1x1, bert_ffn1, mlp), about 0.2 of the
+// table's.
 constexpr double kVnniDenseFactor = 0.3;
+
+// The quads where AVX-512 VNNI is usable (q8_spmm_avx512vnni.cc), against the VNNI dense GEMM,
+// per extent class, as stored densities (c4 counts its groups' padding zeros) before the long-K
+// correction (every shape measured has K >= 512: the figures are the crossovers / 0.85).
+// Emerald Rapids Xeon, 1 thread, `bench_sparse.py --dtype q8 --crossover` (>= 32 columns) and
+// the same shapes at 4, 8 and 16 columns: q4 (unstructured) crossed at 0.10-0.15 nonzeros
+// (0.11-0.12 for the GEMMs, 0.13-0.15 for the convolutions, where ResNet-18 QDQ at 90% zeros ran
+// 15% faster with sparse forced than with 0.13 for >= 32 columns),
+// c4 at 0.35-0.53 stored (1x4 weights; unstructured ones at 0.12-0.18 nonzeros, which is
+// 0.40-0.55 stored) for >= 32 columns, 0.42-0.55 for 16, 0.27 for 8, 0.26 for 4. One column
+// (a GEMV in 8-lane tiles) lost to the dense GEMV from 10% nonzeros on (0.69x).
+struct QuadCrossover {
+  double q4, c4;
+};
+constexpr QuadCrossover kQ8VnniQuadClasses[] = {
+    {0.00, 0.00},  // 1
+    {0.11, 0.30},  // 2-4
+    {0.11, 0.30},  // 5-7
+    {0.12, 0.32},  // 8-15
+    {0.15, 0.41},  // 16-31
+    {0.15, 0.41},  // >= 32
+};
+
+bool vnni_quads(bool int8, int kr) {
+  return int8 && (kr == 4 || kr == kQ8AlignedQuads) && isa_usable("avx512vnni");
+}
 
 double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
   if (!int8 && cols <= 1 && block_rows == 1 && out * in * 4 >= kColdGemvBytes)
@@ -682,7 +709,7 @@ double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t ou
   double d = sparse_crossover_density(int8, block_rows, kr, cols);
   if (out < kFewRows) d *= out < kVeryFewRows ? kVeryFewRowsFactor : kFewRowsFactor;
   if (int8 && in >= kLongK) d *= kLongKFactor;
-  if (int8 && qgemm_native_exact()) d *= kVnniDenseFactor;
+  if (int8 && qgemm_native_exact() && !vnni_quads(int8, kr)) d *= kVnniDenseFactor;
   return d;
 }
 
@@ -735,6 +762,11 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 }
 
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols) {
+  if (vnni_quads(int8, kr)) {
+    const QuadCrossover& q = kQ8VnniQuadClasses[extent_class(cols)];
+    return kr == 4 ? q.q4 : q.c4;
+  }
+  if (int8 && kr == kQ8AlignedQuads) return 0;  // packed only where VNNI is usable
   const Crossover& c = (int8 ? kQ8Classes : kF32Classes)[extent_class(cols)];
   if (int8 && kr == 2) return c.c2;
   if (int8 && kr == 4) return c.q4;

@@ -62,10 +62,12 @@ constexpr EntryCost kQ8EntryCost[] = {{1, 1, 1.0},  {1, 2, 0.80}, {1, 4, 0.85},
 // conv1x1 / bert_ffn1 of bench_sparse.py at 10% and 20% nonzeros, unstructured and 4x1): kr = 2
 // 0.59-0.68, q4 0.53-0.70 (0.65: its half pairs are not in stored_weights), 4x1 blocks
 // 0.68-0.77, 8x1 0.70-0.93, c4 0.17-0.22 (1x4 patterns 0.22-0.37: fewer groups a row). So c4
-// takes every 1x4 and 4x1 pattern and unstructured ones from ~10% nonzeros up, where it measured
-// 1.0-2x the q4 speed; below, q4 and c4 measured within 5% of each other.
+// takes every 1x4 pattern, 4x1 ones from ~15% nonzeros and unstructured ones from ~10% up, where
+// it measured 1.0-2x the q4 speed; below, q4 and c4 measured within 5% of each other. 4x1 blocks
+// at 0.62 (not 0.72) take exact 4x1 patterns at 10% nonzeros from q4: 1.04-1.17x q4's speed on
+// bert_ffn1 and mlp, 0.96-1.03x on the convolutions.
 constexpr EntryCost kQ8EntryCostVnni[] = {{1, 1, 1.0},  {1, 2, 0.65}, {1, 4, 0.65},
-                                          {4, 1, 0.72}, {8, 1, 0.85}, {1, kQ8AlignedQuads, 0.2}};
+                                          {4, 1, 0.62}, {8, 1, 0.85}, {1, kQ8AlignedQuads, 0.2}};
 
 // Panel bytes per K row at the widest tile: FP32 32 lanes x 4 bytes, INT8 32 lanes x 2 bytes
 // (int16), quads 32 x 1.

@@ -277,7 +277,8 @@ bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols,
                           DensePath dense = DensePath::gemm);
 bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols,
                          DensePath dense = DensePath::gemm);
-/// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr).
+/// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr; the
+/// quads' figures where AVX-512 VNNI is usable are against the VNNI dense GEMM).
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols);
 
 // ---------------------------------------------------------------------------------------------
