@@ -14,7 +14,7 @@ do not inflate it), multi-threaded ones in wall time; each figure is the best of
 dense and sparse alternating. Patterns: unstructured (random), 4x1 / 8x1 (blocks of consecutive
 output channels), 1x4 (consecutive inputs, what tools/model_zoo.py's block pruning makes). The
 layout column is the packing the cost model chose: Rx1 blocks, c2 = INT8 aligned input pairs,
-q4 = INT8 quads (pairs of pairs on a uint8 panel).
+q4 = INT8 quads (pairs of pairs on a uint8 panel), c4 = INT8 aligned groups of 4 inputs (VNNI).
 The crossover is the density where the speedup interpolates to 1 (sparse_driver.cc's table).
 """
 
@@ -112,7 +112,7 @@ def measure(
             best_s = min(best_s, s.best_seconds(1, 0.05, cpu))
             best_d = min(best_d, dense.best_seconds(1, 0.02, cpu))
         pk = s.packed
-        layout = f"{pk.block}x1" + {2: "c2", 4: "q4"}.get(getattr(pk, "kr", 1), "")
+        layout = f"{pk.block}x1" + {2: "c2", 4: "q4", 8: "c4"}.get(getattr(pk, "kr", 1), "")
         rows.append((s.dense_macs * 2 / best_s / 1e9, best_s, layout))
     dense_gflops = dense.dense_macs * 2 / best_d / 1e9
     return dense_gflops, [(g, dense_gflops and g / dense_gflops, b) for g, _, b in rows]

@@ -39,9 +39,14 @@ KERNEL_SHAPES = [
 Q8_KERNEL_SHAPES = [
     (r, nt, kr)
     for r, nt in KERNEL_SHAPES + [(1, 4)]
-    for kr in (1, 2, 4)
-    if kr == 1 or (r == 1 and (kr != 4 or nt >= 8))
-]  # INT8 also has a 4-lane form (narrow batches); quads have tiles of 8 lanes and more only
+    for kr in (1, 2, 4, 8)
+    if kr == 1 or (r == 1 and (kr < 4 or nt >= 8))
+]  # INT8 also has a 4-lane form (narrow batches); quads (kr = 4, and 8: aligned groups of 4
+# inputs) have tiles of 8 lanes and more only
+QUADS = (4, 8)
+# Whether VNNI is usable (not turned off by SLIVER_ISA): the aligned quads (kr = 8) then run
+# vpdpbusd and packing prefers them (sparse_pack.cc: kQ8EntryCostVnni).
+VNNI = "vnni" in sliver.cpu_info()["kernels"]["q8_gemm"]
 
 
 def sparse_mask(
@@ -269,12 +274,15 @@ def test_layout_choice_follows_structure():
     assert T.sparse_pack_f32(w * sparse_mask(rng, 64, 128, 0.8, "8x1")).block in (4, 8)
     assert T.sparse_pack_f32(w * sparse_mask(rng, 64, 128, 0.8, "unstructured")).block == 1
     q = rng.integers(1, 100, (64, 128)).astype(np.int8)
-    for pattern, blocks, kr in [("unstructured", (1,), 4), ("1x4", (1,), 2), ("8x1", (4, 8), 1)]:
+    choices = [("unstructured", (1,), 4), ("1x4", (1,), 2), ("8x1", (4, 8), 1)]
+    if VNNI:  # one vpdpbusd a group beats the AVX2 layouts even on the zeros it pads
+        choices = [(pattern, (1,), 8) for pattern, _, _ in choices]
+    for pattern, blocks, kr in choices:
         pk = T.sparse_pack_q8(q * sparse_mask(rng, 64, 128, 0.8, pattern), zero_point=0)
         assert pk.block in blocks and pk.kr == kr, pattern
-    # Quads need w - zero_point within int8: otherwise unstructured weights take plain pairs.
+    # Quads need w - zero_point within int8: otherwise the weights take pairs or blocks.
     pk = T.sparse_pack_q8(q * sparse_mask(rng, 64, 128, 0.8, "unstructured"), zero_point=-100)
-    assert pk.kr == 1
+    assert pk.kr not in QUADS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,8 +345,8 @@ def q8_bytes(pk, narrow: bool) -> int:
     """What SparseQ8Weights stores: 16-bit pair counts per (chunk, block) run and an int32 start
     every 64 runs, the 8-bit input steps, the int8 (or int16) weights."""
     runs = pk.chunks * ((pk.out + pk.block - 1) // pk.block)
-    steps = pk.pairs * (1 if pk.kr == 2 else 2)
-    wsum = 4 * pk.out if pk.kr == 4 else 0  # quads: each row's weight sum
+    steps = {2: pk.pairs, 8: pk.pairs // 2}.get(pk.kr, 2 * pk.pairs)
+    wsum = 4 * pk.out if pk.kr in QUADS else 0  # quads: each row's weight sum
     return 2 * runs + 4 * (runs // 64 + 1) + steps + pk.pairs * 2 * pk.block * (2 - narrow) + wsum
 
 
@@ -372,8 +380,8 @@ def test_q8_every_kernel(layout, block, tile, kr, scalar, narrow):
     zpb = np.asarray(zp)[:, None] if layout == "left" else np.asarray(zp)[None, :]
     wc = w.astype(np.int64) - zpb
     fits = wc.min() >= -128 and wc.max() <= 127
-    if kr == 4 and not fits:
-        with pytest.raises(Exception, match="kr=4 needs weights"):
+    if kr in QUADS and not fits:
+        with pytest.raises(Exception, match=f"kr={kr} needs weights"):
             T.sparse_pack_q8(w, layout=layout, zero_point=zp, block_rows=block, kr=kr, kc=kc)
         return
     pk = T.sparse_pack_q8(w, layout=layout, zero_point=zp, block_rows=block, kr=kr, kc=kc)
@@ -383,16 +391,17 @@ def test_q8_every_kernel(layout, block, tile, kr, scalar, narrow):
     np.testing.assert_array_equal(split_guard(got, *acc.shape, byte_guard=True), wrap32(acc))
 
 
-@pytest.mark.parametrize("kr", [1, 2, 4])
+@pytest.mark.parametrize("kr", [1, 2, 4, 8])
 @pytest.mark.parametrize("narrow", [False, True])
 def test_q8_long_gaps_take_fillers(kr, narrow):
-    """Input steps are bytes: gaps of 255+ inputs (510+ for aligned pairs) between a row's
-    nonzeros, and a first nonzero far from the chunk's start, go through zero-weight fillers."""
+    """Input steps are bytes: gaps of 255+ inputs (510+ for aligned pairs, 1020+ for aligned
+    groups of 4) between a row's nonzeros, and a first nonzero far from the chunk's start, go
+    through zero-weight fillers."""
     rng = np.random.default_rng(31 + kr + 2 * narrow)
-    out, inp, cols = 12, 3000, 21
+    out, inp, cols = 12, 5000, 21
     w = np.zeros((out, inp), np.int8)
     for m in range(out):
-        ks = np.cumsum(rng.integers(1, 700, 12))
+        ks = np.cumsum(rng.integers(1, 1400 if kr == 8 else 700, 12))
         ks = ks[ks < inp]
         w[m, ks] = rng.integers(1, 120, ks.size) * rng.choice([-1, 1], ks.size)
         if kr == 2:
@@ -402,12 +411,13 @@ def test_q8_long_gaps_take_fillers(kr, narrow):
     x = rng.integers(0, 256, (inp, cols)).astype(np.uint8)
     pk = T.sparse_pack_q8(wq, zero_point=zp, kr=kr, kc=inp)
     nz = w != 0
+    g = {2: 2, 8: 4}.get(kr, 1)  # inputs of an aligned group
     plain = sum(
-        len(np.unique(np.flatnonzero(r) // 2)) if kr == 2 else (r.sum() + 1) // 2 for r in nz
+        len(np.unique(np.flatnonzero(r) // g)) * g // 2 if g > 1 else (r.sum() + 1) // 2 for r in nz
     )  # pairs without fillers
     assert pk.chunks == 1 and pk.pairs > plain  # fillers were needed
     acc = (wq.astype(np.int64) - zp) @ (x.astype(np.int64) - 9)
-    for tile in (0, 8) if kr == 4 else (0, 1, 8):
+    for tile in (0, 8) if kr in QUADS else (0, 1, 8):
         got = T.sparse_q8_spmm(pk, x, x_zero_point=9, tile=tile, ld_extra=1)
         np.testing.assert_array_equal(split_guard(got, out, cols, byte_guard=True), wrap32(acc))
 
@@ -618,7 +628,7 @@ def test_cost_model():
     assert T.sparse_pack_f32(sparse).is_faster(256)
     q = (rng.integers(-100, 100, (128, 512)) * (rng.random((128, 512)) < 0.2)).astype(np.int8)
     # with VNNI the dense INT8 GEMM is ~4x faster and sparse wins only below ~10% nonzeros
-    vnni = "vnni" in sliver.cpu_info()["kernels"]["q8_gemm"]
+    vnni = VNNI
     assert T.sparse_pack_q8(q, zero_point=0).is_faster(256) != vnni
     q5 = (rng.integers(-100, 100, (128, 512)) * (rng.random((128, 512)) < 0.05)).astype(np.int8)
     assert T.sparse_pack_q8(q5, zero_point=0).is_faster(256)

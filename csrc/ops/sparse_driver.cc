@@ -409,6 +409,7 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
   const uint8_t* x = static_cast<const uint8_t*>(A.a);
   const bool is_signed = A.a_type == DType::i8;
   const int32_t zx = A.a_zero_point;
+  const bool quads = W.kr == 4 || W.kr == kQ8AlignedQuads;
   if (P.left) P.helpers->pack_rows(NT, W.kr, K, t.nt, x + t.c0, A.lda, is_signed, zx, panel);
   else P.helpers->pack_cols(NT, W.kr, K, t.nt, x + t.c0 * A.lda, A.lda, is_signed, zx, panel);
   const int64_t r0 = b0 * R, rows = std::min(W.out, b1 * R) - r0;
@@ -425,7 +426,7 @@ void q8_task(const Q8Problem& P, const Tile& t, int64_t b0, int64_t b1) {
     a.w = W.w.get();
     a.wide = W.wide;
     // Chunk c's panel rows; a quad panel holds bytes (sparse.h).
-    a.x = W.kr == 4 ? reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(panel) +
+    a.x = quads ? reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(panel) +
                                                        c * kc * NT)
                     : panel + c * kc * NT;
     a.acc_in = c > 0 ? tmp : nullptr;
@@ -481,8 +482,9 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
              const SpmmOptions& opt) {
   const char* fn = left ? "q8_spmm_left" : "q8_spmm_right";
   check_q8_args(A, W, left, fn);
-  SLIVER_CHECK(opt.tile == 0 || (opt.tile == 1 && W.kr != 4) || opt.tile == 8 ||
-                   (opt.tile == 4 && W.block == 1 && W.kr != 4) ||
+  const bool quads = W.kr == 4 || W.kr == kQ8AlignedQuads;
+  SLIVER_CHECK(opt.tile == 0 || (opt.tile == 1 && !quads) || opt.tile == 8 ||
+                   (opt.tile == 4 && W.block == 1 && !quads) ||
                    (opt.tile == 32 && W.block == 1) || (opt.tile == 16 && W.block <= 4),
                fn, ": no tile ", opt.tile, " for block ", W.block, " kr ", W.kr);
   const int64_t cols = A.M, out = W.out;
@@ -498,7 +500,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
   // have neither it nor a vector form (8 lanes at least).
   const std::vector<Tile> tiles =
-      make_tiles(cols, W.block, false, opt.tile, W.kr == 4 ? 8 : 1, W.block == 1 && W.kr != 4);
+      make_tiles(cols, W.block, false, opt.tile, quads ? 8 : 1, W.block == 1 && !quads);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
@@ -511,7 +513,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   std::vector<float> scale(padded, 0.f), float_bias;
   std::vector<double> scale_f64;
   if (A.bias) std::copy(A.bias, A.bias + out, bias.begin());
-  if (W.kr == 4) {
+  if (quads) {
     // The quad kernels sum raw bytes u times w' (sparse.h): re-centre with -u_zero_point * wsum.
     const uint32_t zu = static_cast<uint32_t>(A.a_zero_point + (A.a_type == DType::i8 ? 128 : 0));
     for (int64_t n = 0; n < out; ++n)
@@ -669,10 +671,37 @@ constexpr int64_t kColdGemvBytes = 1 << 20;
 constexpr double kColdGemvCrossover = 0.30;
 
 // With VNNI the dense INT8 GEMM runs 3-4x faster than the AVX2 kernels the table was measured
-// against, while the sparse kernels stay AVX2: `bench_sparse.py --dtype q8 --crossover` on an
-// AVX-512 VNNI Xeon puts the wide crossovers at 0.08-0.09 unstructured and 0.11-0.15 in 4x1
-// blocks (conv3x3, conv1x1, bert_ffn1, mlp), about 0.2 of the table's.
+// against. For the layouts whose sparse kernels stay AVX2 (pairs, blocks) `bench_sparse.py
+// --dtype q8 --crossover` on an AVX-512 VNNI Xeon put the wide crossovers at 0.08-0.09
+// unstructured and 0.11-0.15 in 4x1 blocks (conv3x3, conv1x1, bert_ffn1, mlp), about 0.2 of the
+// table's.
 constexpr double kVnniDenseFactor = 0.3;
+
+// The quads where AVX-512 VNNI is usable (q8_spmm_avx512vnni.cc), against the VNNI dense GEMM,
+// per extent class, as stored densities (c4 counts its groups' padding zeros) before the long-K
+// correction (every shape measured has K >= 512: the figures are the crossovers / 0.85).
+// Emerald Rapids Xeon, 1 thread, `bench_sparse.py --dtype q8 --crossover` (>= 32 columns) and
+// the same shapes at 4, 8 and 16 columns: q4 (unstructured) crossed at 0.10-0.15 nonzeros
+// (0.11-0.12 for the GEMMs, 0.13-0.15 for the convolutions, where ResNet-18 QDQ at 90% zeros ran
+// 15% faster with sparse forced than with 0.13 for >= 32 columns),
+// c4 at 0.35-0.53 stored (1x4 weights; unstructured ones at 0.12-0.18 nonzeros, which is
+// 0.40-0.55 stored) for >= 32 columns, 0.42-0.55 for 16, 0.27 for 8, 0.26 for 4. One column
+// (a GEMV in 8-lane tiles) lost to the dense GEMV from 10% nonzeros on (0.69x).
+struct QuadCrossover {
+  double q4, c4;
+};
+constexpr QuadCrossover kQ8VnniQuadClasses[] = {
+    {0.00, 0.00},  // 1
+    {0.11, 0.30},  // 2-4
+    {0.11, 0.30},  // 5-7
+    {0.12, 0.32},  // 8-15
+    {0.15, 0.41},  // 16-31
+    {0.15, 0.41},  // >= 32
+};
+
+bool vnni_quads(bool int8, int kr) {
+  return int8 && (kr == 4 || kr == kQ8AlignedQuads) && isa_usable("avx512vnni");
+}
 
 double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
   if (!int8 && cols <= 1 && block_rows == 1 && out * in * 4 >= kColdGemvBytes)
@@ -680,7 +709,7 @@ double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t ou
   double d = sparse_crossover_density(int8, block_rows, kr, cols);
   if (out < kFewRows) d *= out < kVeryFewRows ? kVeryFewRowsFactor : kFewRowsFactor;
   if (int8 && in >= kLongK) d *= kLongKFactor;
-  if (int8 && qgemm_native_exact()) d *= kVnniDenseFactor;
+  if (int8 && qgemm_native_exact() && !vnni_quads(int8, kr)) d *= kVnniDenseFactor;
   return d;
 }
 
@@ -733,6 +762,11 @@ void q8_spmm_right(const QGemmArgs& a, const SparseQ8Weights& w, ThreadPool* poo
 }
 
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols) {
+  if (vnni_quads(int8, kr)) {
+    const QuadCrossover& q = kQ8VnniQuadClasses[extent_class(cols)];
+    return kr == 4 ? q.q4 : q.c4;
+  }
+  if (int8 && kr == kQ8AlignedQuads) return 0;  // packed only where VNNI is usable
   const Crossover& c = (int8 ? kQ8Classes : kF32Classes)[extent_class(cols)];
   if (int8 && kr == 2) return c.c2;
   if (int8 && kr == 4) return c.q4;

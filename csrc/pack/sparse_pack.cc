@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "sliver/cpu.h"
 #include "sliver/error.h"
 #include "sliver/sparse.h"
 
@@ -54,8 +55,19 @@ constexpr EntryCost kF32EntryCost[] = {{1, 1, 1.0}, {4, 1, 0.70}, {8, 1, 0.80}};
 // kr = 4 (quads, q8_spmm_quad_avx2.h) is kr = 1 on a uint8 panel: 1.15-1.3x faster on
 // bench_sparse.py's unstructured shapes at 80-90% zeros (Zen 3), but slower than kr = 2 on 1x4
 // patterns at 50-80% zeros (0.72-0.93x), which its 0.85 against kr = 2's 0.80 keeps there.
-constexpr EntryCost kQ8EntryCost[] = {
-    {1, 1, 1.0}, {1, 2, 0.80}, {1, 4, 0.85}, {4, 1, 0.75}, {8, 1, 0.95}};
+constexpr EntryCost kQ8EntryCost[] = {{1, 1, 1.0},  {1, 2, 0.80}, {1, 4, 0.85},
+                                      {4, 1, 0.75}, {8, 1, 0.95}, {1, kQ8AlignedQuads, 1.0}};
+// Where VNNI is usable the quads run vpdpbusd (q8_spmm_avx512vnni.cc), the other layouts stay
+// AVX2. Time per stored weight against kr = 1, measured here (Emerald Rapids Xeon, conv3x3 /
+// conv1x1 / bert_ffn1 of bench_sparse.py at 10% and 20% nonzeros, unstructured and 4x1): kr = 2
+// 0.59-0.68, q4 0.53-0.70 (0.65: its half pairs are not in stored_weights), 4x1 blocks
+// 0.68-0.77, 8x1 0.70-0.93, c4 0.17-0.22 (1x4 patterns 0.22-0.37: fewer groups a row). So c4
+// takes every 1x4 pattern, 4x1 ones from ~15% nonzeros and unstructured ones from ~10% up, where
+// it measured 1.0-2x the q4 speed; below, q4 and c4 measured within 5% of each other. 4x1 blocks
+// at 0.62 (not 0.72) take exact 4x1 patterns at 10% nonzeros from q4: 1.04-1.17x q4's speed on
+// bert_ffn1 and mlp, 0.96-1.03x on the convolutions.
+constexpr EntryCost kQ8EntryCostVnni[] = {{1, 1, 1.0},  {1, 2, 0.65}, {1, 4, 0.65},
+                                          {4, 1, 0.62}, {8, 1, 0.85}, {1, kQ8AlignedQuads, 0.2}};
 
 // Panel bytes per K row at the widest tile: FP32 32 lanes x 4 bytes, INT8 32 lanes x 2 bytes
 // (int16), quads 32 x 1.
@@ -106,14 +118,16 @@ struct Q8View {
   bool nz(int64_t m, int64_t k) const { return centred(m, k) != 0; }
 };
 
-// A view whose "inputs" are aligned input pairs: (m, j) is nonzero when (m, 2j) or (m, 2j + 1)
-// is.
-template <class View>
-struct Pair2View {
+// A view whose "inputs" are aligned groups of G inputs: (m, j) is nonzero when one of
+// (m, G j) ... (m, G j + G - 1) is.
+template <class View, int G>
+struct GroupView {
   const View& v;
   int64_t in;
   bool nz(int64_t m, int64_t j) const {
-    return v.nz(m, 2 * j) || (2 * j + 1 < in && v.nz(m, 2 * j + 1));
+    for (int64_t k = G * j; k < std::min(in, G * j + G); ++k)
+      if (v.nz(m, k)) return true;
+    return false;
   }
 };
 
@@ -175,26 +189,30 @@ SparsityInfo analyze(int64_t out, int64_t in, const View& v) {
 
 int info_index(int r) { return r == 1 ? 0 : r == 2 ? 1 : r == 4 ? 2 : 3; }
 
-// Weights an (R, kr) packing stores: R per nonzero Rx1 block, or 2 per nonzero aligned pair.
+// Weights an (R, kr) packing stores: R per nonzero Rx1 block, 2 per nonzero aligned pair, 4
+// per nonzero aligned group of 4.
 double stored_weights(const SparsityInfo& s, int r, int kr) {
-  return kr == 2 ? 2.0 * static_cast<double>(s.blocks_1xc[1])
-                 : static_cast<double>(s.blocks_rx1[info_index(r)]) * r;
+  if (kr == 2) return 2.0 * static_cast<double>(s.blocks_1xc[1]);
+  if (kr == kQ8AlignedQuads) return 4.0 * static_cast<double>(s.blocks_1xc[2]);
+  return static_cast<double>(s.blocks_rx1[info_index(r)]) * r;
 }
 
-// The cheapest (R, kr) of `table`, among those the options allow.
+// The cheapest (R, kr) of `table`, among those the options allow; the quads (kr = 4, 8) only
+// where `quads` has their kr bit, or forced.
 template <size_t N>
 EntryCost choose_layout(const SparsityInfo& s, const EntryCost (&table)[N],
-                        const SparsePackOptions& opt, bool quads_ok = false) {
+                        const SparsePackOptions& opt, int quads = 0) {
   SLIVER_CHECK(opt.block_rows == 0 || opt.block_rows == 1 || opt.block_rows == 4 ||
                    opt.block_rows == 8,
                "sparse: block_rows must be 1, 4 or 8, got ", opt.block_rows);
-  SLIVER_CHECK(opt.kr == 0 || opt.kr == 1 || opt.kr == 2 || opt.kr == 4,
-               "sparse: kr must be 1, 2 or 4, got ", opt.kr);
+  SLIVER_CHECK(opt.kr == 0 || opt.kr == 1 || opt.kr == 2 || opt.kr == 4 ||
+                   opt.kr == kQ8AlignedQuads,
+               "sparse: kr must be 1, 2, 4 or 8, got ", opt.kr);
   EntryCost best{0, 0, 0};
   double best_cost = 1e300;
   for (const EntryCost& c : table) {
     if ((opt.block_rows && c.r != opt.block_rows) || (opt.kr && c.kr != opt.kr)) continue;
-    if (c.kr == 4 && !quads_ok && opt.kr != 4) continue;
+    if ((c.kr & (4 | kQ8AlignedQuads)) && !(quads & c.kr) && opt.kr != c.kr) continue;
     const double cost = stored_weights(s, c.r, c.kr) * c.cost;
     if (cost < best_cost) {
       best_cost = cost;
@@ -206,13 +224,14 @@ EntryCost choose_layout(const SparsityInfo& s, const EntryCost (&table)[N],
 }
 
 // target: stored weights (per_entry: entries) a row block gets per chunk; min_kc: the least kc.
+// multiple: what a chunk's kc must be a multiple of (kr = 2: 2, kr = 8: 4).
 int64_t choose_kc(const SparsityInfo& s, int R, int64_t row_bytes, double target,
-                  const SparsePackOptions& opt, bool even, bool per_entry = false,
+                  const SparsePackOptions& opt, int64_t multiple, bool per_entry = false,
                   int64_t min_kc = kMinChunk) {
   const int64_t in = std::max<int64_t>(s.in, 1);
   if (opt.kc) {
     SLIVER_CHECK(opt.kc >= 1 && opt.kc <= 65536, "sparse: kc must be in [1, 65536], got ", opt.kc);
-    return even && opt.kc < in ? (opt.kc + 1) / 2 * 2 : opt.kc;
+    return opt.kc < in ? (opt.kc + multiple - 1) / multiple * multiple : opt.kc;
   }
   // A single column (GEMV) reads its activations straight from L1: chunks would only cost.
   if ((opt.cols == 1 || in * row_bytes <= kWholePanelBytes) && in <= 65536) return in;
@@ -295,7 +314,7 @@ std::shared_ptr<SparseF32Weights> pack_sparse_f32(int64_t out, int64_t in, const
   pk->nnz = pk->info.nnz;
   SLIVER_CHECK(opt.kr <= 1, "sparse: kr applies to INT8 weights only");
   const int R = pk->block = choose_layout(pk->info, kF32EntryCost, opt).r;
-  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, kEntriesPerChunkF32, opt, false, true,
+  pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, kEntriesPerChunkF32, opt, 1, true,
                      kMinChunkF32);
   pk->entries = pk->info.blocks_rx1[info_index(R)];
   const int64_t chunks = pk->chunks();
@@ -337,16 +356,22 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   const bool fit_int8 = centred_fit_int8(v, out, in);
   // Quads need vpmaddubsw's signed operand (w - zero_point within int8), and pay for their
   // padding, half pairs and row sums only on rows with a few quads.
-  SLIVER_CHECK(opt.kr != 4 || fit_int8,
-               "sparse: kr=4 needs weights whose w - zero_point fits int8 (symmetric weights)");
+  SLIVER_CHECK((opt.kr != 4 && opt.kr != kQ8AlignedQuads) || fit_int8, "sparse: kr=", opt.kr,
+               " needs weights whose w - zero_point fits int8 (symmetric weights)");
   const bool quads_ok =
       fit_int8 &&
       static_cast<double>(pk->info.nnz) >= kMinQuadRowNonzeros * static_cast<double>(out);
-  const EntryCost layout = choose_layout(pk->info, kQ8EntryCost, opt, quads_ok);
+  const bool vnni = isa_usable("avx512vnni");
+  const int quads = !quads_ok ? 0 : vnni ? 4 | kQ8AlignedQuads : 4;
+  const EntryCost layout = vnni ? choose_layout(pk->info, kQ8EntryCostVnni, opt, quads)
+                                : choose_layout(pk->info, kQ8EntryCost, opt, quads);
   const int R = pk->block = layout.r;
   const int kr = pk->kr = layout.kr;
-  pk->kc = kr == 4 ? choose_kc(pk->info, R, kPanelRowBytesQ4, kWeightsPerChunkQ4, opt, false)
-                   : choose_kc(pk->info, R, kPanelRowBytesQ8, kWeightsPerChunkQ8, opt, kr == 2);
+  const bool byte_panel = kr == 4 || kr == kQ8AlignedQuads;
+  pk->kc = byte_panel ? choose_kc(pk->info, R, kPanelRowBytesQ4, kWeightsPerChunkQ4, opt,
+                                  kr == 4 ? 1 : 4)
+                      : choose_kc(pk->info, R, kPanelRowBytesQ8, kWeightsPerChunkQ8, opt,
+                                  kr == 2 ? 2 : 1);
   const int64_t chunks = pk->chunks();
   // int8 weights for unblocked rows; blocks keep int16: their R weight pairs per input pair
   // would cost a decode per row in the kernels' busiest port (q8_spmm_avx2.cc: 18% slower).
@@ -370,15 +395,30 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   // A (chunk, block) run's nonzero inputs (chunk-local, increasing) as pairs of byte steps.
   std::vector<std::pair<int64_t, int64_t>> run;  // (k within the chunk, k)
   int64_t run_block = 0, run_start = 0;
+  // Inputs a step counts: kr = 2 and 8 step in aligned pairs / groups.
+  const int64_t unit = kr == 2 ? 2 : kr == kQ8AlignedQuads ? 4 : 1;
   auto flush = [&] {
-    int64_t base = 0;  // kr = 1: the previous pair's k2; kr = 2: its k1
-    const int64_t reach = kr == 2 ? 2 * kMaxStep : kMaxStep;
+    int64_t base = 0;  // kr = 1: the previous pair's k2; kr = 2, 8: its k1
+    const int64_t reach = unit * kMaxStep;
     for (size_t i = 0; i < run.size();) {
       const auto [kl1, k1] = run[i];
       if (kl1 - base > reach) {  // a filler, so that every step fits a byte
-        base += kr == 2 ? 2 * kMaxStep : kMaxStep;
-        if (kr == 2) emit(run_block, {kMaxStep}, -1, -1);
-        else emit(run_block, {kMaxStep, kMaxStep}, -1, -1);
+        base += reach;
+        if (kr == 2) {
+          emit(run_block, {kMaxStep}, -1, -1);
+        } else if (kr == kQ8AlignedQuads) {
+          emit(run_block, {kMaxStep}, -1, -1);
+          emit(run_block, {}, -1, -1);
+        } else {
+          emit(run_block, {kMaxStep, kMaxStep}, -1, -1);
+        }
+        continue;
+      }
+      if (kr == kQ8AlignedQuads) {  // aligned group k1 .. k1 + 3, k1 % 4 == 0: two pairs
+        emit(run_block, {(kl1 - base) / 4}, k1, k1 + 1);
+        emit(run_block, {}, k1 + 2, k1 + 3);
+        base = kl1;
+        ++i;
         continue;
       }
       if (kr == 2) {  // aligned pair (k1, k1 + 1), k1 even
@@ -410,16 +450,20 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
     pk->count.push_back(static_cast<uint16_t>(p - run_start));
     run_start = p;
   };
-  if (kr == 2) {
-    // Aligned pairs (k, k + 1): an entry wherever either is nonzero (chunks start at even k).
-    const Pair2View<Q8View> v2{v, in};
+  auto walk_groups = [&](const auto& view) {
     walk(
-        v2, out, (in + 1) / 2, R, pk->kc / 2 + (pk->kc % 2), chunks,
+        view, out, (in + unit - 1) / unit, R, (pk->kc + unit - 1) / unit, chunks,
         [&](int64_t b, int64_t jl, int64_t j) {
-          run.emplace_back(2 * jl, 2 * j);
+          run.emplace_back(unit * jl, unit * j);
           run_block = b;
         },
         flush);
+  };
+  if (kr == 2) {
+    // Aligned pairs (k, k + 1): an entry wherever either is nonzero (chunks start at even k).
+    walk_groups(GroupView<Q8View, 2>{v, in});
+  } else if (kr == kQ8AlignedQuads) {
+    walk_groups(GroupView<Q8View, 4>{v, in});  // likewise in groups of 4
   } else {
     walk(
         v, out, in, R, pk->kc, chunks,
@@ -431,7 +475,7 @@ std::shared_ptr<SparseQ8Weights> pack_sparse_q8(int64_t out, int64_t in, const v
   }
   if (p > INT32_MAX) fail("sparse: too many nonzeros (", p, ")");
   pk->pairs = p;
-  if (kr == 4) {
+  if (byte_panel) {
     pk->wsum.resize(static_cast<size_t>(out));
     for (int64_t m = 0; m < out; ++m) {
       int64_t sum = 0;

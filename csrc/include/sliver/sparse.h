@@ -125,21 +125,31 @@ struct SparseF32Weights {
 ///          kernels sum u * w' for the raw activation bytes u (s8 with the sign bit flipped),
 ///          so wsum[m] (the row's sum of w') lets the driver re-centre: subtract
 ///          u_zero_point * wsum[m].
+///  kr = 8 (kQ8AlignedQuads, "c4"): aligned groups (k, k + 1, k + 2, k + 3), k % 4 == 0,
+///          wherever one of them is nonzero, stored as two pairs with one input step (in groups)
+///          per group; int8 weights, R = 1, the raw-byte sums and wsum of kr = 4. The panel is
+///          stored as the groups' bytes per lane (below), so a group is one load and one
+///          vpdpbusd per 16 lanes (q8_spmm_avx512vnni.cc); packed only where VNNI is usable.
 /// Bytes per nonzero matter as much as speed here (a pruned model should also be a small one):
 /// unblocked weights (R = 1) are stored as int8 when every w - zero_point fits (symmetric
 /// weights: always), else as int16 (`wide`; blocks too, see sparse_pack.cc); the inputs as
 /// 8-bit steps. Within a (chunk, block) run the inputs
 /// increase; `base` starts at 0 (the chunk's first input) and pair e's inputs are
 ///  kr = 1: k1 = base + kidx[2e], k2 = base + kidx[2e + 1], then base = k2;
-///  kr = 2: k1 = base + 2 kidx[e], k2 = k1 + 1, then base = k1.
+///  kr = 2: k1 = base + 2 kidx[e], k2 = k1 + 1, then base = k1;
+///  kr = 8: pairs e, e + 1 (e even) are k1 = base + 4 kidx[e / 2] and k1 + 1, k1 + 2, k1 + 3,
+///          then base = k1.
 /// A gap longer than a byte takes "filler" pairs (weights 0) at most 255 (kr = 2: 510) inputs
-/// apart. The kernels walk the steps with one add per pair, so indices cost no more than
-/// absolute 16-bit ones; a 90%-pruned layer stores about 0.2 bytes per dense weight.
+/// apart (kr = 8: 1020). The kernels walk the steps with one add per pair, so indices cost no
+/// more than absolute 16-bit ones; a 90%-pruned layer stores about 0.2 bytes per dense weight.
+/// The kr code of aligned quads: the next free bit after 1, 2, 4 (kr is a code, not a count).
+constexpr int kQ8AlignedQuads = 8;
+
 struct SparseQ8Weights {
   int64_t out = 0, in = 0;
   int block = 1;
   int kr = 1;
-  int64_t kc = 0;  // even when kr = 2 (unless one chunk covers K)
+  int64_t kc = 0;  // even when kr = 2, a multiple of 4 when kr = 8 (unless one chunk covers K)
   int64_t nnz = 0, pairs = 0;  // pairs: fillers included
   DType w_type = DType::i8;
   bool wide = false;  // weights as int16 (R > 1, or some w - zero_point outside int8)
@@ -149,9 +159,9 @@ struct SparseQ8Weights {
   // run for random access.
   std::vector<uint16_t> count;
   std::vector<int32_t> start64;
-  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1, 4), 1 (kr = 2)
+  std::vector<uint8_t> kidx;   // input steps: 2 per pair (kr = 1, 4), 1 (kr = 2), 1/2 (kr = 8)
   std::shared_ptr<uint8_t> w;  // 64-byte aligned, pairs * 2R int8 (int16 if wide) (+ slack)
-  std::vector<int32_t> wsum;   // kr = 4: per output row, the sum of its w - zero_point
+  std::vector<int32_t> wsum;   // kr = 4, 8: per output row, the sum of its w - zero_point
 
   int64_t blocks() const { return (out + block - 1) / block; }
   int64_t chunks() const { return in == 0 ? 1 : (in + kc - 1) / kc; }  // >= 1
@@ -267,7 +277,8 @@ bool sparse_is_faster_f32(const SparseF32Weights& w, int64_t cols,
                           DensePath dense = DensePath::gemm);
 bool sparse_is_faster_q8(const SparseQ8Weights& w, int64_t cols,
                          DensePath dense = DensePath::gemm);
-/// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr).
+/// The density at or below which sparse wins, for a packed layout (R, INT8 pairing kr; the
+/// quads' figures where AVX-512 VNNI is usable are against the VNNI dense GEMM).
 double sparse_crossover_density(bool int8, int block_rows, int kr, int64_t cols);
 
 // ---------------------------------------------------------------------------------------------
@@ -308,11 +319,15 @@ using F32SpmmFn = void (*)(const F32SpmmArgs& p);
 /// kr = 4: x is a uint8 panel
 /// of the raw bytes u, row k at x + k * NT bytes (NT = 32: groups of 4 lanes in the order
 /// 0 2 4 6 1 3 5 7; otherwise natural), and the sums are of u * w' (see SparseQ8Weights).
+/// kr = 8: x is a uint8 panel of the raw bytes u in groups of 4 rows: row k, lane j at byte
+/// (k / 4) * 4 NT + 4 j + k % 4 (natural lane order; rows past kc up to a multiple of 4 hold the
+/// zero point's byte), sums of u * w' as for kr = 4.
 struct Q8SpmmArgs {
   int64_t nblocks = 0, rows = 0, nt = 0;
   const uint16_t* count = nullptr;
   int64_t first = 0;
-  // Pair e's input steps at kidx + (3 - kr) e (base 0 at each block's first pair) and its 2R
+  // Pair e's input steps at kidx + (3 - kr) e, kr = 8: kidx + e / 2 (base 0 at each block's
+  // first pair) and its 2R
   // weights at w + 2R e elements (e absolute): int8, or int16 when wide; 4 weight bytes are
   // readable past the last pair.
   const uint8_t* kidx = nullptr;
@@ -332,7 +347,7 @@ struct F32SpmmKernel {
   F32SpmmFn fn;
 };
 struct Q8SpmmKernel {
-  const char* name;  // q8_spmm_<NT>x<R>[c2]_<isa>
+  const char* name;  // q8_spmm_<NT>x<R>[c2|q4|c4]_<isa>
   int nt, r, kr;
   const char* isa;
   Q8SpmmFn fn;
@@ -365,7 +380,7 @@ struct Q8ChannelEpilogue;
 
 /// INT8: panel = x - zero_point as int16 (src u8, or i8 when is_signed) in the layout of
 /// Q8SpmmArgs for `kr`; padding lanes (and, for kr = 2 and odd kc, the last row's partner) are 0.
-/// kr = 4: the uint8 panel of raw bytes (dst reinterpreted), padding lanes = the zero point.
+/// kr = 4, 8: the uint8 panel of raw bytes (dst reinterpreted), padding lanes = the zero point.
 struct Q8SpmmHelpers {
   void (*pack_rows)(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t ld,
                     bool is_signed, int32_t zero_point, int16_t* dst);

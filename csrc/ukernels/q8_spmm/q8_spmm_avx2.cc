@@ -399,9 +399,76 @@ void transposed_rows16(int NT, int64_t nt, int kn, const uint8_t* src, int64_t l
   }
 }
 
+// kr = 8 (sparse.h): rows 4g..4g+3 as the bytes of each lane's word, raw bytes u (s8 flipped);
+// rows past kc and lanes past nt hold the zero point's byte. Source as for pack().
+void pack_groups(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
+                 int64_t lane_step, bool is_signed, int32_t zp, uint8_t* dst) {
+  const uint8_t pad = static_cast<uint8_t>(zp);
+  const int64_t groups = (kc + 3) / 4;
+  auto byte = [&](int64_t k, int64_t j) {
+    return j < nt && k < kc ? src[k * k_step + j * lane_step] : pad;
+  };
+  if (k_step == 1 && lane_step != 1) {
+    // Lanes are rows of X (weights on the right): a lane's group is 4 adjacent bytes.
+    const uint32_t flip = is_signed ? 0x80808080u : 0;
+    for (int64_t j = 0; j < NT; ++j) {
+      const uint8_t* s = src + j * lane_step;
+      for (int64_t g = 0; g < groups; ++g) {
+        uint32_t v;
+        if (j < nt && 4 * g + 4 <= kc) {
+          std::memcpy(&v, s + 4 * g, sizeof(v));
+        } else {
+          const uint8_t b[4] = {byte(4 * g, j), byte(4 * g + 1, j), byte(4 * g + 2, j),
+                                byte(4 * g + 3, j)};
+          std::memcpy(&v, b, sizeof(v));
+        }
+        v ^= flip;
+        std::memcpy(dst + g * 4 * NT + 4 * j, &v, sizeof(v));
+      }
+    }
+    return;
+  }
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(is_signed ? 0x80 : 0));
+  alignas(32) uint8_t tmp[4][32];
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* r[4];
+    for (int i = 0; i < 4; ++i) {
+      const int64_t k = 4 * g + i;
+      if (k < kc && nt == NT && lane_step == 1) {
+        r[i] = src + k * k_step;
+        continue;
+      }
+      for (int64_t j = 0; j < NT; ++j) tmp[i][j] = byte(k, j);
+      r[i] = tmp[i];
+    }
+    uint8_t* d = dst + g * 4 * NT;
+    if (NT == 8) {
+      auto ld = [&](int i) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r[i])); };
+      const __m128i a = _mm_unpacklo_epi8(ld(0), ld(1)), c = _mm_unpacklo_epi8(ld(2), ld(3));
+      _mm_store_si128(reinterpret_cast<__m128i*>(d), _mm_xor_si128(_mm_unpacklo_epi16(a, c), flip));
+      _mm_store_si128(reinterpret_cast<__m128i*>(d + 16),
+                      _mm_xor_si128(_mm_unpackhi_epi16(a, c), flip));
+      continue;
+    }
+    for (int j0 = 0; j0 < NT; j0 += 16) {
+      auto ld = [&](int i) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i] + j0)); };
+      const __m128i x0 = ld(0), x1 = ld(1), x2 = ld(2), x3 = ld(3);
+      const __m128i a = _mm_unpacklo_epi8(x0, x1), b = _mm_unpackhi_epi8(x0, x1);
+      const __m128i c = _mm_unpacklo_epi8(x2, x3), e = _mm_unpackhi_epi8(x2, x3);
+      const __m128i v[4] = {_mm_unpacklo_epi16(a, c), _mm_unpackhi_epi16(a, c),
+                            _mm_unpacklo_epi16(b, e), _mm_unpackhi_epi16(b, e)};
+      for (int q = 0; q < 4; ++q)
+        _mm_store_si128(reinterpret_cast<__m128i*>(d + 4 * j0 + 16 * q), _mm_xor_si128(v[q], flip));
+    }
+  }
+}
+
 // Source row k of the tile starts at src + k * k_step; its lanes are `lane_step` apart.
 void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
           int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
+  if (kr == kQ8AlignedQuads)
+    return pack_groups(NT, kc, nt, src, k_step, lane_step, is_signed, zp,
+                       reinterpret_cast<uint8_t*>(dst));
   if (kr == 4)
     return q4avx2::pack_quad_panel(NT, kc, nt, src, k_step, lane_step, is_signed, zp,
                                    reinterpret_cast<uint8_t*>(dst));
@@ -547,6 +614,7 @@ void q8_spmm_epilogue_avx2(const Q8ChannelEpilogue& p, const int32_t* acc, int64
 #define SLIVER_SPMM_DEFINE_avx2(name, nt, r, kr) \
   void name(const Q8SpmmArgs& p) { run<nt, r, kr>(p); }
 #define SLIVER_SPMM_DEFINE_scalar(name, nt, r, kr)
+#define SLIVER_SPMM_DEFINE_avx512vnni(name, nt, r, kr)
 #define SLIVER_Q8_SPMM_KERNEL(name, nt, r, kr, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r, kr)
 #include "q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL

@@ -28,6 +28,8 @@ constexpr int64_t quad_pos(int NT, int64_t j) {
 template <int NT, int KR>
 int32_t panel_at(const int16_t* x, int64_t k, int64_t j) {
   if (KR == 4) return reinterpret_cast<const uint8_t*>(x)[k * NT + quad_pos(NT, j)];
+  if (KR == kQ8AlignedQuads)
+    return reinterpret_cast<const uint8_t*>(x)[(k & ~int64_t{3}) * NT + 4 * j + (k & 3)];
   if (KR == 2 && NT > 1) return x[(k & ~int64_t{1}) * NT + 2 * j + (k & 1)];
   return x[k * NT + panel_pos(NT, j)];
 }
@@ -46,7 +48,11 @@ void run_typed(const Q8SpmmArgs& p) {
     const int64_t e1 = e0 + p.count[b];
     for (int64_t e = e0; e < e1; ++e) {
       int64_t k1, k2;
-      if (KR == 2) {
+      if (KR == kQ8AlignedQuads) {  // the group's first pair takes the step
+        k1 = (e - e0) % 2 ? base + 2 : base + 4 * int64_t{p.kidx[e / 2]};
+        k2 = k1 + 1;
+        base = k1 & ~int64_t{3};
+      } else if (KR == 2) {
         k1 = base + 2 * int64_t{p.kidx[e]};
         k2 = k1 + 1;
         base = k1;
@@ -89,9 +95,22 @@ void pack_quads(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_st
           static_cast<uint8_t>((j < nt ? src[k * k_step + j * lane_step] : zp) ^ flip);
 }
 
+// kr = 8: groups of 4 rows as the bytes of each lane's word; rows past kc hold the zero point.
+void pack_groups(int NT, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
+                 int64_t lane_step, bool is_signed, int32_t zp, uint8_t* dst) {
+  const uint8_t flip = is_signed ? 0x80 : 0;
+  for (int64_t k = 0; k < (kc + 3) / 4 * 4; ++k)
+    for (int64_t j = 0; j < NT; ++j)
+      dst[(k & ~int64_t{3}) * NT + 4 * j + (k & 3)] = static_cast<uint8_t>(
+          (j < nt && k < kc ? src[k * k_step + j * lane_step] : zp) ^ flip);
+}
+
 // Source element (k, j) at src[k * k_step + j * lane_step].
 void pack(int NT, int kr, int64_t kc, int64_t nt, const uint8_t* src, int64_t k_step,
           int64_t lane_step, bool is_signed, int32_t zp, int16_t* dst) {
+  if (kr == kQ8AlignedQuads)
+    return pack_groups(NT, kc, nt, src, k_step, lane_step, is_signed, zp,
+                       reinterpret_cast<uint8_t*>(dst));
   if (kr == 4)
     return pack_quads(NT, kc, nt, src, k_step, lane_step, is_signed, zp,
                       reinterpret_cast<uint8_t*>(dst));
@@ -149,6 +168,7 @@ void q8_spmm_epilogue_scalar(const Q8ChannelEpilogue& p, const int32_t* acc, int
 #define SLIVER_SPMM_DEFINE_scalar(name, nt, r, kr) \
   void name(const Q8SpmmArgs& p) { run<nt, r, kr>(p); }
 #define SLIVER_SPMM_DEFINE_avx2(name, nt, r, kr)
+#define SLIVER_SPMM_DEFINE_avx512vnni(name, nt, r, kr)
 #define SLIVER_Q8_SPMM_KERNEL(name, nt, r, kr, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r, kr)
 #include "q8_spmm.inc"
 #undef SLIVER_Q8_SPMM_KERNEL
