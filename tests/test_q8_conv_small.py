@@ -74,10 +74,10 @@ def _run(x, c, attrs, nchw_input, threads: int = 1) -> np.ndarray:  # noqa: ANN0
     so.intra_op_num_threads = threads
     s = sliver.InferenceSession(model.SerializeToString(), so)
     impls = [impl for _, _, impl in s.profile_steps()]
-    # with VNNI the exact GEMM takes convs of K >= 24, 64 reading NCHW (q8_conv_nhwc.h, gemm_wins)
+    # with VNNI the exact GEMM takes convs of K >= 16, 64 reading NCHW (q8_conv_nhwc.h, gemm_wins)
     k = int(np.prod(c["w"].shape[1:]))
     path = (
-        "q8 gemm" if VNNI and k >= (64 if nchw_input else 24) and attrs["group"] == 1 else "wconv"
+        "q8 gemm" if VNNI and k >= (64 if nchw_input else 16) and attrs["group"] == 1 else "wconv"
     )
     assert len(impls) == 1 and path in impls[0], impls
     return s.run(None, {"x": tq.fenced(xin)})[0]

@@ -142,7 +142,7 @@ class NhwcQ8Conv {
     int64_t N, H, W, C, oh, ow, pt, pl;
   };
 
-  static constexpr int64_t kVnniGemmMinK = 24, kVnniGemmMinKNchw = 64;
+  static constexpr int64_t kVnniGemmMinK = 16, kVnniGemmMinKNchw = 64;
 
   bool pointwise() const {
     return g_.kh == 1 && g_.kw == 1 && g_.sh == 1 && g_.sw == 1 &&
@@ -169,12 +169,12 @@ class NhwcQ8Conv {
   //    K = 64, 1.5-2.5 for K = 16-32; windows 0.66-0.83 for K >= 1152 and the stride-2 3x3,
   //    0.93-1.03 for 56x56 64 -> 64 3x3; stride-2 1x1 0.80 at K = 256, 1.05 at 128, 1.46 at 64.
   // First layers reading NCHW (C = 1-4) stay on the wconv, which reads them in place.
-  // With VNNI the GEMM runs 64 exact products per instruction against the wconv's 16, and all
-  // its panels are fast: from K = 24 on it wins (first layers reading NCHW, which need a
-  // transpose and a gather, from K = 64); below, its per-row work outweighs the few products
+  // With VNNI the GEMM runs 64 exact products per instruction against the wconv's 16, all its
+  // panels are fast and it reads A in place (direct mode, K % 4 == 0): it wins from K = 16 on
+  // (first layers reading NCHW, which need a transpose, a gather and packing, from K = 64)
   // (MobileNetV2 / ResNet-18 QDQ, 1 thread, Xeon with AVX-512 VNNI, GEMM / wconv time per
-  // node: 1x1 K = 16 1.15, K = 24-32 0.6-0.9, K = 64-144 0.65-0.8, K >= 576 windows 0.4-0.45,
-  // stems K = 27 1.8 and K = 147 0.85).
+  // node: 1x1 K = 16 0.72, K = 24-32 0.6, K = 64-144 0.65-0.8, K >= 576 windows 0.4-0.45,
+  // stems K = 27 1.8 and K = 147 0.85; smaller K was not measured).
   bool gemm_wins(bool fast_panels) const {
     if (g_.group != 1) return false;
     if (qgemm_native_exact()) return g_.k() >= (nchw_input_ ? kVnniGemmMinKNchw : kVnniGemmMinK);
