@@ -87,6 +87,15 @@ bool use_avx2(bool force_scalar) {
 #endif
 }
 
+bool use_avx512(bool force_scalar) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return isa_ok("avx512", force_scalar);
+#else
+  (void)force_scalar;
+  return false;
+#endif
+}
+
 const F32SpmmHelpers& f32_helpers(bool force_scalar) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (use_avx2(force_scalar)) return kF32SpmmHelpersAvx2;
@@ -132,11 +141,14 @@ struct Tile {
 // Panels up to this K take 64-lane tiles too (a 16 KiB panel at most: it stays in L1).
 constexpr int64_t kWidePanelMaxK = 64;
 
-int widest_tile(int R, bool wide) { return R == 1 ? (wide ? 64 : 32) : R == 4 ? 16 : 8; }
+// zmm: blocked rows take twice the lanes (f32_spmm_avx512.cc).
+int widest_tile(int R, bool wide, bool zmm) {
+  return R == 1 ? (wide ? 64 : 32) : (R == 4 ? 16 : 8) * (zmm ? 2 : 1);
+}
 
 // min_nt: the narrowest kernel tile allowed (8: no vector form); narrow: a 4-lane form exists.
-std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, int forced, int min_nt = 1,
-                             bool narrow = false) {
+std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, bool zmm, int forced,
+                             int min_nt = 1, bool narrow = false) {
   std::vector<Tile> tiles;
   if (forced) {
     forced = std::max(forced, min_nt);
@@ -144,7 +156,7 @@ std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, int forced, int min
       tiles.push_back({c0, std::min<int64_t>(forced, cols - c0), forced});
     return tiles;
   }
-  const int big = widest_tile(R, wide);
+  const int big = widest_tile(R, wide, zmm);
   int64_t c0 = 0;
   for (; c0 + big <= cols; c0 += big) tiles.push_back({c0, big, big});
   const int64_t rem = cols - c0;
@@ -346,9 +358,8 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
     SLIVER_CHECK(cols <= 1 || ldx >= w.in, fn, ": ldx=", ldx, " < K=", w.in);
     SLIVER_CHECK(cols <= 1 || ldy >= w.out, fn, ": ldy=", ldy, " < out=", w.out);
   }
-  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
-                   (opt.tile == 16 && w.block <= 4) ||
-                   ((opt.tile == 32 || opt.tile == 64) && w.block == 1),
+  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 || opt.tile == 16 ||
+                   opt.tile == 32 || (opt.tile == 64 && w.block == 1),
                fn, ": no tile ", opt.tile, " for block ", w.block);
   F32Problem P;
   P.w = &w;
@@ -378,7 +389,8 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   const std::vector<Tile> tiles = grid && grid->valid >= 64 && w.block == 1 && opt.tile == 0
                                       ? grid_row_tiles(*grid, cols)
                                       : make_tiles(cols, w.block, grid || w.in <= kWidePanelMaxK,
-                                                   opt.tile, grid ? 8 : 1);
+                                                   use_avx512(opt.force_scalar), opt.tile,
+                                                   grid ? 8 : 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;
@@ -498,7 +510,8 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
   // have neither it nor a vector form (8 lanes at least).
   const std::vector<Tile> tiles =
-      make_tiles(cols, W.block, false, opt.tile, W.kr == 4 ? 8 : 1, W.block == 1 && W.kr != 4);
+      make_tiles(cols, W.block, false, false, opt.tile, W.kr == 4 ? 8 : 1,
+                 W.block == 1 && W.kr != 4);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
