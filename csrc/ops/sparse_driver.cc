@@ -141,9 +141,11 @@ struct Tile {
 // Panels up to this K take 64-lane tiles too (a 16 KiB panel at most: it stays in L1).
 constexpr int64_t kWidePanelMaxK = 64;
 
-// zmm: blocked rows take twice the lanes (f32_spmm_avx512.cc).
+// zmm: blocked rows take 32 lanes (f32_spmm_avx512.cc; bench_sparse.py shapes at 50-90% zeros:
+// R = 4 1.1-1.25x faster than on 16 lanes, R = 8 1.1-1.25x than on 16). Unblocked rows stay at
+// 32 lanes but for short K: 64 ran 0.6-0.9x on the left shapes and mlp, 1.1x on bert_ffn1.
 int widest_tile(int R, bool wide, bool zmm) {
-  return R == 1 ? (wide ? 64 : 32) : (R == 4 ? 16 : 8) * (zmm ? 2 : 1);
+  return R == 1 ? (wide ? 64 : 32) : zmm ? 32 : R == 4 ? 16 : 8;
 }
 
 // min_nt: the narrowest kernel tile allowed (8: no vector form); narrow: a 4-lane form exists.
