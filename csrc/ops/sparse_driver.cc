@@ -11,12 +11,13 @@
 // Chunks are the outer loop so a chunk's panel slice is reused by every row while it is hot; the
 // partial sums (rows x NT) stream through L2 instead. Measured on Zen 3, this beat blocking the
 // rows into L1-sized groups (chunk-inner), which re-reads each slice from L2 once per group.
-// Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8;
-// FP32 window grids and panels of K <= 64 take 64 for R = 1: sharing each entry's weight and
-// offset by 8 FMAs instead of 4 made ResNet-18's sparse 3x3 convs ~10% faster and MobileNetV2's
-// K = 16-32 1x1 convs 5-20%, where a 64-lane panel of long K measured 20% slower: it outgrows
-// L1); the last tile takes the smallest NT that covers the remainder, the vector form for one
-// column. Grid rows of 64+ real outputs are tiled row by row (grid_row_tiles).
+// Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8, 32
+// for both with AVX-512; FP32 window grids and panels of K <= 64 take 64 for R = 1: sharing each
+// entry's weight and offset by 8 FMAs instead of 4 made ResNet-18's sparse 3x3 convs ~10%
+// faster and MobileNetV2's K = 16-32 1x1 convs 5-20%, where a 64-lane panel of long K measured
+// 20% slower: it outgrows L1); the last tile takes the smallest NT that covers the remainder,
+// the vector form for one column. Grid rows of 64+ real outputs are tiled row by row
+// (grid_row_tiles).
 //
 // Threads: tasks are (tile, block range) rectangles handed out dynamically; when there are few
 // tiles (small batch on the right, a small image on the left) the row blocks are split too, and
@@ -688,6 +689,13 @@ constexpr double kColdGemvCrossover = 0.30;
 // AVX-512 VNNI Xeon puts the wide crossovers at 0.08-0.09 unstructured and 0.11-0.15 in 4x1
 // blocks (conv3x3, conv1x1, bert_ffn1, mlp), about 0.2 of the table's.
 constexpr double kVnniDenseFactor = 0.3;
+// FP32 needs no such factor: its sparse kernels gained AVX-512 with the dense GEMM. On an
+// AVX-512 Xeon (1 thread) `bench_sparse.py --crossover` and the same sweep at 4-64 columns
+// (768x768, 3072x768 right, 128x576 left) put the crossovers, unstructured / 4x1, at 0.50-0.60
+// / >= 0.60 wide, 0.44-0.57 / >= 0.60 at 16-31 columns, 0.26-0.29 / 0.53-0.57 at 8 and
+// 0.20-0.22 / 0.38-0.50 at 4 (the table: 0.60 / 0.65, 0.50 / 0.60, 0.30 / 0.50, 0.17 / 0.20);
+// and inside BERT-base (128 rows, per-node timings with sliver.sparse forced each way) the
+// MatMuls at 50% zeros ran 1.0-1.3x faster sparse, which a lower wide crossover would lose.
 
 double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
   if (!int8 && cols <= 1 && block_rows == 1 && out * in * 4 >= kColdGemvBytes)
