@@ -30,15 +30,17 @@ GUARD_F32 = np.float32(1234.5)
 GUARD_BYTE = 0xA5
 
 ZERO_FRACTIONS = [0.0, 0.01, 0.5, 0.9, 0.99, 1.0]
-# (block rows R, tile NT) of every compiled kernel shape (f32_spmm.inc / q8_spmm.inc), and for
-# INT8 the pairing kr (2 = aligned pairs, 4 = quads on a uint8 panel; R = 1 only, and quads have
-# no 4-lane form).
-KERNEL_SHAPES = [
-    (r, nt) for r, nt in [(1, 32), (1, 16), (1, 8), (1, 1), (4, 16), (4, 8), (4, 1), (8, 8), (8, 1)]
-]
+# (block rows R, tile NT) of every compiled FP32 kernel shape (f32_spmm.inc lines); a forced
+# tile runs the first usable kernel of its shape (AVX-512, else AVX2; SLIVER_ISA=avx2 for the
+# latter on an AVX-512 CPU).
+KERNEL_SHAPES = sorted(
+    {(k["r"], k["nt"]) for k in (T.sparse_kernels() if T else []) if k["name"].startswith("f32_")}
+)
+# INT8 (q8_spmm.inc): and the pairing kr (2 = aligned pairs, 4 = quads on a uint8 panel; R = 1
+# only, and quads have no 4-lane form).
 Q8_KERNEL_SHAPES = [
     (r, nt, kr)
-    for r, nt in KERNEL_SHAPES + [(1, 4)]
+    for r, nt in [(1, 32), (1, 16), (1, 8), (1, 4), (1, 1), (4, 16), (4, 8), (4, 1), (8, 8), (8, 1)]
     for kr in (1, 2, 4, 8)
     if kr == 1 or (r == 1 and (kr < 4 or nt >= 8))
 ]  # INT8 also has a 4-lane form (narrow batches); quads (kr = 4, and 8: aligned groups of 4
@@ -243,7 +245,7 @@ def test_f32_errors_are_exceptions():
     with pytest.raises(Exception, match="inputs"):
         T.sparse_f32_spmm(pk, np.ones((6, 3), np.float32))
     with pytest.raises(Exception, match="tile"):
-        T.sparse_f32_spmm(T.sparse_pack_f32(w, block_rows=8), np.ones((5, 3), np.float32), tile=32)
+        T.sparse_f32_spmm(T.sparse_pack_f32(w, block_rows=8), np.ones((5, 3), np.float32), tile=64)
     with pytest.raises(Exception, match="block_rows"):
         T.sparse_pack_f32(w, block_rows=3)
 

@@ -11,12 +11,13 @@
 // Chunks are the outer loop so a chunk's panel slice is reused by every row while it is hot; the
 // partial sums (rows x NT) stream through L2 instead. Measured on Zen 3, this beat blocking the
 // rows into L1-sized groups (chunk-inner), which re-reads each slice from L2 once per group.
-// Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8;
-// FP32 window grids and panels of K <= 64 take 64 for R = 1: sharing each entry's weight and
-// offset by 8 FMAs instead of 4 made ResNet-18's sparse 3x3 convs ~10% faster and MobileNetV2's
-// K = 16-32 1x1 convs 5-20%, where a 64-lane panel of long K measured 20% slower: it outgrows
-// L1); the last tile takes the smallest NT that covers the remainder, the vector form for one
-// column. Grid rows of 64+ real outputs are tiled row by row (grid_row_tiles).
+// Tiles use the widest NT the block height allows (32 for R = 1, 16 for R = 4, 8 for R = 8, 32
+// for both with AVX-512; FP32 window grids and panels of K <= 64 take 64 for R = 1: sharing each
+// entry's weight and offset by 8 FMAs instead of 4 made ResNet-18's sparse 3x3 convs ~10%
+// faster and MobileNetV2's K = 16-32 1x1 convs 5-20%, where a 64-lane panel of long K measured
+// 20% slower: it outgrows L1); the last tile takes the smallest NT that covers the remainder,
+// the vector form for one column. Grid rows of 64+ real outputs are tiled row by row
+// (grid_row_tiles).
 //
 // Threads: tasks are (tile, block range) rectangles handed out dynamically; when there are few
 // tiles (small batch on the right, a small image on the left) the row blocks are split too, and
@@ -87,6 +88,15 @@ bool use_avx2(bool force_scalar) {
 #endif
 }
 
+bool use_avx512(bool force_scalar) {
+#if defined(__x86_64__) || defined(_M_X64)
+  return isa_ok("avx512", force_scalar);
+#else
+  (void)force_scalar;
+  return false;
+#endif
+}
+
 const F32SpmmHelpers& f32_helpers(bool force_scalar) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (use_avx2(force_scalar)) return kF32SpmmHelpersAvx2;
@@ -132,11 +142,16 @@ struct Tile {
 // Panels up to this K take 64-lane tiles too (a 16 KiB panel at most: it stays in L1).
 constexpr int64_t kWidePanelMaxK = 64;
 
-int widest_tile(int R, bool wide) { return R == 1 ? (wide ? 64 : 32) : R == 4 ? 16 : 8; }
+// zmm: blocked rows take 32 lanes (f32_spmm_avx512.cc; bench_sparse.py shapes at 50-90% zeros:
+// R = 4 1.1-1.25x faster than on 16 lanes, R = 8 1.1-1.25x than on 16). Unblocked rows stay at
+// 32 lanes but for short K: 64 ran 0.6-0.9x on the left shapes and mlp, 1.1x on bert_ffn1.
+int widest_tile(int R, bool wide, bool zmm) {
+  return R == 1 ? (wide ? 64 : 32) : zmm ? 32 : R == 4 ? 16 : 8;
+}
 
 // min_nt: the narrowest kernel tile allowed (8: no vector form); narrow: a 4-lane form exists.
-std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, int forced, int min_nt = 1,
-                             bool narrow = false) {
+std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, bool zmm, int forced,
+                             int min_nt = 1, bool narrow = false) {
   std::vector<Tile> tiles;
   if (forced) {
     forced = std::max(forced, min_nt);
@@ -144,7 +159,7 @@ std::vector<Tile> make_tiles(int64_t cols, int R, bool wide, int forced, int min
       tiles.push_back({c0, std::min<int64_t>(forced, cols - c0), forced});
     return tiles;
   }
-  const int big = widest_tile(R, wide);
+  const int big = widest_tile(R, wide, zmm);
   int64_t c0 = 0;
   for (; c0 + big <= cols; c0 += big) tiles.push_back({c0, big, big});
   const int64_t rem = cols - c0;
@@ -346,9 +361,8 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
     SLIVER_CHECK(cols <= 1 || ldx >= w.in, fn, ": ldx=", ldx, " < K=", w.in);
     SLIVER_CHECK(cols <= 1 || ldy >= w.out, fn, ": ldy=", ldy, " < out=", w.out);
   }
-  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 ||
-                   (opt.tile == 16 && w.block <= 4) ||
-                   ((opt.tile == 32 || opt.tile == 64) && w.block == 1),
+  SLIVER_CHECK(opt.tile == 0 || opt.tile == 1 || opt.tile == 8 || opt.tile == 16 ||
+                   opt.tile == 32 || (opt.tile == 64 && w.block == 1),
                fn, ": no tile ", opt.tile, " for block ", w.block);
   F32Problem P;
   P.w = &w;
@@ -378,7 +392,8 @@ void f32_spmm(const SparseF32Weights& w, bool left, int64_t cols, const float* x
   const std::vector<Tile> tiles = grid && grid->valid >= 64 && w.block == 1 && opt.tile == 0
                                       ? grid_row_tiles(*grid, cols)
                                       : make_tiles(cols, w.block, grid || w.in <= kWidePanelMaxK,
-                                                   opt.tile, grid ? 8 : 1);
+                                                   use_avx512(opt.force_scalar), opt.tile,
+                                                   grid ? 8 : 1);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT]) P.kern[t.NT] = &find_kernel(kF32Kernels, t.NT, w.block, 1, opt.force_scalar);
   const double macs = static_cast<double>(w.entries) * w.block * cols;
@@ -500,7 +515,7 @@ void q8_spmm(const QGemmArgs& A, const SparseQ8Weights& W, bool left, ThreadPool
   // Up to 4 columns of unblocked rows take the narrow form (two pairs per vpmaddwd); quads
   // have neither it nor a vector form (8 lanes at least).
   const std::vector<Tile> tiles =
-      make_tiles(cols, W.block, false, opt.tile, quads ? 8 : 1, W.block == 1 && !quads);
+      make_tiles(cols, W.block, false, false, opt.tile, quads ? 8 : 1, W.block == 1 && !quads);
   for (const Tile& t : tiles)
     if (!P.kern[t.NT])
       P.kern[t.NT] = &find_kernel(kQ8Kernels, t.NT, W.block, W.kr, opt.force_scalar);
@@ -676,6 +691,13 @@ constexpr double kColdGemvCrossover = 0.30;
 // unstructured and 0.11-0.15 in 4x1 blocks (conv3x3, conv1x1, bert_ffn1, mlp), about 0.2 of the
 // table's.
 constexpr double kVnniDenseFactor = 0.3;
+// FP32 needs no such factor: its sparse kernels gained AVX-512 with the dense GEMM. On an
+// AVX-512 Xeon (1 thread) `bench_sparse.py --crossover` and the same sweep at 4-64 columns
+// (768x768, 3072x768 right, 128x576 left) put the crossovers, unstructured / 4x1, at 0.50-0.60
+// / >= 0.60 wide, 0.44-0.57 / >= 0.60 at 16-31 columns, 0.26-0.29 / 0.53-0.57 at 8 and
+// 0.20-0.22 / 0.38-0.50 at 4 (the table: 0.60 / 0.65, 0.50 / 0.60, 0.30 / 0.50, 0.17 / 0.20);
+// and inside BERT-base (128 rows, per-node timings with sliver.sparse forced each way) the
+// MatMuls at 50% zeros ran 1.0-1.3x faster sparse, which a lower wide crossover would lose.
 
 // The quads where AVX-512 VNNI is usable (q8_spmm_avx512vnni.cc), against the VNNI dense GEMM,
 // per extent class, as stored densities (c4 counts its groups' padding zeros) before the long-K

@@ -52,6 +52,9 @@ struct EntryCost {
   double cost;
 };
 constexpr EntryCost kF32EntryCost[] = {{1, 1, 1.0}, {4, 1, 0.70}, {8, 1, 0.80}};
+// The AVX-512 kernels run R = 8 on 32 lanes (16 sums) against R = 4's 8: 1.0-1.2x faster than
+// R = 4 on 8x1 weights (bench_sparse.py shapes, 50-90% zeros, median 1.1; Xeon, 1 thread).
+constexpr EntryCost kF32EntryCostZmm[] = {{1, 1, 1.0}, {4, 1, 0.70}, {8, 1, 0.64}};
 // kr = 4 (quads, q8_spmm_quad_avx2.h) is kr = 1 on a uint8 panel: 1.15-1.3x faster on
 // bench_sparse.py's unstructured shapes at 80-90% zeros (Zen 3), but slower than kr = 2 on 1x4
 // patterns at 50-80% zeros (0.72-0.93x), which its 0.85 against kr = 2's 0.80 keeps there.
@@ -313,7 +316,9 @@ std::shared_ptr<SparseF32Weights> pack_sparse_f32(int64_t out, int64_t in, const
   pk->in = in;
   pk->nnz = pk->info.nnz;
   SLIVER_CHECK(opt.kr <= 1, "sparse: kr applies to INT8 weights only");
-  const int R = pk->block = choose_layout(pk->info, kF32EntryCost, opt).r;
+  const int R = pk->block = isa_usable("avx512")
+                                ? choose_layout(pk->info, kF32EntryCostZmm, opt).r
+                                : choose_layout(pk->info, kF32EntryCost, opt).r;
   pk->kc = choose_kc(pk->info, R, kPanelRowBytesF32, kEntriesPerChunkF32, opt, 1, true,
                      kMinChunkF32);
   pk->entries = pk->info.blocks_rx1[info_index(R)];

@@ -332,6 +332,7 @@ void pack_f32_cols(int NT, int64_t kc, int64_t nt, const float* src, int64_t ld,
 #define SLIVER_SPMM_DEFINE_avx2(name, nt, r) \
   void name(const F32SpmmArgs& p) { run<nt, r>(p); }
 #define SLIVER_SPMM_DEFINE_scalar(name, nt, r)
+#define SLIVER_SPMM_DEFINE_avx512(name, nt, r)
 #define SLIVER_F32_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
 #include "f32_spmm.inc"
 #undef SLIVER_F32_SPMM_KERNEL

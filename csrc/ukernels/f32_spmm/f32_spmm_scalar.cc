@@ -56,6 +56,7 @@ void transpose(int64_t rows, int64_t cols, const float* t, int64_t ldt, float* y
 #define SLIVER_SPMM_DEFINE_scalar(name, nt, r) \
   void name(const F32SpmmArgs& p) { run<nt, r>(p); }
 #define SLIVER_SPMM_DEFINE_avx2(name, nt, r)
+#define SLIVER_SPMM_DEFINE_avx512(name, nt, r)
 #define SLIVER_F32_SPMM_KERNEL(name, nt, r, isa) SLIVER_SPMM_DEFINE_##isa(name, nt, r)
 #include "f32_spmm.inc"
 #undef SLIVER_F32_SPMM_KERNEL
