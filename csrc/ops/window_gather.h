@@ -15,6 +15,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <vector>
 
 #include "ops/conv_geometry.h"
@@ -186,14 +189,20 @@ inline void copy_run(T* __restrict dst, const T* __restrict src, int64_t n) {
   auto* s = reinterpret_cast<const unsigned char*>(src);
   int64_t b = n * static_cast<int64_t>(sizeof(T));
   if (b >= 16) {
-    if (b <= 32) {  // the loop below becomes a memmove call, which costs more than 2 copies
-      std::memcpy(d, s, 16);
-      std::memcpy(d + b - 16, s + b - 16, 16);
-      return;
-    }
+    // Vector moves, not memcpy pieces: GCC turns a loop of those into a memmove call, which
+    // cost ~170 ns per 21-byte run on a Xeon (ResNet-18's stem gather: 15 ms instead of 1.7).
     int64_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 16 <= b; i += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+    if (i < b)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + b - 16),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + b - 16)));
+#else
     for (; i + 16 <= b; i += 16) std::memcpy(d + i, s + i, 16);
     if (i < b) std::memcpy(d + b - 16, s + b - 16, 16);
+#endif
     return;
   }
   if (b >= 8) {
