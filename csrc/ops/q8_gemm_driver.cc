@@ -60,7 +60,8 @@ struct KernelSet {
   const Q8GemmKernel* fast = nullptr;   // offset_u8 format
   const Q8GemmKernel* exact = nullptr;  // sign_mag format
   Q8PackAFn pack_a = q8_pack_a_scalar;
-  Q8RowSumsFn row_sums = nullptr;  // set when `fast` can read raw A rows in place (direct mode)
+  // set when `fast` reads raw A rows in place (direct mode) and takes two B panels per call
+  Q8RowSumsFn row_sums = nullptr;
 };
 
 bool isa_ok(const std::string& isa, QGemmIsa cap) {
@@ -204,19 +205,30 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   t.kgroups = kgroups;
   t.ep = &P.ep;
   t.ldc = A.ldc;
-  // B panel p against the A panels [ip, ip + group): one call per MR / kMR of them.
-  auto tiles_at = [&](int64_t p, int64_t ip) {
+  Q8TileArgs t2 = t;  // the second panel of a pair (Q8TileArgs::next)
+  auto set_panel = [&](Q8TileArgs& u, int64_t p) {
+    u.b = B.panel(p);
+    u.fixes = B.panel_fixes(p);
+    u.nfixes = B.panel_fix_count(p);
+    u.n0 = p * kNR;
+    u.nc = std::min(kNR, B.N - u.n0);
+  };
+  // B panel p (and p + 1 when `two`) against the A panels [ip, ip + group): one call per
+  // MR / kMR of them.
+  auto tiles_at = [&](int64_t p, int64_t ip, bool two) {
     const bool fast = P.use_fast[p] != 0;
     const Q8GemmKernel& k = fast ? *P.ks->fast : *P.ks->exact;
     const int64_t per_call = k.mr / kMR;
     t.a_panel_stride = kp * kMR * (fast ? 1 : 2);
     t.a_row_stride = P.direct ? a_stride : 0;
     t.a_signed = a_signed;
-    t.b = B.panel(p);
-    t.fixes = B.panel_fixes(p);
-    t.nfixes = B.panel_fix_count(p);
-    t.n0 = p * kNR;
-    t.nc = std::min(kNR, B.N - t.n0);
+    set_panel(t, p);
+    t.next = nullptr;
+    if (two) {
+      t2 = t;
+      set_panel(t2, p + 1);
+      t.next = &t2;
+    }
     for (int64_t j = ip; j < std::min(ip + P.group, panels_m); j += per_call) {
       const int64_t i0 = j * kMR;
       t.a = P.direct ? a_rows0 + i0 * a_stride : (fast ? a_u8 : a_sm) + j * t.a_panel_stride;
@@ -224,6 +236,13 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
       t.row_term = (fast ? term_fast : term_exact) + i0;
       t.row_sum = rowsum + i0;
       t.c = c + ((m0 + i0) * A.ldc + t.n0) * P.c_elem;
+      if (two) {
+        t2.a = t.a;
+        t2.mr = t.mr;
+        t2.row_term = t.row_term;
+        t2.row_sum = t.row_sum;
+        t2.c = c + ((m0 + i0) * A.ldc + t2.n0) * P.c_elem;
+      }
       k.fn(t);
     }
   };
@@ -250,7 +269,11 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     for (int64_t ip = 0; ip < panels_m; ip += P.group) {
       if (pb == p0 && ip % P.sub_panels == 0) pack_sub(ip);
       prefetch_c(ip + ahead, pb, pe);
-      for (int64_t p = pb; p < pe; ++p) tiles_at(p, ip);
+      for (int64_t p = pb; p < pe;) {
+        const bool two = P.ks->row_sums && p + 1 < pe && P.use_fast[p] && P.use_fast[p + 1];
+        tiles_at(p, ip, two);
+        p += two ? 2 : 1;
+      }
     }
   }
 }

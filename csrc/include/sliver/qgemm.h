@@ -229,6 +229,10 @@ struct Q8TileArgs {
   // codes (the kernel sums (w + 128) * a, the driver's terms take 128 rowsum off).
   int64_t a_row_stride = 0;
   bool a_signed = false;
+  // The next B panel's tile on the same rows (its b, fixes, n0, nc, c; the rest as here), for
+  // kernels that compute two panels per pass (the VNNI kernel: half the A broadcasts per
+  // product); nullptr: this panel only.
+  const Q8TileArgs* next = nullptr;
   const int8_t* b = nullptr;   // B panel, 32-byte aligned
   const Q8PairFix* fixes = nullptr;  // the B panel's pair fixes, added before the epilogue
   int64_t nfixes = 0;

@@ -170,30 +170,41 @@ inline void finish(const Q8TileArgs& t, __m512i* acc) {
   }
 }
 
-// Row i's product for one k group: its 4 bytes broadcast against the group's 16 columns.
+// Row i's product for one k group: its 4 bytes broadcast against the group's 16 columns of
+// one B panel (kTwo: and of the next panel too, into d##i).
 #define SLIVER_VNNI_ROW(i)                                                                     \
   if constexpr (MR > i) {                                                                      \
-    const int32_t word = *reinterpret_cast<const int32_t*>(                                    \
-        kMode == kPanels ? a[i / kPanelRows] + kKR * (i % kPanelRows) : a[0] + i * stride);    \
-    c##i = kMode == kRowsS8 ? _mm512_dpbusd_epi32(c##i, vb, _mm512_set1_epi32(word))           \
-                            : _mm512_dpbusd_epi32(c##i, _mm512_set1_epi32(word), vb);          \
+    const __m512i va = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(                    \
+        kMode == kPanels ? a[i / kPanelRows] + kKR * (i % kPanelRows) : a[0] + i * stride));   \
+    c##i = kMode == kRowsS8 ? _mm512_dpbusd_epi32(c##i, vb, va)                                \
+                            : _mm512_dpbusd_epi32(c##i, va, vb);                               \
+    if constexpr (kTwo)                                                                        \
+      d##i = kMode == kRowsS8 ? _mm512_dpbusd_epi32(d##i, vb2, va)                             \
+                              : _mm512_dpbusd_epi32(d##i, va, vb2);                            \
   }
 
-template <int MR, AMode kMode>
+template <int MR, AMode kMode, bool kTwo>
 void gemm_12x16c4(const Q8TileArgs& t) {
   // panels: the three 4-row panels; rows: a[0] is row 0, row i at a[0] + i * stride
   const int64_t stride = t.a_row_stride;
   const uint8_t* a[3] = {t.a, t.a + t.a_panel_stride, t.a + 2 * t.a_panel_stride};
   constexpr int64_t kAStep = kMode == kPanels ? kPanelRows * kKR : kKR;
   const int8_t* b = t.b;
+  const int8_t* b2 = kTwo ? t.next->b : nullptr;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   // Named accumulators, not an array: GCC then keeps each in one register (with an array it
   // rotated them through copies every iteration).
   __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
   __m512i c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
+  __m512i d6 = c0, d7 = c0, d8 = c0, d9 = c0, d10 = c0, d11 = c0;
   for (int64_t g = 0; g < t.kgroups; ++g) {
-    __m512i vb = _mm512_loadu_si512(b);
-    if constexpr (kMode == kRowsS8) vb = _mm512_xor_si512(vb, flip);
+    __m512i vb = _mm512_loadu_si512(b), vb2 = vb;
+    if constexpr (kTwo) vb2 = _mm512_loadu_si512(b2 + g * kNR * kKR);
+    if constexpr (kMode == kRowsS8) {
+      vb = _mm512_xor_si512(vb, flip);
+      if constexpr (kTwo) vb2 = _mm512_xor_si512(vb2, flip);
+    }
     SLIVER_VNNI_ROW(0)
     SLIVER_VNNI_ROW(1)
     SLIVER_VNNI_ROW(2)
@@ -211,6 +222,10 @@ void gemm_12x16c4(const Q8TileArgs& t) {
   }
   __m512i acc[kMaxMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
   finish<MR, kMode>(t, acc);
+  if constexpr (kTwo) {
+    __m512i acc2[kMaxMR] = {d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11};
+    finish<MR, kMode>(*t.next, acc2);
+  }
 }
 
 #undef SLIVER_VNNI_ROW
@@ -218,8 +233,9 @@ void gemm_12x16c4(const Q8TileArgs& t) {
 template <AMode kMode, int... MRs>
 void dispatch(const Q8TileArgs& t, std::integer_sequence<int, MRs...>) {
   using Fn = void (*)(const Q8TileArgs&);
-  static constexpr Fn kByRows[] = {gemm_12x16c4<MRs + 1, kMode>...};
-  kByRows[t.mr - 1](t);
+  static constexpr Fn kOne[] = {gemm_12x16c4<MRs + 1, kMode, false>...};
+  static constexpr Fn kTwo[] = {gemm_12x16c4<MRs + 1, kMode, true>...};
+  (t.next ? kTwo : kOne)[t.mr - 1](t);
 }
 
 }  // namespace
