@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "ops/common.h"
+#include "sliver/cpu.h"
 
 namespace sliver::ops {
 namespace {
@@ -100,7 +101,8 @@ class ArithKernel final : public Kernel {
   }
 
   std::string describe() const override {
-    return dtype_ == DType::f32 ? std::string("f32_vbinary_") + f32_vunary_isa() : "native_int";
+    if (dtype_ != DType::f32) return "native_int";
+    return std::string("f32_vbinary_") + (isa_usable("avx2") ? "avx2" : "scalar");
   }
 
  private:

@@ -30,15 +30,17 @@ enum class VUnary : int {
 #include "f32_vunary.inc"
 #undef SLIVER_F32_VUNARY
 #if defined(__x86_64__) || defined(_M_X64)
-#define SLIVER_F32_VUNARY(op) \
-  void f32_v##op##_avx2(int64_t n, const float* x, float* y, const F32VUnaryParams& p);
+#define SLIVER_F32_VUNARY(op)                                                              \
+  void f32_v##op##_avx2(int64_t n, const float* x, float* y, const F32VUnaryParams& p); \
+  void f32_v##op##_avx512(int64_t n, const float* x, float* y, const F32VUnaryParams& p);
 #include "f32_vunary.inc"
 #undef SLIVER_F32_VUNARY
 #endif
 
-/// The kernel for `op` on this CPU (AVX2 when usable, else scalar).
+/// The kernel for `op` on this CPU (AVX-512, else AVX2 when usable, else scalar).
 F32VUnaryFn f32_vunary(VUnary op);
-/// The kernel for `op` of a given ISA ("avx2", "scalar"), or nullptr if not compiled or usable.
+/// The kernel for `op` of a given ISA ("avx512", "avx2", "scalar"), or nullptr if not compiled or
+/// usable.
 F32VUnaryFn f32_vunary_of(VUnary op, const std::string& isa);
 /// The ISA whose unary kernels f32_vunary() returns.
 const char* f32_vunary_isa();

@@ -18,6 +18,11 @@ constexpr F32VUnaryFn kAvx2[] = {
 #include "f32_vunary.inc"
 #undef SLIVER_F32_VUNARY
 };
+constexpr F32VUnaryFn kAvx512[] = {
+#define SLIVER_F32_VUNARY(op) f32_v##op##_avx512,
+#include "f32_vunary.inc"
+#undef SLIVER_F32_VUNARY
+};
 #endif
 static_assert(sizeof(kScalar) / sizeof(kScalar[0]) == static_cast<size_t>(VUnary::count));
 
@@ -26,12 +31,13 @@ const F32VUnaryFn* table_of(const std::string& isa) {
   if (isa == "scalar") return kScalar;
 #if defined(__x86_64__) || defined(_M_X64)
   if (isa == "avx2") return kAvx2;
+  if (isa == "avx512") return kAvx512;
 #endif
   return nullptr;
 }
 
 const char* selected_isa() {
-  static const char* isa = table_of("avx2") ? "avx2" : "scalar";
+  static const char* isa = table_of("avx512") ? "avx512" : table_of("avx2") ? "avx2" : "scalar";
   return isa;
 }
 
