@@ -20,21 +20,10 @@
 #include <utility>
 
 #include "f32_dwconv.h"
+#include "ukernels/unroll.h"
 
 namespace sliver {
 namespace {
-
-#define SLIVER_INLINE inline __attribute__((always_inline))
-#define SLIVER_ALWAYS __attribute__((always_inline))
-
-template <class F, int... I>
-SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-SLIVER_INLINE void unroll(F&& f) {
-  unroll_seq(f, std::make_integer_sequence<int, N>{});
-}
 
 // Lanes l (0..7) whose column c + l lies in [0, hi).
 inline __m256i lanes_in(int64_t c, int64_t hi) {

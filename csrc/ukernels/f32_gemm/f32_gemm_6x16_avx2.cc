@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "sliver/gemm.h"
+#include "ukernels/unroll.h"
 
 namespace sliver {
 namespace {
@@ -22,20 +23,9 @@ constexpr int kNR = 16;
 static_assert(kNR == 2 * 8, "two ymm vectors per row");
 static_assert(kNR * sizeof(float) % 32 == 0, "packed B rows keep the 32-byte alignment of a panel");
 
-#define SLIVER_INLINE inline __attribute__((always_inline))
-#define SLIVER_ALWAYS __attribute__((always_inline))
-
 // Compile-time loop: f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>). Loops over
 // registers must be fully unrolled or the accumulators live in memory; this guarantees it at
 // any optimisation level.
-template <class F, int... I>
-SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-SLIVER_INLINE void unroll(F&& f) {
-  unroll_seq(f, std::make_integer_sequence<int, N>{});
-}
 
 // ---- vector math for the epilogue (AVX2 + FMA) ----
 

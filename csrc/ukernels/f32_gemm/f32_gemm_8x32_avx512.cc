@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "sliver/gemm.h"
+#include "ukernels/unroll.h"
 
 namespace sliver {
 namespace {
@@ -29,20 +30,9 @@ static_assert(kNR * sizeof(float) % 64 == 0, "packed B rows keep the 64-byte ali
 constexpr int kAccRegs = 32 - kVecs - 2;
 static_assert(kMR * kVecs <= kAccRegs, "a full tile's accumulators must fit in registers");
 
-#define SLIVER_INLINE inline __attribute__((always_inline))
-#define SLIVER_ALWAYS __attribute__((always_inline))
-
 // Compile-time loop: f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>). Loops over
 // registers must be fully unrolled or the accumulators live in memory; this guarantees it at
 // any optimisation level.
-template <class F, int... I>
-SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-SLIVER_INLINE void unroll(F&& f) {
-  unroll_seq(f, std::make_integer_sequence<int, N>{});
-}
 
 // ---- vector math for the epilogue (AVX-512), the AVX2 kernel's formulas and accuracy ----
 

@@ -18,24 +18,12 @@
 #include <utility>
 
 #include "sliver/sparse.h"
+#include "ukernels/unroll.h"
 #include "ukernels/f32_transpose8_avx2.h"
 #include "ukernels/store_lanes_avx2.h"
 
 namespace sliver {
 namespace {
-
-#define SLIVER_INLINE inline __attribute__((always_inline))
-#define SLIVER_ALWAYS __attribute__((always_inline))
-
-// Compile-time loops: accumulators must stay in registers, so loops over them are unrolled.
-template <class F, int... I>
-SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-SLIVER_INLINE void unroll(F&& f) {
-  unroll_seq(f, std::make_integer_sequence<int, N>{});
-}
 
 template <Act kAct>
 SLIVER_INLINE __m256 act_vec(__m256 x, __m256 a, __m256 b) {

@@ -21,24 +21,13 @@
 #include <utility>
 
 #include "sliver/sparse.h"
+#include "ukernels/unroll.h"
 #include "ukernels/q8_gemm/q8_epilogue_avx2.h"
 #include "ukernels/q8_spmm/q8_spmm_quad_avx2.h"
 #include "ukernels/u8_transpose16_avx2.h"
 
 namespace sliver {
 namespace {
-
-#define SLIVER_INLINE inline __attribute__((always_inline))
-#define SLIVER_ALWAYS __attribute__((always_inline))
-
-template <class F, int... I>
-SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-SLIVER_INLINE void unroll(F&& f) {
-  unroll_seq(f, std::make_integer_sequence<int, N>{});
-}
 
 using q8avx2::opaque;  // the GEMM epilogue's helpers: same stores, same operation order
 using q8avx2::store_codes;

@@ -22,21 +22,10 @@
 #include <utility>
 
 #include "sliver/sparse.h"
+#include "ukernels/unroll.h"
 
 namespace sliver {
 namespace {
-
-#define SLIVER_INLINE inline __attribute__((always_inline))
-#define SLIVER_ALWAYS __attribute__((always_inline))
-
-template <class F, int... I>
-SLIVER_INLINE void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-template <int N, class F>
-SLIVER_INLINE void unroll(F&& f) {
-  unroll_seq(f, std::make_integer_sequence<int, N>{});
-}
 
 // 16 int32 lanes in a zmm, or 8 in a ymm (8-lane tiles).
 template <int L>
@@ -195,9 +184,6 @@ void run(const Q8SpmmArgs& p) {
   if constexpr (KR == 4) quad_tile<NT>(p);
   else group_tile<NT>(p);
 }
-
-#undef SLIVER_INLINE
-#undef SLIVER_ALWAYS
 
 }  // namespace
 
