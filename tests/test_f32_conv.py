@@ -136,6 +136,29 @@ PATHS = [
     ("conv_winograd", 16, 16, 1, (13, 21), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
     ("conv_winograd", 9, 24, 1, (40, 7), (3, 3), (1, 1), (0, 2, 1, 0), (1, 1)),
     ("conv_winograd", 16, 20, 2, (9, 35), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    # Few tiles, many channels: the 16 GEMMs with the tiles on the rows (15 and 16 tiles).
+    (
+        "conv_winograd f32_wino2x2_3x3 tiles-on-rows",
+        128,
+        137,
+        1,
+        (5, 11),
+        (3, 3),
+        (1, 1),
+        (1, 1, 1, 1),
+        (1, 1),
+    ),
+    (
+        "conv_winograd f32_wino2x2_3x3 tiles-on-rows",
+        2 * 130,
+        2 * 128,
+        2,
+        (7, 8),
+        (3, 3),
+        (1, 1),
+        (0, 1, 2, 1),
+        (1, 1),
+    ),
     ("conv_im2col", 3, 16, 1, (33, 17), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
     ("conv_im2col", 8, 13, 1, (19, 32), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
     ("conv_im2col", 6, 10, 1, (20, 16), (5, 3), (1, 2), (2, 0, 1, 1), (2, 1)),
@@ -267,6 +290,7 @@ def test_larger_layers() -> None:
         (48, 24, (12, 12), (3, 3), (2, 2), (1, 1, 1, 1)),
         (40, 64, (16, 16), (1, 1), (1, 1), (0, 0, 0, 0)),
         (3, 16, (64, 64), (3, 3), (1, 1), (1, 1, 1, 1)),
+        (520, 140, (13, 15), (3, 3), (1, 1), (1, 1, 1, 1)),  # Winograd tiles on rows, 2 K blocks
     ]:
         x = rand(rng, [1, c, *size])
         w = rand(rng, [m, c, *kernel])
@@ -368,6 +392,7 @@ def test_special_values() -> None:
     rng = np.random.default_rng(11)
     for c, m, group, kernel, strides in [
         (16, 16, 1, 3, 1),  # Winograd
+        (128, 128, 1, 3, 1),  # Winograd, tiles on the rows
         (4, 8, 1, 3, 2),  # im2col
         (8, 8, 8, 3, 1),  # depthwise plane kernel
     ]:

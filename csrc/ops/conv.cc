@@ -140,6 +140,7 @@ class ConvKernel final : public Kernel {
                   all_finite(weights_.ptr<float>(), weights_.numel());
       // Few output pixels (a static input shape tells): the GEMM with the pixels on its rows.
       const int64_t pixels = static_out_pixels(init);
+      const bool wino_rows = winograd_ && winograd_tiles_on_rows(static_wino_tiles(init), mg, cg_);
       few_pixels_ = !winograd_ && !direct_ && pixels > 0 &&
                     few_pixels_suit(pixels, mg, k, f32_gemm_kernel());
       // Direct pointwise convs run on the GEMM driver (plain packed A), the others on
@@ -151,8 +152,7 @@ class ConvKernel final : public Kernel {
           packed_t_.push_back(pack_conv_weights_t(f32_gemm_kernel(), mg, k, wg,
                                                   kblock_channels() * kh_ * kw_));
         } else if (winograd_) {
-          for (auto& u : winograd_pack_weights(f32_gemm_kernel(), mg, cg_, wg))
-            packed_.push_back(u);
+          winograd_pack_weights(f32_gemm_kernel(), mg, cg_, wg, wino_rows, &wino_);
         } else {
           packed_.push_back(direct_ ? pack_a(mg, k, wg, k, false)
                                     : pack_conv_weights(f32_gemm_kernel(), mg, k, wg,
@@ -205,7 +205,7 @@ class ConvKernel final : public Kernel {
       if (depthwise_)
         run_depthwise(g, x.ptr<float>(), wt.ptr<float>(), ep, y.ptr<float>(), ctx.pool);
       else if (!winograd_ ||
-               !winograd_conv(g, packed_, x.ptr<float>(), ep, y.ptr<float>(), ctx.pool))
+               !winograd_conv(g, wino_, x.ptr<float>(), ep, y.ptr<float>(), ctx.pool))
         run_gemm(g, x.ptr<float>(), wt.ptr<float>(), ep, y.ptr<float>(), ctx.pool);
     }
     if (late_residual) {
@@ -216,13 +216,15 @@ class ConvKernel final : public Kernel {
   }
 
   int64_t weight_bytes() const override {
-    return packed_bytes(packed_) + packed_bytes(packed_t_);
+    return packed_bytes(packed_) + packed_bytes(packed_t_) + wino_.bytes();
   }
   std::string describe() const override {
     std::string s;
     if (depthwise_)
       s = std::string("conv_depthwise ") + (dwc8_ ? dwc8_->name : dw2d_ ? dw2d_->name : dw_->name);
-    else if (winograd_) s = std::string("conv_winograd ") + f32_winograd_kernel().name;
+    else if (winograd_)
+      s = std::string("conv_winograd ") + f32_winograd_kernel().name +
+          (wino_.tiles_on_rows() ? " tiles-on-rows" : "");
     else if (few_pixels_) s = std::string("conv_few_pixels ") + f32_gemm_kernel().name;
     else s = std::string(direct_ ? "conv_1x1 " : "conv_im2col ") + f32_gemm_kernel().name;
     if (ep_.act != Act::none) s += std::string(" +") + act_name(ep_.act);
@@ -243,6 +245,14 @@ class ConvKernel final : public Kernel {
       pixels *= resolve_axis(w_, i - 2, d[i]).out;
     }
     return pixels;
+  }
+
+  // 2x2 output tiles per image for the static input shape (a 2-D conv), or 0 when not known.
+  int64_t static_wino_tiles(const KernelInit& init) const {
+    if (wshape_.size() != 4 || init.input_shapes.empty() || !init.input_shapes[0].known) return 0;
+    const Shape& d = init.input_shapes[0].dims;
+    if (d.size() != 4 || d[2] <= 0 || d[3] <= 0) return 0;
+    return (resolve_axis(w_, 0, d[2]).out + 1) / 2 * ((resolve_axis(w_, 1, d[3]).out + 1) / 2);
   }
 
   // Input channels per K block of the im2col GEMM: K (C_in/g * kh * kw) in blocks of whole
@@ -289,7 +299,7 @@ class ConvKernel final : public Kernel {
     }
     const F32GemmKernel& kern = f32_gemm_kernel();
     const int64_t taps = kh_ * kw_, cpb = kblock_channels();
-    // Weights given at run time, or Winograd's input had NaN/infinities (packed_ holds its
+    // Weights given at run time, or Winograd's input had NaN/infinities (wino_ holds its
     // transformed weights): pack for this run.
     std::vector<std::shared_ptr<PackedA>> run_packed;
     if ((packed_.empty() && packed_t_.empty()) || winograd_)
@@ -297,7 +307,7 @@ class ConvKernel final : public Kernel {
         run_packed.push_back(pack_conv_weights(kern, mg, k, wt + gi * mg * k, cpb * taps));
     const auto& packed = run_packed.empty() ? packed_ : run_packed;
     const Im2colSource in = im2col_source(g, x, kh_, kw_, pool, 1);
-    if (!packed_t_.empty()) {
+    if (few_pixels_) {
       conv_few_pixels(g, in, kh_, kw_, packed_t_, cpb, ep, y, pool);
       return;
     }
@@ -502,11 +512,12 @@ class ConvKernel final : public Kernel {
   const F32DwconvC8Kernel* dwc8_ = nullptr;  // the channel-blocked one, for small planes
   std::vector<float> dwc8_w_;  // its packed constant weights (pack_dwconv_c8_weights)
   bool direct_ = false;    // pointwise on the GEMM driver, B = the input planes
-  bool winograd_ = false;  // packed_ holds 16 matrices per group
+  bool winograd_ = false;  // wino_ holds the transformed weights
   bool few_pixels_ = false;  // packed_t_ holds the weights (conv_few_pixels)
   std::vector<std::shared_ptr<PackedB>> packed_t_;
   Tensor weights_, bias_;
   std::vector<std::shared_ptr<PackedA>> packed_;
+  WinogradWeights wino_;
 };
 
 template <bool kFused>
