@@ -684,6 +684,11 @@ int extent_class(int64_t cols) {
 // (ResNet-18), sparse / dense time 0.57-0.65 at 20% nonzeros, 1.37-1.44 at 50%.
 constexpr int64_t kColdGemvBytes = 1 << 20;
 constexpr double kColdGemvCrossover = 0.30;
+// The same for INT8 weights of 1 MiB and more: MobileNetV2 QDQ's 1280 -> 1000 classifier at 90%
+// zeros (AVX-512 VNNI Xeon, 1 thread, per-node timings with `sliver.sparse` forced each way, two
+// runs each) took 63.7 / 66.9 us sparse and 63.2 / 67.7 us dense, while the sparse form holds
+// 0.27 MB instead of 1.3 MB; the warm-cache sweep (kQ8VnniQuadClasses) has sparse lose there.
+constexpr double kColdQ8GemvCrossover = 0.11;
 
 // With VNNI the dense INT8 GEMM runs 3-4x faster than the AVX2 kernels the table was measured
 // against. For the layouts whose sparse kernels stay AVX2 (pairs, blocks) `bench_sparse.py
@@ -726,8 +731,8 @@ bool vnni_quads(bool int8, int kr) {
 }
 
 double crossover_for(bool int8, int block_rows, int kr, int64_t cols, int64_t out, int64_t in) {
-  if (!int8 && cols <= 1 && block_rows == 1 && out * in * 4 >= kColdGemvBytes)
-    return kColdGemvCrossover;
+  if (cols <= 1 && block_rows == 1 && out * in * (int8 ? 1 : 4) >= kColdGemvBytes)
+    return int8 ? kColdQ8GemvCrossover : kColdGemvCrossover;
   double d = sparse_crossover_density(int8, block_rows, kr, cols);
   if (out < kFewRows) d *= out < kVeryFewRows ? kVeryFewRowsFactor : kFewRowsFactor;
   if (int8 && in >= kLongK) d *= kLongKFactor;
