@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
-#include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -244,8 +243,16 @@ void run_rect(const Problem& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1) 
             else
               args.b_k_stride = P.b.ld;
           }
+          // Packed weights come from memory: the calls on this panel prefetch the next one's
+          // K block, a slice each (the hardware prefetcher stops at every 4 KiB page, and the
+          // panels' K blocks lie K * NR floats apart).
+          const bool fetch = P.bmode == BMode::packed && jr + NR < nc;
+          const char* next = reinterpret_cast<const char*>(bblk + (jr / NR + 1) * b_panel_stride);
+          const int64_t lines = fetch ? kc * NR * 4 / 64 : 0, calls = ceil_div(mc, MR);
           for (int64_t ir = 0; ir < mc; ir += MR) {
             if (a_pack && jr == 0 && kc > 0) pack_a_panel(ir);
+            for (int64_t l = lines * (ir / MR) / calls; l < lines * (ir / MR + 1) / calls; ++l)
+              __builtin_prefetch(next + 64 * l);
             call(ic + ir, std::min(MR, mc - ir), ablk + (ir / MR) * a_panel_stride, jc + jr);
           }
         }
