@@ -347,6 +347,32 @@ def test_few_pixels_random(seed: int, case) -> None:
     np.testing.assert_array_equal(one, two)
 
 
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    out=st.sampled_from(FEW_PIXEL_OUTPUTS),
+    n=st.integers(1, 2),
+    group=st.sampled_from([1, 1, 2]),
+    cg=st.integers(64, 700),
+    extra=st.integers(0, 40),
+)
+@settings(max_examples=15, deadline=None, derandomize=True)
+def test_few_pixels_pointwise(seed, out, n, group, cg, extra) -> None:
+    """Pointwise convs (1x1, stride 1, no padding) on few pixels pack A^T straight from the
+    input planes, short row tiles zero padded, the last tile of the last channel read inside
+    the input; several K blocks, images and groups."""
+    rng = np.random.default_rng(seed)
+    mg = -(-(32 * 1024) // cg) + extra
+    x = rand(rng, [n, group * cg, *out])
+    w = rand(rng, [group * mg, cg, 1, 1]) / np.float32(10)
+    b = rand(rng, [group * mg])
+    attrs = {"group": group}
+    assert "conv_few_pixels" in check(x, w, b, attrs, "Relu")
+    model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT)
+    one, _ = run_native(model, {"x": x}, threads=1)
+    two, _ = run_native(model, {"x": x}, threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
 # The AVX-512 plane kernels' flat pass (f32_dwconv2d_flat): stride 1 with the output the input's
 # size, stride 2 with the input twice the output, on planes of 10x10 / 12x12 outputs and up.
 AVX512 = sliver.cpu_info()["dispatch"]["avx512f"]
