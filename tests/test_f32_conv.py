@@ -173,7 +173,7 @@ PATHS = [
     ("conv_depthwise f32_dwconv2d_3x3s1", 8, 8, 8, (61, 67), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
     ("conv_depthwise f32_dwconv2d_3x3s2", 8, 8, 8, (96, 41), (3, 3), (2, 2), (1, 0, 1, 2), (1, 1)),
     # Small planes: 8 channels per vector (a partial block of 1 channel after the 8s).
-    ("conv_depthwise f32_dwconv_c8_3x3s1", 9, 9, 9, (13, 37), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+    ("conv_depthwise f32_dwconv_c8_3x3s1", 9, 9, 9, (13, 37), (3, 3), (1, 1), (1, 1, 1, 0), (1, 1)),
     ("conv_depthwise f32_dwconv_c8_3x3s1", 5, 5, 5, (7, 7), (3, 3), (1, 1), (0, 1, 2, 0), (1, 1)),
     ("conv_depthwise f32_dwconv_c8_3x3s2", 9, 9, 9, (16, 33), (3, 3), (2, 2), (1, 0, 1, 2), (1, 1)),
     ("conv_depthwise f32_dwconv_c8_3x3s2", 8, 8, 8, (9, 4), (3, 3), (2, 2), (2, 2, 0, 1), (1, 1)),
@@ -369,6 +369,81 @@ def test_few_pixels_random(seed: int, case) -> None:
     one, _ = run_native(model, {"x": x}, threads=1)
     two, _ = run_native(model, {"x": x}, threads=2)
     np.testing.assert_array_equal(one, two)
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    out=st.sampled_from(FEW_PIXEL_OUTPUTS),
+    n=st.integers(1, 2),
+    group=st.sampled_from([1, 1, 2]),
+    cg=st.integers(64, 700),
+    extra=st.integers(0, 40),
+)
+@settings(max_examples=15, deadline=None, derandomize=True)
+def test_few_pixels_pointwise(seed, out, n, group, cg, extra) -> None:
+    """Pointwise convs (1x1, stride 1, no padding) on few pixels pack A^T straight from the
+    input planes, short row tiles zero padded, the last tile of the last channel read inside
+    the input; several K blocks, images and groups."""
+    rng = np.random.default_rng(seed)
+    mg = -(-(32 * 1024) // cg) + extra
+    x = rand(rng, [n, group * cg, *out])
+    w = rand(rng, [group * mg, cg, 1, 1]) / np.float32(10)
+    b = rand(rng, [group * mg])
+    attrs = {"group": group}
+    assert "conv_few_pixels" in check(x, w, b, attrs, "Relu")
+    model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT)
+    one, _ = run_native(model, {"x": x}, threads=1)
+    two, _ = run_native(model, {"x": x}, threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
+# The AVX-512 plane kernels' flat pass (f32_dwconv2d_flat): stride 1 with the output the input's
+# size, stride 2 with the input twice the output, on planes of 10x10 / 12x12 outputs and up.
+AVX512 = sliver.cpu_info()["dispatch"]["avx512f"]
+
+
+@st.composite
+def flat_dw_case(draw):
+    k = draw(st.sampled_from([3, 5]))
+    s = draw(st.sampled_from([1, 2]))
+    out = [draw(st.integers(10 if s == 1 else 12, 70 if s == 1 else 32)) for _ in range(2)]
+    out[draw(st.integers(0, 1))] = draw(st.integers(1, 40))  # some planes 1-9 wide too
+    if s == 1:
+        pads = [draw(st.integers(0, k - 1)) for _ in range(2)]
+        pads += [k - 1 - p for p in pads]  # out = in
+    else:
+        # out = floor((2 out + pb + pe - k) / 2) + 1: pb + pe in {k - 2, k - 1}
+        pads = [draw(st.integers(0, k - 1)) for _ in range(2)]
+        pads += [max(0, draw(st.integers(k - 2, k - 1)) - p) for p in pads]
+        if any(pb + pe not in (k - 2, k - 1) for pb, pe in zip(pads[:2], pads[2:], strict=True)):
+            pads = [k // 2 - 1 + (k % 2)] * 2 + [k // 2 - 1] * 2  # sums k - 2 (k odd)
+    c = draw(st.integers(1, 20))
+    n = draw(st.integers(1, 2))
+    act = draw(st.sampled_from(["", "Relu", "Clip", "Sigmoid"]))
+    return n, c, k, s, [s * o for o in out], pads, act, draw(st.booleans())
+
+
+@given(seed=st.integers(0, 2**31 - 1), case=flat_dw_case())
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_depthwise_flat(seed: int, case) -> None:
+    """Depthwise geometries of the flat pass: column edges on every vector (planes 1-70 wide, so
+    vectors span several rows), top and bottom rows, pads on either side, stride-2 parity
+    planes, every clamp; where AVX-512 is usable the flat kernel must be the one that ran."""
+    n, c, k, s, size, pads, act, residual = case
+    rng = np.random.default_rng(seed)
+    x = rand(rng, [n, c, *size])
+    w = rand(rng, [c, 1, k, k])
+    b = rand(rng, [c])
+    attrs = {"group": c, "strides": [s, s], "pads": pads}
+    want, _ = reference(x, w, b, attrs)
+    if s == 2:
+        assert list(want.shape[2:]) == [v // 2 for v in size], (want.shape, size, pads)
+    res = rand(rng, want.shape) if residual else None
+    impl = check(x, w, b, attrs, act, "Relu" if residual else "", res)
+    out_pixels = want.shape[2] * want.shape[3]
+    flat = out_pixels >= 100 if s == 1 else 144 <= out_pixels <= 1024
+    if AVX512 and flat:
+        assert impl.startswith(f"conv_depthwise f32_dwconv2d_{k}x{k}s{s}_avx512"), impl
 
 
 def test_depthwise_weights_as_input() -> None:

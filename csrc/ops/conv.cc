@@ -2,9 +2,10 @@
 //
 // Five paths, chosen per node:
 //  - depthwise (one input and one output channel per group): a stencil per channel plane: the
-//    f32_dwconv plane kernels for 3x3/5x5 windows with stride 1 or 2 (no copy; small static 3x3
-//    planes 8 channels per vector, f32_dwconv_c8), else the row kernels, with padding and stride
-//    as tap pointers into a padded copy.
+//    f32_dwconv plane kernels for 3x3/5x5 windows with stride 1 or 2 (no copy; on AVX-512 one
+//    flat pass per plane for "same" geometries; small static 3x3 planes otherwise 8 channels per
+//    vector, f32_dwconv_c8), else the row kernels, with padding and stride as tap pointers into
+//    a padded copy.
 //  - Winograd F(2x2, 3x3) (conv_winograd.cc): 3x3, stride 1, >= 8 channels in and out per group.
 //  - direct pointwise (1x1 window, stride 1, no padding, < 48 outputs per group): the input
 //    planes already are the GEMM's B (C_in x H*W), so Y_g = W_g * X_g on the GEMM driver.
@@ -120,11 +121,14 @@ class ConvKernel final : public Kernel {
       if (kh_ == kw_ && w_.strides.size() == 2 && w_.strides[0] == w_.strides[1] &&
           w_.dilations[0] == 1 && w_.dilations[1] == 1) {
         dw2d_ = f32_dwconv2d_kernel(static_cast<int>(kh_), static_cast<int>(w_.strides[0]));
-        // Small static planes: 8 channels per vector instead (see kDwconvC8MaxPixels).
+        // Small static planes: 8 channels per vector instead (see kDwconvC8MaxPixels), unless
+        // the plane kernel runs them as one flat pass (AVX-512), which is faster still.
         const int64_t out = static_out_pixels(init);
         const Shape& in = init.input_shapes.empty() ? Shape{} : init.input_shapes[0].dims;
         if (dw2d_ && out > 0 && out <= kDwconvC8MaxPixels && in.size() == 4 &&
-            in[2] * in[3] <= kDwconvC8MaxPixels)
+            in[2] * in[3] <= kDwconvC8MaxPixels &&
+            !f32_dwconv2d_kernel_flat(*dw2d_, in[2], in[3], resolve_axis(w_, 0, in[2]).out,
+                                      resolve_axis(w_, 1, in[3]).out))
           dwc8_ = f32_dwconv_c8_kernel(static_cast<int>(kh_), static_cast<int>(w_.strides[0]));
         if (dwc8_ && weights_.defined()) {  // constant weights: their lane layout, once
           dwc8_w_.resize(static_cast<size_t>((m_ + 7) / 8 * kh_ * kw_ * 8));
@@ -384,8 +388,10 @@ class ConvKernel final : public Kernel {
     const bool fused = plane_params(g, ep, &base);
     base.zero = zero;
     const F32Dwconv2dFn fn = dw2d_->fn;
+    const size_t scratch = static_cast<size_t>(f32_dwconv2d_scratch(g.h.in, g.w.in));
     parallel_for(pool, g.n * g.c, static_cast<double>(ohw * taps), [&](int64_t p0, int64_t p1) {
       F32Dwconv2dParams prm = base;
+      prm.scratch = thread_scratch(0, scratch);
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t ch = p % g.c;
         prm.x = x + p * g.in_plane();

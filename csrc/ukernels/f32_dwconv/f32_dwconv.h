@@ -53,6 +53,7 @@ struct F32Dwconv2dParams {
   float bias;
   bool clamp;      // y = min(max(y, lo), hi) (NaN becomes lo, as in the GEMM epilogue)
   float lo, hi;
+  float* scratch;  // f32_dwconv2d_scratch() floats, 64-byte aligned, for this call alone
 };
 using F32Dwconv2dFn = void (*)(const F32Dwconv2dParams& p);
 
@@ -128,6 +129,31 @@ inline int64_t f32_dwconv_c8_scratch(int k, int stride, int64_t in_h, int64_t in
 const F32DwconvC8Kernel* f32_dwconv_c8_kernel(int k, int stride);
 /// The compiled channel-blocked kernel with this name, or nullptr (tests).
 const F32DwconvC8Kernel* find_f32_dwconv_c8_kernel(const std::string& name);
+
+/// Floats of scratch a plane kernel needs: the AVX-512 stride-2 kernels copy the input plane
+/// into its parity planes.
+inline int64_t f32_dwconv2d_scratch(int64_t in_h, int64_t in_w) { return in_h * in_w + 16; }
+
+/// Whether the AVX-512 plane kernels run this geometry as one flat pass (else they hand it to
+/// the AVX2 ones): stride 1 with the output the input's size, or stride 2 with the input twice
+/// the output on both axes (the "same" convs of CNNs, pads 1 on even planes), on planes where
+/// that measured faster. Thread CPU time per layer, MobileNetV2's shapes, flat / before:
+/// stride 1 112x112 0.8, 56x56 0.5, 28x28 0.65, 14x14 0.7-0.8, 7x7 1.0-1.1 (the per-plane setup
+/// weighs against the channel-blocked kernel there); stride 2 56 -> 28 0.55, 28 -> 14 0.8-0.9,
+/// but 14 -> 7 1.7 (the parity split costs more than the 49 outputs) and 112 -> 56 1.3 (the
+/// AVX2 row passes read the large plane better).
+inline bool f32_dwconv2d_flat(int stride, int64_t in_h, int64_t in_w, int64_t out_h,
+                              int64_t out_w) {
+  const int64_t pixels = out_h * out_w;
+  if (out_h <= 0 || out_w <= 0 || in_h != stride * out_h || in_w != stride * out_w) return false;
+  if (stride == 1) return pixels >= 10 * 10 && pixels < (int64_t{1} << 30);
+  return stride == 2 && pixels >= 12 * 12 && pixels <= 32 * 32;
+}
+
+/// Whether plane kernel k runs this geometry as one flat pass (it is an AVX-512 one and
+/// f32_dwconv2d_flat holds): then it beats the channel-blocked kernels at every plane size.
+bool f32_dwconv2d_kernel_flat(const F32Dwconv2dKernel& k, int64_t in_h, int64_t in_w,
+                              int64_t out_h, int64_t out_w);
 
 /// The best usable plane kernel for K x K windows with this stride, or nullptr.
 const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride);

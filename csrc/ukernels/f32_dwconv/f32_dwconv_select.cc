@@ -55,6 +55,12 @@ const F32Dwconv2dKernel* f32_dwconv2d_kernel(int k, int stride) {
   return best_for(kPlaneKernels, k, stride);
 }
 
+bool f32_dwconv2d_kernel_flat(const F32Dwconv2dKernel& k, int64_t in_h, int64_t in_w,
+                              int64_t out_h, int64_t out_w) {
+  return std::strcmp(k.isa, "avx512") == 0 &&
+         f32_dwconv2d_flat(k.stride, in_h, in_w, out_h, out_w);
+}
+
 const F32Dwconv2dKernel* find_f32_dwconv2d_kernel(const std::string& name) {
   return named(kPlaneKernels, name);
 }
