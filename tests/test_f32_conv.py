@@ -299,6 +299,21 @@ def test_larger_layers() -> None:
             check(x, w, rand(rng, [m]), attrs, "Relu", threads=threads)
 
 
+def test_winograd_tiles_on_rows_threads() -> None:
+    """Winograd with the tiles on the GEMMs' rows: 2 threads split the output channels (one
+    block of tiles), 1 and 2 threads give identical bits, both match the reference."""
+    rng = np.random.default_rng(17)
+    x = rand(rng, [1, 160, 9, 11])
+    w = rand(rng, [136, 160, 3, 3])
+    b = rand(rng, [136])
+    attrs = {"pads": [1, 1, 1, 1]}
+    assert "tiles-on-rows" in check(x, w, b, attrs, "Relu", threads=2)
+    model = conv_model(list(x.shape), w, b, attrs, TensorProto.FLOAT)
+    one, _ = run_native(model, {"x": x}, threads=1)
+    two, _ = run_native(model, {"x": x}, threads=2)
+    np.testing.assert_array_equal(one, two)
+
+
 def test_k_and_n_blocks() -> None:
     """im2col K blocks of whole channels (2 and 3 blocks, the last one shorter) and several N
     blocks per image, with every epilogue input, on 1 and 2 threads (identical bits)."""
