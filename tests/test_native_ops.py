@@ -735,9 +735,10 @@ def test_max_pool_direct_rows(seed, kh, kw, sh, w_out, h, pad_h, nan) -> None:
 )
 @settings(max_examples=40, deadline=None, derandomize=True)
 def test_max_pool_separable_nan(seed, k, s, h, w, pad) -> None:
-    """Overlapping and padded windows (the 3x3/2 stem pool of ResNets) take the separable path,
-    whose row kernel and border columns use branch-free NaN-propagating max: compared with
-    numpy's max over -inf padding, NaN included."""
+    """Overlapping and padded windows (the 3x3/2 stem pool of ResNets) take the separable paths
+    (strided rows: the window's rows first, then along W; stride 1: along W first), whose row
+    kernels and border columns use branch-free NaN-propagating max: compared with numpy's max
+    over -inf padding, NaN included."""
     rng = np.random.default_rng(seed)
     x = rand(rng, [1, 2, h + k, w + k])
     x.reshape(-1)[rng.choice(x.size, size=3, replace=False)] = np.nan
