@@ -75,6 +75,7 @@ class NhwcQ8Conv {
                               w_zp.size() > 1);
       if (gemm_wins(packed->fast_panels * 4 >= packed->panels() * 3)) {
         gemm_ = std::move(packed);
+        if (qgemm_native_exact()) q8_drop_pair_fixes(*gemm_);  // only the native kernels read it
         return;
       }
     }

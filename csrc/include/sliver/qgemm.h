@@ -111,6 +111,11 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
                                      bool trans_b, const int32_t* zero_point,
                                      bool zero_point_per_column);
 
+/// Undoes b's pair fixes (its panels then hold the true weights), for weights that only kernels
+/// exact on every panel will read (qgemm_native_exact(): VNNI), which would otherwise add the
+/// fixes back per tile for nothing. Panels that had fixes are no longer fast-safe.
+void q8_drop_pair_fixes(PackedQ8B& b);
+
 // ---------------------------------------------------------------------------------------------
 // The product.
 
