@@ -124,6 +124,10 @@ struct Problem {
   // Direct mode: every panel on the fast kernel, which reads the raw A rows (or the gathered
   // ones) in place: no packing, row sums only where a term needs them.
   bool direct = false, need_rowsum = true;
+  // Indirect (direct mode on a row source with runs, QGemmRowSource::segments): the kernel reads
+  // the runs in place through a pointer table per row group; only rows the source cannot point
+  // at (windows across the image's edge) are gathered.
+  int64_t seg_bytes = 0;
   int64_t group = 1;       // A panels visited together: a multiple of both kernels' MR / kMR
   int64_t sub_panels = 1;  // A panels packed together: a multiple of group
   int64_t mc = 0;
@@ -142,9 +146,13 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   // direct mode keeps every gathered row of the task (B blocks after the first re-read them)
   const size_t gather_bytes =
       A.a_rows ? (P.direct ? panels_m : P.sub_panels) * kMR * B.K : 0;
+  // indirect: every row group's pointer table, built on the first B block, kept for the others
+  const int64_t segs = P.seg_bytes ? B.K / P.seg_bytes : 0, ind_stride = P.ks->fast->mr;
+  const int64_t ind_groups = ceil_div(rows, ind_stride);
+  const size_t table_bytes = ind_groups * segs * ind_stride * sizeof(const uint8_t*);
   auto round = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   uint8_t* base = t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes) +
-                                round(gather_bytes));
+                                round(gather_bytes) + table_bytes);
   uint8_t* a_u8 = P.need_u8 ? base : nullptr;
   uint8_t* a_sm = P.need_sm ? base + round(u8_bytes) : nullptr;
   int32_t* rowsum = reinterpret_cast<int32_t*>(base + round(u8_bytes) + round(sm_bytes));
@@ -152,6 +160,8 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   int32_t* term_fast = negsum + round(row_bytes) / sizeof(int32_t);
   int32_t* term_exact = term_fast + round(row_bytes) / sizeof(int32_t);
   uint8_t* gathered = reinterpret_cast<uint8_t*>(term_exact + round(row_bytes) / sizeof(int32_t));
+  const uint8_t** table = reinterpret_cast<const uint8_t**>(gathered + round(gather_bytes));
+  const uint8_t** table_now = table;  // indirect: the current row group's
 
   // A is packed sub_panels panels at a time, just before its first use, while the raw rows of the
   // next group are prefetched: the (usually cold) reads of A overlap the kernels. A row source
@@ -170,7 +180,7 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const bool a_signed = A.a_type == DType::i8;
   auto direct_sub = [&](int64_t r0) {  // rows [r0, r0 + chunk_rows): sums and terms
     const int64_t n = std::min(rows - r0, chunk_rows);
-    if (!a) A.a_rows->rows(m0 + r0, n, gathered + r0 * B.K);
+    if (!a && !P.seg_bytes) A.a_rows->rows(m0 + r0, n, gathered + r0 * B.K);
     if (P.need_rowsum) {
       P.ks->row_sums(n, B.K, a_rows0 + r0 * a_stride, a_stride, a_signed, rowsum + r0);
       // rowsum is of x = a - a_shift; an s8 tile holds sum (w + 128) a = sum w x + 128 rowsum
@@ -236,10 +246,17 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     t.a_panel_stride = kp * kMR * (fast ? 1 : 2);
     t.a_row_stride = P.direct ? a_stride : 0;
     t.a_signed = a_signed;
+    if (P.seg_bytes) {
+      t.a_ind_stride = ind_stride;
+      t.a_segments = segs;
+      t.a_segment_groups = P.seg_bytes / kKR;
+    }
     set_panel(t, p);
     t.next = nullptr;
-    if (two) {
-      t2 = t;
+    if (two) {  // field by field: a whole-struct copy here stalled on the stores just made
+      t2.a_panel_stride = t.a_panel_stride;
+      t2.a_row_stride = t.a_row_stride;
+      t2.a_signed = t.a_signed;
       set_panel(t2, p + 1);
       t.next = &t2;
     }
@@ -247,11 +264,13 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
       t.a = P.direct ? a_rows0 + i0 * a_stride
                      : (fast ? a_u8 : a_sm) + i0 / kMR * t.a_panel_stride;
       t.mr = std::min<int64_t>(k.mr, r1 - i0);
+      t.a_ind = P.seg_bytes ? table_now + (i0 - r0) : nullptr;
       t.row_term = (fast ? term_fast : term_exact) + i0;
       t.row_sum = rowsum + i0;
       t.c = c + ((m0 + i0) * A.ldc + t.n0) * P.c_elem;
       if (two) {
         t2.a = t.a;
+        t2.a_ind = t.a_ind;
         t2.mr = t.mr;
         t2.row_term = t.row_term;
         t2.row_sum = t.row_sum;
@@ -264,7 +283,9 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   // B panels in blocks that stay in L2; each A group (L1) meets a whole block, so C is written
   // in runs of block-width rows rather than one line per row (a power-of-two ldc would pile
   // those lines into a few cache sets).
-  const int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
+  int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
+  // Two-panel kernels: whole pairs (an odd block's single-panel calls cost 196x256x2304 8%).
+  if (P.ks->row_sums) block = std::max<int64_t>(2, block - block % 2);
   // Asks for the C lines a group a few groups ahead will write (its rows x this block's
   // columns): that many kernel calls hide the misses the epilogue's stores would wait for.
   auto prefetch_c = [&](int64_t j, int64_t pb, int64_t pe) {
@@ -283,6 +304,11 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     for (int64_t j = 0; j < groups; ++j) {
       const int64_t r0 = group_begin(j), r1 = group_begin(j + 1);
       prepare(r1);
+      if (P.seg_bytes) {
+        table_now = table + j * segs * ind_stride;
+        if (pb == p0)  // rows that must be gathered go where direct mode gathers them
+          A.a_rows->segments(m0 + r0, r1 - r0, table_now, ind_stride, gathered + r0 * B.K);
+      }
       prefetch_c(j + ahead, pb, pe);
       for (int64_t p = pb; p < pe;) {
         const bool two = P.ks->row_sums && p + 1 < pe && P.use_fast[p] && P.use_fast[p + 1];
@@ -366,13 +392,22 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
     if (P.use_fast[n / kNR] && !direct_s8) t -= 128u * u32(b.colsum[n]);
     col_term[n] = static_cast<int32_t>(t);
   }
-  if (b.per_column_zero_point) {
+  // Per-column zero points that are all the same (per-channel scales with symmetric weights)
+  // are one per-tensor beta: no per-column product, and no row sums where that beta is 0.
+  const bool beta_per_column =
+      b.per_column_zero_point &&
+      !std::all_of(b.beta.begin(), b.beta.begin() + N, [&](int32_t v) { return v == b.beta[0]; });
+  if (beta_per_column) {
     col_beta = b.beta;
     P.ep.col_beta = col_beta.data();
   } else {
     P.beta_tensor = b.beta[0];
   }
-  P.need_rowsum = !P.direct || direct_s8 || b.per_column_zero_point || P.beta_tensor != 0;
+  P.need_rowsum = !P.direct || direct_s8 || beta_per_column || P.beta_tensor != 0;
+  if (P.direct && !P.need_rowsum && args.a_rows && b.fix_begin.empty()) {
+    const int64_t seg = args.a_rows->segment_bytes();
+    if (seg > 0 && seg % kKR == 0 && K % seg == 0) P.seg_bytes = seg;
+  }
   P.ep.output = args.output;
   P.ep.col_term = col_term.data();
   if (args.output != QGemmOutput::int32) {
