@@ -348,7 +348,7 @@ class NhwcQ8Conv {
         const uint8_t* img = x_ + p.n * e.H * e.W * C;
         const int64_t iy0 = p.oy * g.sh - e.pt, ix0 = p.ox * g.sw - e.pl;
         if (ix0 < 0 || ix0 + last_x >= e.W) {  // across the left or right edge
-          rows(m0 + i, 1, spill + i * K);
+          rows(m0 + i, 1, spill + i * K, K);
           for (int64_t s = 0; s < g.kh * per_row; ++s) ptrs[s * stride + i] = spill + i * K + s * run;
           continue;
         }
@@ -361,12 +361,13 @@ class NhwcQ8Conv {
         }
       }
     }
-    void rows(int64_t m0, int64_t count, uint8_t* dst) const override {
+    void rows(int64_t m0, int64_t count, uint8_t* rows_dst, int64_t ld) const override {
       const ConvGeometry& g = g_;
       const Geo& e = e_;
       const int64_t C = e.C, run = g.kw * C, last_x = (g.kw - 1) * g.dw;
       Pixel p{m0 / (e.oh * e.ow), m0 / e.ow % e.oh, m0 % e.ow};
       for (int64_t i = 0; i < count; ++i, p.next(e)) {
+        uint8_t* dst = rows_dst + i * ld;
         const uint8_t* img = x_ + p.n * e.H * e.W * C;
         const int64_t iy0 = p.oy * g.sh - e.pt, ix0 = p.ox * g.sw - e.pl;
         const bool one_run = g.dw == 1 && ix0 >= 0 && ix0 + last_x < e.W;

@@ -145,7 +145,7 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
   // direct mode keeps every gathered row of the task (B blocks after the first re-read them)
   const size_t gather_bytes =
-      A.a_rows ? (P.direct ? panels_m : P.sub_panels) * kMR * B.K : 0;
+      A.a_rows ? (P.direct ? panels_m * kp : P.sub_panels * B.K) * kMR : 0;
   // indirect: every row group's pointer table, built on the first B block, kept for the others
   const int64_t segs = P.seg_bytes ? B.K / P.seg_bytes : 0, ind_stride = P.ks->fast->mr;
   const int64_t ind_groups = ceil_div(rows, ind_stride);
@@ -176,11 +176,17 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   };
   // direct mode: where row 0 of the task's A is and its row stride
   const uint8_t* a_rows0 = a ? a : gathered;
-  const int64_t a_stride = a ? std::max(A.lda, B.K) : B.K;
+  const int64_t a_stride = a ? std::max(A.lda, B.K) : kp;
   const bool a_signed = A.a_type == DType::i8;
   auto direct_sub = [&](int64_t r0) {  // rows [r0, r0 + chunk_rows): sums and terms
     const int64_t n = std::min(rows - r0, chunk_rows);
-    if (!a && !P.seg_bytes) A.a_rows->rows(m0 + r0, n, gathered + r0 * B.K);
+    if (!a && !P.seg_bytes) {
+      // rows of kp bytes: the kernel reads whole 4-byte groups, the padding meets zero weights
+      uint8_t* dst = gathered + r0 * a_stride;
+      A.a_rows->rows(m0 + r0, n, dst, a_stride);
+      if (kp > B.K)
+        for (int64_t i = 0; i < n; ++i) std::memset(dst + i * kp + B.K, 0, kp - B.K);
+    }
     if (P.need_rowsum) {
       P.ks->row_sums(n, B.K, a_rows0 + r0 * a_stride, a_stride, a_signed, rowsum + r0);
       // rowsum is of x = a - a_shift; an s8 tile holds sum (w + 128) a = sum w x + 128 rowsum
@@ -199,7 +205,7 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     if (P.direct) return direct_sub(r0);
     const int64_t ip = r0 / kMR, n = std::min(rows - r0, chunk_rows);
     const uint8_t* src = a ? a + r0 * A.lda : gathered;
-    if (!a) A.a_rows->rows(m0 + r0, n, gathered);
+    if (!a) A.a_rows->rows(m0 + r0, n, gathered, B.K);
     P.ks->pack_a(n, B.K, kp, src, A.a_type, a ? A.lda : B.K, a_u8 ? a_u8 + ip * kp * kMR : nullptr,
                  a_sm ? a_sm + ip * kp * kMR * 2 : nullptr, rowsum + r0, negsum + r0);
     // sum_k x*w = fast tile - 128 colsum (in col_term) = exact tile + negsum
@@ -307,7 +313,7 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
       if (P.seg_bytes) {
         table_now = table + j * segs * ind_stride;
         if (pb == p0)  // rows that must be gathered go where direct mode gathers them
-          A.a_rows->segments(m0 + r0, r1 - r0, table_now, ind_stride, gathered + r0 * B.K);
+          A.a_rows->segments(m0 + r0, r1 - r0, table_now, ind_stride, gathered + r0 * kp);
       }
       prefetch_c(j + ahead, pb, pe);
       for (int64_t p = pb; p < pe;) {
@@ -374,8 +380,9 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
                     (opt.path == QGemmPath::automatic && (b.panel_fast_safe[p] || P.ks->fast->exact));
     (P.use_fast[p] ? P.need_u8 : P.need_sm) = true;
   }
-  // Direct mode needs whole 4-byte groups in every row (no read past a row's end).
-  P.direct = P.ks->row_sums && !P.need_sm && K > 0 && K % kKR == 0;
+  // Direct mode needs whole 4-byte groups in every row (no read past a row's end); gathered
+  // rows get them (kp bytes each).
+  P.direct = P.ks->row_sums && !P.need_sm && K > 0 && (K % kKR == 0 || args.a_rows);
   const bool direct_s8 = P.direct && args.a_type == DType::i8;
   if (P.direct) P.need_u8 = false;
 

@@ -122,11 +122,12 @@ void q8_drop_pair_fixes(PackedQ8B& b);
 /// A rows produced on demand instead of read from memory: an im2col gather, whose full M x K
 /// matrix would be K times the image and would stream through memory once more. The driver asks
 /// each thread for a few MR-row panels at a time (rows [m0, m0 + rows), K bytes each, written
-/// with row stride K) just before packing them, so the gathered rows never leave L1.
+/// with row stride ld >= K, the bytes past K left alone) just before packing them, so the
+/// gathered rows never leave L1.
 class QGemmRowSource {
  public:
   virtual ~QGemmRowSource() = default;
-  virtual void rows(int64_t m0, int64_t rows, uint8_t* dst) const = 0;
+  virtual void rows(int64_t m0, int64_t rows, uint8_t* dst, int64_t ld) const = 0;
   /// The indirect form, where a source has one: each row is K / segment_bytes() runs of
   /// segment_bytes() bytes that lie somewhere in memory (a window's taps in the image), and
   /// kernels that can read them in place (Q8TileArgs::a_ind) skip the copy. 0: no such form.
