@@ -129,22 +129,26 @@ void finish_zmm(const Q8TileArgs& t, const __m512i* acc) {
                                            q8avx2::EpilogueConsts::kMagic);
     const __m512i magic_bits = _mm512_set1_epi32(0x4B400000);
     const __m512i lo = _mm512_set1_epi32(p.qmin), hi = _mm512_set1_epi32(p.qmax);
+    // locals: through t, every store would reload them (a u8 store may alias anything)
+    void* const c = t.c;
+    const int64_t ldc = t.ldc;
+    const int32_t* const row_term = t.row_term;
     for (int i = 0; i < MR; ++i) {
-      __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[i], _mm512_set1_epi32(t.row_term[i])), col);
+      __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[i], _mm512_set1_epi32(row_term[i])), col);
       if (p.col_beta)
         v = _mm512_add_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(t.row_sum[i]), beta));
       if constexpr (kKind == ZKind::int32) {
-        _mm512_mask_storeu_epi32(static_cast<int32_t*>(t.c) + i * t.ldc, m, v);
+        _mm512_mask_storeu_epi32(static_cast<int32_t*>(c) + i * ldc, m, v);
       } else if constexpr (kKind == ZKind::float32) {
         __m512 y = opaque(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale));
         if (p.float_bias) y = _mm512_add_ps(y, bias);
-        _mm512_mask_storeu_ps(static_cast<float*>(t.c) + i * t.ldc, m, y);
+        _mm512_mask_storeu_ps(static_cast<float*>(c) + i * ldc, m, y);
       } else {  // requant.h's short_f32 form, as q8avx2::requant_short_f32
         const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, zp_magic);
         __m512i q = _mm512_sub_epi32(_mm512_castps_si512(f), magic_bits);
         q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
         // q lies inside the output type: the truncating narrow is the code, u8 or s8
-        _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(t.c) + i * t.ldc, m, q);
+        _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(c) + i * ldc, m, q);
       }
     }
   }
