@@ -41,9 +41,11 @@ def _fast_safe_weights(rng, dt, shape):  # noqa: ANN001, ANN202
 
 
 @st.composite
-def gemm_cases(draw, pointwise: bool, fast: bool = False):  # noqa: ANN001, ANN201
+def gemm_cases(draw, pointwise: bool, fast: bool = False, symmetric: bool = False):  # noqa: ANN001, ANN201
     """fast: weights whose panels are fast-safe (after pair fixes), which take the GEMM path
-    from K = 256 (1x1) / 576 (windows) on; else full-range weights, from K = 512 / 1024."""
+    from K = 256 (1x1) / 576 (windows) on; else full-range weights, from K = 512 / 1024.
+    symmetric: u8 input, int8 weights with zero points 0 and C a multiple of 4 (the common
+    quantized-CNN case, where the VNNI GEMM reads the windows in place, no row sums)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if pointwise:  # 1x1 stride 1, K = C >= 512 (256 fast)
         ch = draw(st.integers(256 if fast else 512, 700))
@@ -60,10 +62,14 @@ def gemm_cases(draw, pointwise: bool, fast: bool = False):  # noqa: ANN001, ANN2
         pads = [draw(st.integers(0, 2)) for _ in range(4)]
         if kh * kw == 1 and sh * sw == 1 and not any(pads):
             sh = 2  # keep it a gathered conv
+    if symmetric:
+        ch = -(-ch // 4) * 4
     h = draw(st.integers(max(1, (kh - 1) * dh + 1 - pads[0] - pads[2]), 9))
     w = draw(st.integers(max(1, (kw - 1) * dw + 1 - pads[1] - pads[3]), 9))
     batch = draw(st.integers(1, 2))
     xt, wt, yt = (draw(st.sampled_from([np.uint8, np.int8])) for _ in range(3))
+    if symmetric:
+        xt, wt = np.uint8, np.int8
     per_channel = draw(st.booleans())
     wshape = (oc, ch, kh, kw)
     c = {
@@ -79,6 +85,8 @@ def gemm_cases(draw, pointwise: bool, fast: bool = False):  # noqa: ANN001, ANN2
         else tq.rand_scale(rng, 1e-4, 1e-2),
         "ys": tq.rand_scale(rng, 0.02, 0.5),
     }
+    if symmetric:
+        c["wz"] = np.zeros_like(c["wz"])
     tq.draw_requant_extremes(draw, rng, c, oc)
     attrs = {
         "group": 1,
@@ -146,6 +154,16 @@ def test_gathered_gemm(case) -> None:  # noqa: ANN001
 def test_fast_panel_gemm(case) -> None:  # noqa: ANN001
     """Fast-safe weights (pair fixes included) on the GEMM path down to K = 256 / 576."""
     _check(*case)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=st.booleans().flatmap(lambda fast: gemm_cases(False, fast=fast, symmetric=True)))
+def test_symmetric_weights_windows_in_place(case) -> None:  # noqa: ANN001
+    """u8 input, zero weight zero points (per tensor or per channel), C % 4 == 0: with VNNI the
+    GEMM reads each window's rows in place through pointer tables (edge windows gathered)."""
+    _check(*case)
+    x, c, attrs = case
+    _check(x, c, attrs, threads=2)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -594,6 +594,70 @@ def test_large_k(k):
                 np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("m,k", [(49, 4608), (130, 2304), (241, 4608), (13, 2304)])
+@pytest.mark.parametrize("at", I8)
+def test_row_blocks_and_uneven_calls(m, k, at):
+    """Deep K: A is split into several row blocks (tasks), and direct mode splits a block's
+    rows evenly over its calls (49 rows: 10+10+10+10+9); int32 and requantized outputs."""
+    rng = np.random.default_rng(m * k)
+    n = 35
+    a = values(rng, (m, k), at, "random")
+    b = values(rng, (k, n), np.int8, "random")
+    za = int(rng.integers(info(at).min, info(at).max + 1))
+    sb = np.float32(2e-3)
+    for zb in (np.zeros(1, np.int32), rng.integers(-128, 128, n).astype(np.int32)):
+        packed = pack(b, zb, True)
+        ref = ref_int32(a, za, b, zb)
+        ref8 = onnx_qlinear_matmul(
+            a,
+            np.float32(0.05),
+            np.array(za, at),
+            b,
+            sb,
+            zb.astype(np.int8),
+            np.float32(9.0),
+            np.uint8(100),
+        )
+        for isa in ISAS:
+            for threads in (1, 2):
+                got = run(a, packed, za, np.int32, m, n, isa=isa, threads=threads)
+                np.testing.assert_array_equal(got, ref)
+                got8 = run(
+                    a,
+                    packed,
+                    za,
+                    np.uint8,
+                    m,
+                    n,
+                    a_scale=0.05,
+                    b_scale=np.full(1, sb),
+                    y_scale=9.0,
+                    y_zero_point=100,
+                    isa=isa,
+                    threads=threads,
+                )
+                np.testing.assert_array_equal(got8, ref8)
+
+
+@given(gemm_case())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_dropped_pair_fixes_stay_exact(case):
+    """q8_drop_pair_fixes: the panels hold the true weights again (no fixes left, fixed panels
+    no longer fast-safe), and every tier's automatic path stays exact on them."""
+    a, za, b, zb, trans, _ = case
+    m, k = a.shape
+    n = b.shape[1]
+    src = np.ascontiguousarray(b.T) if trans else np.ascontiguousarray(b)
+    kept = T.q8_pack_b(src, zb, trans_b=trans, fenced=True)
+    dropped = T.q8_pack_b(src, zb, trans_b=trans, fenced=True, drop_fixes=True)
+    assert sum(dropped.panel_fix_counts) == 0
+    for p, c in enumerate(kept.panel_fix_counts):
+        assert dropped.panel_fast_safe[p] == (kept.panel_fast_safe[p] and c == 0)
+    ref = ref_int32(a, za, b, zb)
+    for isa in ISAS:
+        np.testing.assert_array_equal(run(a, dropped, za, np.int32, m, n, isa=isa), ref)
+
+
 @pytest.mark.skipif(not HAVE_AVX2, reason="needs AVX2")
 @pytest.mark.parametrize("dtype", [np.int32, np.float32, np.uint8, np.int8])
 @pytest.mark.parametrize("rounding", ["onnx_reference", "onnxruntime"])

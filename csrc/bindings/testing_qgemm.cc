@@ -94,7 +94,7 @@ QGemmPath parse_path(const std::string& s) {
 }
 
 std::shared_ptr<PackedQ8B> pack_b(const py::array& b, const py::array_t<int32_t>& zero_point,
-                                  bool trans_b, bool fenced) {
+                                  bool trans_b, bool fenced, bool drop_fixes) {
   const DType t = dtype_of(b);
   const int64_t ld = row_stride(b);
   const int64_t rows = b.shape(0), cols = b.shape(1);
@@ -109,7 +109,9 @@ std::shared_ptr<PackedQ8B> pack_b(const py::array& b, const py::array_t<int32_t>
     src = copy->data();
   }
   py::gil_scoped_release nogil;
-  return pack_q8_b(K, N, src, t, ld, trans_b, zp.data(), nz == N && N > 1);
+  auto packed = pack_q8_b(K, N, src, t, ld, trans_b, zp.data(), nz == N && N > 1);
+  if (drop_fixes) q8_drop_pair_fixes(*packed);
+  return packed;
 }
 
 // Runs qgemm into `out` (a 2-D view: int32 -> int32 output, u8/i8 -> quantized, f32 -> float).
@@ -254,8 +256,9 @@ void register_qgemm_testing(py::module_& m) {
       .def_readonly("colsum", &PackedQ8B::colsum);
 
   m.def("q8_pack_b", &pack_b, py::arg("b"), py::arg("zero_point"), py::arg("trans_b") = false,
-        py::arg("fenced") = false,
-        "Packs weights (K x N, or N x K with trans_b; u8 or i8) with 1 or N zero points.");
+        py::arg("fenced") = false, py::arg("drop_fixes") = false,
+        "Packs weights (K x N, or N x K with trans_b; u8 or i8) with 1 or N zero points; "
+        "drop_fixes: then q8_drop_pair_fixes.");
   m.def("q8_gemm", &run_qgemm, py::arg("a"), py::arg("packed"), py::arg("a_zero_point"),
         py::arg("out"), py::arg("bias") = py::none(), py::arg("a_scale") = 1.f,
         py::arg("b_scale") = py::none(), py::arg("y_scale") = 1.f, py::arg("y_zero_point") = 0,

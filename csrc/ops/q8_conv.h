@@ -179,6 +179,8 @@ class Q8Conv {
       packed_.push_back(pack_q8_b(K, ocg, perm.data() + gi * ocg * K, w.dtype, K,
                                   /*trans_b=*/true, w_zp_.data() + (per_col ? gi * ocg : 0),
                                   per_col));
+    if (qgemm_native_exact())  // only the native kernels read them (compute's qgemm call)
+      for (auto& pk : packed_) q8_drop_pair_fixes(*pk);
   }
 
   /// y = conv(x) with the output described by op (allocated here).

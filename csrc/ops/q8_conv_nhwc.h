@@ -17,7 +17,10 @@
 //  * gemm (large dense convs, see gemm_wins): the exact 8-bit GEMM of qgemm.h with the image's
 //    windows as A rows, gathered (im2col) a few MR-row panels at a time per thread just before
 //    the GEMM packs them, so no M x K matrix is built; a 1x1 stride-1 conv's input is A as it
-//    is. The GEMM's epilogue requantizes and writes the NHWC output.
+//    is. Where the VNNI kernel needs no row sums (u8 input, weight zero points 0) it reads the
+//    windows in place instead, one pointer per window row (WindowRows::segments), and only
+//    windows across the left or right edge are gathered. The GEMM's epilogue requantizes and
+//    writes the NHWC output.
 //  * depthwise (multiplier 1): the tap-pair kernels (ukernels/q8_dwconv), one call per run of
 //    interior pixels of an output row, border pixels one by one.
 // All requantize exactly as requant.h's onnx_reference order, in the cheapest RequantForm the
@@ -75,6 +78,7 @@ class NhwcQ8Conv {
                               w_zp.size() > 1);
       if (gemm_wins(packed->fast_panels * 4 >= packed->panels() * 3)) {
         gemm_ = std::move(packed);
+        if (qgemm_native_exact()) q8_drop_pair_fixes(*gemm_);  // only the native kernels read it
         return;
       }
     }
@@ -328,13 +332,42 @@ class NhwcQ8Conv {
   class WindowRows final : public QGemmRowSource {
    public:
     WindowRows(const ConvGeometry& g, const Geo& e, const uint8_t* x, uint8_t pad)
-        : g_(g), e_(e), x_(x), pad_(pad) {}
-    void rows(int64_t m0, int64_t count, uint8_t* dst) const override {
+        : g_(g), e_(e), x_(x), pad_(pad), pad_run_(static_cast<size_t>(g.kw * e.C), pad) {}
+    // Without dilation a window row's KW * C bytes are one run in the image: one pointer per
+    // window row (one per tap with dilation). Rows above or below the image read a run of zero
+    // points; windows across the left or right edge are gathered into the spill.
+    int64_t segment_bytes() const override { return g_.dw == 1 ? g_.kw * e_.C : e_.C; }
+    void segments(int64_t m0, int64_t count, const uint8_t** ptrs, int64_t stride,
+                  uint8_t* spill) const override {
+      const ConvGeometry& g = g_;
+      const Geo& e = e_;
+      const int64_t C = e.C, last_x = (g.kw - 1) * g.dw, K = g.kh * g.kw * C;
+      const int64_t run = segment_bytes(), per_row = run == C ? g.kw : 1;
+      Pixel p{m0 / (e.oh * e.ow), m0 / e.ow % e.oh, m0 % e.ow};
+      for (int64_t i = 0; i < count; ++i, p.next(e)) {
+        const uint8_t* img = x_ + p.n * e.H * e.W * C;
+        const int64_t iy0 = p.oy * g.sh - e.pt, ix0 = p.ox * g.sw - e.pl;
+        if (ix0 < 0 || ix0 + last_x >= e.W) {  // across the left or right edge
+          rows(m0 + i, 1, spill + i * K, K);
+          for (int64_t s = 0; s < g.kh * per_row; ++s) ptrs[s * stride + i] = spill + i * K + s * run;
+          continue;
+        }
+        for (int64_t ky = 0, s = 0; ky < g.kh; ++ky) {
+          const int64_t iy = iy0 + ky * g.dh;
+          const bool in = iy >= 0 && iy < e.H;
+          const uint8_t* at = img + (iy * e.W + ix0) * C;
+          for (int64_t kx = 0; kx < per_row; ++kx, ++s)
+            ptrs[s * stride + i] = in ? at + kx * g.dw * C : pad_run_.data();
+        }
+      }
+    }
+    void rows(int64_t m0, int64_t count, uint8_t* rows_dst, int64_t ld) const override {
       const ConvGeometry& g = g_;
       const Geo& e = e_;
       const int64_t C = e.C, run = g.kw * C, last_x = (g.kw - 1) * g.dw;
       Pixel p{m0 / (e.oh * e.ow), m0 / e.ow % e.oh, m0 % e.ow};
       for (int64_t i = 0; i < count; ++i, p.next(e)) {
+        uint8_t* dst = rows_dst + i * ld;
         const uint8_t* img = x_ + p.n * e.H * e.W * C;
         const int64_t iy0 = p.oy * g.sh - e.pt, ix0 = p.ox * g.sw - e.pl;
         const bool one_run = g.dw == 1 && ix0 >= 0 && ix0 + last_x < e.W;
@@ -363,6 +396,7 @@ class NhwcQ8Conv {
     const Geo& e_;
     const uint8_t* x_;
     uint8_t pad_;
+    std::vector<uint8_t> pad_run_;
   };
 
   // The exact 8-bit GEMM (qgemm.h) on the windows: the zero points as row and column

@@ -124,6 +124,10 @@ struct Problem {
   // Direct mode: every panel on the fast kernel, which reads the raw A rows (or the gathered
   // ones) in place: no packing, row sums only where a term needs them.
   bool direct = false, need_rowsum = true;
+  // Indirect (direct mode on a row source with runs, QGemmRowSource::segments): the kernel reads
+  // the runs in place through a pointer table per row group; only rows the source cannot point
+  // at (windows across the image's edge) are gathered.
+  int64_t seg_bytes = 0;
   int64_t group = 1;       // A panels visited together: a multiple of both kernels' MR / kMR
   int64_t sub_panels = 1;  // A panels packed together: a multiple of group
   int64_t mc = 0;
@@ -141,10 +145,14 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   const size_t row_bytes = panels_m * kMR * sizeof(int32_t);
   // direct mode keeps every gathered row of the task (B blocks after the first re-read them)
   const size_t gather_bytes =
-      A.a_rows ? (P.direct ? panels_m : P.sub_panels) * kMR * B.K : 0;
+      A.a_rows ? (P.direct ? panels_m * kp : P.sub_panels * B.K) * kMR : 0;
+  // indirect: every row group's pointer table, built on the first B block, kept for the others
+  const int64_t segs = P.seg_bytes ? B.K / P.seg_bytes : 0, ind_stride = P.ks->fast->mr;
+  const int64_t ind_groups = ceil_div(rows, ind_stride);
+  const size_t table_bytes = ind_groups * segs * ind_stride * sizeof(const uint8_t*);
   auto round = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   uint8_t* base = t_scratch.get(round(u8_bytes) + round(sm_bytes) + 4 * round(row_bytes) +
-                                round(gather_bytes));
+                                round(gather_bytes) + table_bytes);
   uint8_t* a_u8 = P.need_u8 ? base : nullptr;
   uint8_t* a_sm = P.need_sm ? base + round(u8_bytes) : nullptr;
   int32_t* rowsum = reinterpret_cast<int32_t*>(base + round(u8_bytes) + round(sm_bytes));
@@ -152,24 +160,33 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
   int32_t* term_fast = negsum + round(row_bytes) / sizeof(int32_t);
   int32_t* term_exact = term_fast + round(row_bytes) / sizeof(int32_t);
   uint8_t* gathered = reinterpret_cast<uint8_t*>(term_exact + round(row_bytes) / sizeof(int32_t));
+  const uint8_t** table = reinterpret_cast<const uint8_t**>(gathered + round(gather_bytes));
+  const uint8_t** table_now = table;  // indirect: the current row group's
 
   // A is packed sub_panels panels at a time, just before its first use, while the raw rows of the
   // next group are prefetched: the (usually cold) reads of A overlap the kernels. A row source
   // fills `gathered` with the group's rows first (its reads are its own to schedule).
   const uint8_t* a = A.a_rows ? nullptr : static_cast<const uint8_t*>(A.a) + m0 * A.lda;
+  const int64_t chunk_rows = P.sub_panels * kMR;
   auto prefetch_rows = [&](int64_t r0) {
     if (A.a_rows) return;
-    const int64_t r1 = std::min(rows, r0 + P.sub_panels * kMR);
+    const int64_t r1 = std::min(rows, r0 + chunk_rows);
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t k = 0; k < B.K; k += 64) __builtin_prefetch(a + r * A.lda + k);
   };
   // direct mode: where row 0 of the task's A is and its row stride
   const uint8_t* a_rows0 = a ? a : gathered;
-  const int64_t a_stride = a ? std::max(A.lda, B.K) : B.K;
+  const int64_t a_stride = a ? std::max(A.lda, B.K) : kp;
   const bool a_signed = A.a_type == DType::i8;
-  auto direct_sub = [&](int64_t ip) {  // rows of panels [ip, ip + sub_panels): sums and terms
-    const int64_t r0 = ip * kMR, n = std::min(rows - r0, P.sub_panels * kMR);
-    if (!a) A.a_rows->rows(m0 + r0, n, gathered + r0 * B.K);
+  auto direct_sub = [&](int64_t r0) {  // rows [r0, r0 + chunk_rows): sums and terms
+    const int64_t n = std::min(rows - r0, chunk_rows);
+    if (!a && !P.seg_bytes) {
+      // rows of kp bytes: the kernel reads whole 4-byte groups, the padding meets zero weights
+      uint8_t* dst = gathered + r0 * a_stride;
+      A.a_rows->rows(m0 + r0, n, dst, a_stride);
+      if (kp > B.K)
+        for (int64_t i = 0; i < n; ++i) std::memset(dst + i * kp + B.K, 0, kp - B.K);
+    }
     if (P.need_rowsum) {
       P.ks->row_sums(n, B.K, a_rows0 + r0 * a_stride, a_stride, a_signed, rowsum + r0);
       // rowsum is of x = a - a_shift; an s8 tile holds sum (w + 128) a = sum w x + 128 rowsum
@@ -184,11 +201,11 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     }
     prefetch_rows(r0 + n);
   };
-  auto pack_sub = [&](int64_t ip) {  // panels [ip, ip + sub_panels)
-    if (P.direct) return direct_sub(ip);
-    const int64_t r0 = ip * kMR, n = std::min(rows - r0, P.sub_panels * kMR);
+  auto pack_sub = [&](int64_t r0) {  // rows [r0, r0 + chunk_rows), r0 a multiple of it
+    if (P.direct) return direct_sub(r0);
+    const int64_t ip = r0 / kMR, n = std::min(rows - r0, chunk_rows);
     const uint8_t* src = a ? a + r0 * A.lda : gathered;
-    if (!a) A.a_rows->rows(m0 + r0, n, gathered);
+    if (!a) A.a_rows->rows(m0 + r0, n, gathered, B.K);
     P.ks->pack_a(n, B.K, kp, src, A.a_type, a ? A.lda : B.K, a_u8 ? a_u8 + ip * kp * kMR : nullptr,
                  a_sm ? a_sm + ip * kp * kMR * 2 : nullptr, rowsum + r0, negsum + r0);
     // sum_k x*w = fast tile - 128 colsum (in col_term) = exact tile + negsum
@@ -198,6 +215,20 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
       term_exact[i] = static_cast<int32_t>(beta_row + u32(negsum[i]));
     }
     prefetch_rows(r0 + n);
+  };
+  int64_t prepared = 0;  // rows [0, prepared) are packed (or gathered and summed)
+  auto prepare = [&](int64_t upto) {
+    for (; prepared < upto; prepared += chunk_rows) pack_sub(prepared);
+  };
+
+  // Row groups: the rows one pass over a B block visits together. Packed A: P.group panels
+  // (one or more kernel calls each). Direct mode: one call per group, the task's rows split as
+  // evenly as the kernel's MR allows: a 49-row product runs 10+10+10+10+9, not 12+12+12+12+1,
+  // whose one-row call streams the whole block from L2 for a 12th of the products.
+  const int64_t group_rows = P.group * kMR;
+  const int64_t groups = P.direct ? ceil_div(rows, P.ks->fast->mr) : ceil_div(rows, group_rows);
+  auto group_begin = [&](int64_t j) {
+    return P.direct ? j * rows / groups : std::min(rows, j * group_rows);
   };
 
   uint8_t* c = static_cast<uint8_t*>(A.c);
@@ -213,31 +244,39 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     u.n0 = p * kNR;
     u.nc = std::min(kNR, B.N - u.n0);
   };
-  // B panel p (and p + 1 when `two`) against the A panels [ip, ip + group): one call per
-  // MR / kMR of them.
-  auto tiles_at = [&](int64_t p, int64_t ip, bool two) {
+  // B panel p (and p + 1 when `two`) against the rows [r0, r1) of a group: one call per kernel
+  // MR of them.
+  auto tiles_at = [&](int64_t p, int64_t r0, int64_t r1, bool two) {
     const bool fast = P.use_fast[p] != 0;
     const Q8GemmKernel& k = fast ? *P.ks->fast : *P.ks->exact;
-    const int64_t per_call = k.mr / kMR;
     t.a_panel_stride = kp * kMR * (fast ? 1 : 2);
     t.a_row_stride = P.direct ? a_stride : 0;
     t.a_signed = a_signed;
+    if (P.seg_bytes) {
+      t.a_ind_stride = ind_stride;
+      t.a_segments = segs;
+      t.a_segment_groups = P.seg_bytes / kKR;
+    }
     set_panel(t, p);
     t.next = nullptr;
-    if (two) {
-      t2 = t;
+    if (two) {  // field by field: a whole-struct copy here stalled on the stores just made
+      t2.a_panel_stride = t.a_panel_stride;
+      t2.a_row_stride = t.a_row_stride;
+      t2.a_signed = t.a_signed;
       set_panel(t2, p + 1);
       t.next = &t2;
     }
-    for (int64_t j = ip; j < std::min(ip + P.group, panels_m); j += per_call) {
-      const int64_t i0 = j * kMR;
-      t.a = P.direct ? a_rows0 + i0 * a_stride : (fast ? a_u8 : a_sm) + j * t.a_panel_stride;
-      t.mr = std::min<int64_t>(k.mr, rows - i0);
+    for (int64_t i0 = r0; i0 < r1; i0 += k.mr) {
+      t.a = P.direct ? a_rows0 + i0 * a_stride
+                     : (fast ? a_u8 : a_sm) + i0 / kMR * t.a_panel_stride;
+      t.mr = std::min<int64_t>(k.mr, r1 - i0);
+      t.a_ind = P.seg_bytes ? table_now + (i0 - r0) : nullptr;
       t.row_term = (fast ? term_fast : term_exact) + i0;
       t.row_sum = rowsum + i0;
       t.c = c + ((m0 + i0) * A.ldc + t.n0) * P.c_elem;
       if (two) {
         t2.a = t.a;
+        t2.a_ind = t.a_ind;
         t2.mr = t.mr;
         t2.row_term = t.row_term;
         t2.row_sum = t.row_sum;
@@ -247,31 +286,39 @@ void run_task(const Problem& P, int64_t m0, int64_t m1, int64_t p0, int64_t p1) 
     }
   };
 
-  // B panels in blocks that stay in L2; each A panel (L1) meets a whole block, so C is written
+  // B panels in blocks that stay in L2; each A group (L1) meets a whole block, so C is written
   // in runs of block-width rows rather than one line per row (a power-of-two ldc would pile
   // those lines into a few cache sets).
-  const int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
-  // Asks for the C lines an A panel a few panels ahead will write (its rows x this block's
+  int64_t block = std::max<int64_t>(1, kBBlockBytes / std::max<int64_t>(1, kp * kNR));
+  // Two-panel kernels: whole pairs (an odd block's single-panel calls cost 196x256x2304 8%).
+  if (P.ks->row_sums) block = std::max<int64_t>(2, block - block % 2);
+  // Asks for the C lines a group a few groups ahead will write (its rows x this block's
   // columns): that many kernel calls hide the misses the epilogue's stores would wait for.
-  auto prefetch_c = [&](int64_t ip, int64_t pb, int64_t pe) {  // the group at A panel ip
-    if (ip >= panels_m) return;
+  auto prefetch_c = [&](int64_t j, int64_t pb, int64_t pe) {
+    if (j >= groups) return;
     const int64_t n0 = pb * kNR, bytes = (std::min(B.N, pe * kNR) - n0) * P.c_elem;
-    for (int64_t i = ip * kMR; i < std::min(rows, (ip + P.group) * kMR); ++i) {
+    for (int64_t i = group_begin(j); i < group_begin(j + 1); ++i) {
       const uint8_t* row = c + ((m0 + i) * A.ldc + n0) * P.c_elem;
       for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 1);
       __builtin_prefetch(row + bytes - 1, 1);
     }
   };
+  const int64_t ahead = ceil_div(kPrefetchCPanels * kMR, group_rows);
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = std::min(p1, pb + block);
-    const int64_t ahead = ceil_div(kPrefetchCPanels, P.group) * P.group;
-    for (int64_t ip = 0; ip < ahead; ip += P.group) prefetch_c(ip, pb, pe);
-    for (int64_t ip = 0; ip < panels_m; ip += P.group) {
-      if (pb == p0 && ip % P.sub_panels == 0) pack_sub(ip);
-      prefetch_c(ip + ahead, pb, pe);
+    for (int64_t j = 0; j < ahead; ++j) prefetch_c(j, pb, pe);
+    for (int64_t j = 0; j < groups; ++j) {
+      const int64_t r0 = group_begin(j), r1 = group_begin(j + 1);
+      prepare(r1);
+      if (P.seg_bytes) {
+        table_now = table + j * segs * ind_stride;
+        if (pb == p0)  // rows that must be gathered go where direct mode gathers them
+          A.a_rows->segments(m0 + r0, r1 - r0, table_now, ind_stride, gathered + r0 * kp);
+      }
+      prefetch_c(j + ahead, pb, pe);
       for (int64_t p = pb; p < pe;) {
         const bool two = P.ks->row_sums && p + 1 < pe && P.use_fast[p] && P.use_fast[p + 1];
-        tiles_at(p, ip, two);
+        tiles_at(p, r0, r1, two);
         p += two ? 2 : 1;
       }
     }
@@ -333,8 +380,9 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
                     (opt.path == QGemmPath::automatic && (b.panel_fast_safe[p] || P.ks->fast->exact));
     (P.use_fast[p] ? P.need_u8 : P.need_sm) = true;
   }
-  // Direct mode needs whole 4-byte groups in every row (no read past a row's end).
-  P.direct = P.ks->row_sums && !P.need_sm && K > 0 && K % kKR == 0;
+  // Direct mode needs whole 4-byte groups in every row (no read past a row's end); gathered
+  // rows get them (kp bytes each).
+  P.direct = P.ks->row_sums && !P.need_sm && K > 0 && (K % kKR == 0 || args.a_rows);
   const bool direct_s8 = P.direct && args.a_type == DType::i8;
   if (P.direct) P.need_u8 = false;
 
@@ -351,13 +399,22 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
     if (P.use_fast[n / kNR] && !direct_s8) t -= 128u * u32(b.colsum[n]);
     col_term[n] = static_cast<int32_t>(t);
   }
-  if (b.per_column_zero_point) {
+  // Per-column zero points that are all the same (per-channel scales with symmetric weights)
+  // are one per-tensor beta: no per-column product, and no row sums where that beta is 0.
+  const bool beta_per_column =
+      b.per_column_zero_point &&
+      !std::all_of(b.beta.begin(), b.beta.begin() + N, [&](int32_t v) { return v == b.beta[0]; });
+  if (beta_per_column) {
     col_beta = b.beta;
     P.ep.col_beta = col_beta.data();
   } else {
     P.beta_tensor = b.beta[0];
   }
-  P.need_rowsum = !P.direct || direct_s8 || b.per_column_zero_point || P.beta_tensor != 0;
+  P.need_rowsum = !P.direct || direct_s8 || beta_per_column || P.beta_tensor != 0;
+  if (P.direct && !P.need_rowsum && args.a_rows && b.fix_begin.empty()) {
+    const int64_t seg = args.a_rows->segment_bytes();
+    if (seg > 0 && seg % kKR == 0 && K % seg == 0) P.seg_bytes = seg;
+  }
   P.ep.output = args.output;
   P.ep.col_term = col_term.data();
   if (args.output != QGemmOutput::int32) {
@@ -397,9 +454,10 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
   const int threads = pool ? pool->num_threads() : 1;
   const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
   const int64_t m_blocks = ceil_div(M, P.mc);
+  // Packed A splits at whole groups of panels; direct mode evenly (its calls take any rows).
+  auto block_begin = [&](int64_t i) { return P.direct ? i * M / m_blocks : std::min(M, i * P.mc); };
   if (threads <= 1 || macs < kMinParallelMacs) {
-    for (int64_t i = 0; i < m_blocks; ++i)
-      run_task(P, i * P.mc, std::min(M, (i + 1) * P.mc), 0, panels);
+    for (int64_t i = 0; i < m_blocks; ++i) run_task(P, block_begin(i), block_begin(i + 1), 0, panels);
     return;
   }
   // Enough tasks for dynamic balance; split panels only when rows alone are too few.
@@ -409,9 +467,29 @@ void qgemm(const QGemmArgs& args, const PackedQ8B& b, ThreadPool* pool, const QG
   const int64_t n_tasks = ceil_div(panels, chunk);
   pool->parallel_tasks(m_blocks * n_tasks, [&](int64_t t) {
     const int64_t i = t / n_tasks, j = t % n_tasks;
-    run_task(P, i * P.mc, std::min(M, (i + 1) * P.mc), j * chunk,
-             std::min(panels, (j + 1) * chunk));
+    run_task(P, block_begin(i), block_begin(i + 1), j * chunk, std::min(panels, (j + 1) * chunk));
   });
+}
+
+// The fixes undone: panel bytes back to the true weights, panels with fixes no longer fast-safe
+// for the saturating chain (exact kernels do not care).
+void q8_drop_pair_fixes(PackedQ8B& b) {
+  if (b.fix_begin.empty()) return;
+  for (int64_t p = 0; p < b.panels(); ++p) {
+    if (b.panel_fix_count(p) == 0) continue;
+    int8_t* panel = b.data.get() + p * b.kp * b.nr;
+    for (int64_t f = b.fix_begin[p]; f < b.fix_begin[p + 1]; ++f) {
+      const Q8PairFix& fx = b.fixes[f];
+      int8_t& w = panel[fx.k / b.kr * b.nr * b.kr + fx.col * b.kr + fx.k % b.kr];
+      w = static_cast<int8_t>(w + fx.r);
+    }
+    if (b.panel_fast_safe[p]) {
+      b.panel_fast_safe[p] = 0;
+      --b.fast_panels;
+    }
+  }
+  b.fixes.clear();
+  b.fix_begin.clear();
 }
 
 }  // namespace sliver

@@ -111,17 +111,34 @@ std::shared_ptr<PackedQ8B> pack_q8_b(int64_t K, int64_t N, const void* b, DType 
                                      bool trans_b, const int32_t* zero_point,
                                      bool zero_point_per_column);
 
+/// Undoes b's pair fixes (its panels then hold the true weights), for weights that only kernels
+/// exact on every panel will read (qgemm_native_exact(): VNNI), which would otherwise add the
+/// fixes back per tile for nothing. Panels that had fixes are no longer fast-safe.
+void q8_drop_pair_fixes(PackedQ8B& b);
+
 // ---------------------------------------------------------------------------------------------
 // The product.
 
 /// A rows produced on demand instead of read from memory: an im2col gather, whose full M x K
 /// matrix would be K times the image and would stream through memory once more. The driver asks
 /// each thread for a few MR-row panels at a time (rows [m0, m0 + rows), K bytes each, written
-/// with row stride K) just before packing them, so the gathered rows never leave L1.
+/// with row stride ld >= K, the bytes past K left alone) just before packing them, so the
+/// gathered rows never leave L1.
 class QGemmRowSource {
  public:
   virtual ~QGemmRowSource() = default;
-  virtual void rows(int64_t m0, int64_t rows, uint8_t* dst) const = 0;
+  virtual void rows(int64_t m0, int64_t rows, uint8_t* dst, int64_t ld) const = 0;
+  /// The indirect form, where a source has one: each row is K / segment_bytes() runs of
+  /// segment_bytes() bytes that lie somewhere in memory (a window's taps in the image), and
+  /// kernels that can read them in place (Q8TileArgs::a_ind) skip the copy. 0: no such form.
+  virtual int64_t segment_bytes() const { return 0; }
+  /// Where run s of row m0 + i starts, into ptrs[s * stride + i], for i < count. A row it
+  /// cannot point at in place (a window across the image's border) it may write to
+  /// spill + i * K, the caller's count * K bytes, which stay untouched while ptrs are in use.
+  virtual void segments(int64_t m0, int64_t count, const uint8_t** ptrs, int64_t stride,
+                        uint8_t* spill) const {
+    (void)m0, (void)count, (void)ptrs, (void)stride, (void)spill;
+  }
 };
 
 enum class QGemmOutput : int {
@@ -229,6 +246,11 @@ struct Q8TileArgs {
   // codes (the kernel sums (w + 128) * a, the driver's terms take 128 rowsum off).
   int64_t a_row_stride = 0;
   bool a_signed = false;
+  // Indirect A (kernels with direct A, u8 codes, no pair fixes): when set, row i's bytes are
+  // a_segments runs of a_segment_groups * KR bytes, run s at a_ind[s * a_ind_stride + i]
+  // (QGemmRowSource::segments); `a` and a_row_stride are unused.
+  const uint8_t* const* a_ind = nullptr;
+  int64_t a_ind_stride = 0, a_segments = 0, a_segment_groups = 0;
   // The next B panel's tile on the same rows (its b, fixes, n0, nc, c; the rest as here), for
   // kernels that compute two panels per pass (the VNNI kernel: half the A broadcasts per
   // product); nullptr: this panel only.

@@ -37,8 +37,9 @@ size_t c_elem_bytes(const Q8TileArgs& t) {
 
 // Where A comes from (Q8TileArgs): offset-u8 panels; raw u8 rows in place; raw s8 rows in
 // place, which take the unsigned side of vpdpbusd from the weights instead (w + 128 = w ^ 0x80,
-// one xor per k group) and leave the sum 128 * rowsum to the driver's row terms.
-enum AMode { kPanels, kRowsU8, kRowsS8 };
+// one xor per k group) and leave the sum 128 * rowsum to the driver's row terms; u8 rows as
+// runs read in place through a table of pointers (a conv's window taps in the image).
+enum AMode { kPanels, kRowsU8, kRowsS8, kIndirect };
 
 // Adds the pair fixes (qgemm.h) of rows [0, MR) of raw rows: a * r, a being the operand the
 // panel form would hold for u8 rows (u = a) and the signed code for s8 ones (see kRowsS8).
@@ -128,22 +129,26 @@ void finish_zmm(const Q8TileArgs& t, const __m512i* acc) {
                                            q8avx2::EpilogueConsts::kMagic);
     const __m512i magic_bits = _mm512_set1_epi32(0x4B400000);
     const __m512i lo = _mm512_set1_epi32(p.qmin), hi = _mm512_set1_epi32(p.qmax);
+    // locals: through t, every store would reload them (a u8 store may alias anything)
+    void* const c = t.c;
+    const int64_t ldc = t.ldc;
+    const int32_t* const row_term = t.row_term;
     for (int i = 0; i < MR; ++i) {
-      __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[i], _mm512_set1_epi32(t.row_term[i])), col);
+      __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[i], _mm512_set1_epi32(row_term[i])), col);
       if (p.col_beta)
         v = _mm512_add_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(t.row_sum[i]), beta));
       if constexpr (kKind == ZKind::int32) {
-        _mm512_mask_storeu_epi32(static_cast<int32_t*>(t.c) + i * t.ldc, m, v);
+        _mm512_mask_storeu_epi32(static_cast<int32_t*>(c) + i * ldc, m, v);
       } else if constexpr (kKind == ZKind::float32) {
         __m512 y = opaque(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale));
         if (p.float_bias) y = _mm512_add_ps(y, bias);
-        _mm512_mask_storeu_ps(static_cast<float*>(t.c) + i * t.ldc, m, y);
+        _mm512_mask_storeu_ps(static_cast<float*>(c) + i * ldc, m, y);
       } else {  // requant.h's short_f32 form, as q8avx2::requant_short_f32
         const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, zp_magic);
         __m512i q = _mm512_sub_epi32(_mm512_castps_si512(f), magic_bits);
         q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
         // q lies inside the output type: the truncating narrow is the code, u8 or s8
-        _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(t.c) + i * t.ldc, m, q);
+        _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(c) + i * ldc, m, q);
       }
     }
   }
@@ -154,7 +159,7 @@ inline void finish(const Q8TileArgs& t, __m512i* acc) {
   if (t.nfixes) {
     if constexpr (kMode == kPanels)
       add_fixes<MR>(t, acc);
-    else
+    else if constexpr (kMode != kIndirect)  // the driver keeps panels with fixes off that mode
       add_fixes_rows<MR, kMode>(t, acc);
   }
   if (!t.ep) return finish_zmm<ZKind::raw, MR>(t, acc);
@@ -170,17 +175,43 @@ inline void finish(const Q8TileArgs& t, __m512i* acc) {
   }
 }
 
-// Row i's product for one k group: its 4 bytes broadcast against the group's 16 columns of
-// one B panel (kTwo: and of the next panel too, into d##i).
-#define SLIVER_VNNI_ROW(i)                                                                     \
+// Row i's product for k group u of an unrolled step: its 4 bytes broadcast against the group's
+// 16 columns of one B panel (kTwo: and of the next panel too, into d##i).
+#define SLIVER_VNNI_ROW(i, u)                                                                  \
   if constexpr (MR > i) {                                                                      \
     const __m512i va = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(                    \
-        kMode == kPanels ? a[i / kPanelRows] + kKR * (i % kPanelRows) : a[0] + i * stride));   \
+        (kMode == kPanels     ? a[i / kPanelRows] + kKR * (i % kPanelRows)                     \
+         : kMode == kIndirect ? ar[i] + off                                                    \
+                              : a[0] + i * stride) +                                           \
+        u * kAStep));                                                                          \
     c##i = kMode == kRowsS8 ? _mm512_dpbusd_epi32(c##i, vb, va)                                \
                             : _mm512_dpbusd_epi32(c##i, va, vb);                               \
     if constexpr (kTwo)                                                                        \
       d##i = kMode == kRowsS8 ? _mm512_dpbusd_epi32(d##i, vb2, va)                             \
                               : _mm512_dpbusd_epi32(d##i, va, vb2);                            \
+  }
+
+// K group u of a step: the B vectors, then every row.
+#define SLIVER_VNNI_GROUP(u)                                                 \
+  {                                                                          \
+    __m512i vb = _mm512_loadu_si512(b + u * kNR * kKR), vb2 = vb;            \
+    if constexpr (kTwo) vb2 = _mm512_loadu_si512(b + b2_off + u * kNR * kKR); \
+    if constexpr (kMode == kRowsS8) {                                        \
+      vb = _mm512_xor_si512(vb, flip);                                       \
+      if constexpr (kTwo) vb2 = _mm512_xor_si512(vb2, flip);                 \
+    }                                                                        \
+    SLIVER_VNNI_ROW(0, u)                                                    \
+    SLIVER_VNNI_ROW(1, u)                                                    \
+    SLIVER_VNNI_ROW(2, u)                                                    \
+    SLIVER_VNNI_ROW(3, u)                                                    \
+    SLIVER_VNNI_ROW(4, u)                                                    \
+    SLIVER_VNNI_ROW(5, u)                                                    \
+    SLIVER_VNNI_ROW(6, u)                                                    \
+    SLIVER_VNNI_ROW(7, u)                                                    \
+    SLIVER_VNNI_ROW(8, u)                                                    \
+    SLIVER_VNNI_ROW(9, u)                                                    \
+    SLIVER_VNNI_ROW(10, u)                                                   \
+    SLIVER_VNNI_ROW(11, u)                                                   \
   }
 
 template <int MR, AMode kMode, bool kTwo>
@@ -190,7 +221,6 @@ void gemm_12x16c4(const Q8TileArgs& t) {
   const uint8_t* a[3] = {t.a, t.a + t.a_panel_stride, t.a + 2 * t.a_panel_stride};
   constexpr int64_t kAStep = kMode == kPanels ? kPanelRows * kKR : kKR;
   const int8_t* b = t.b;
-  const int8_t* b2 = kTwo ? t.next->b : nullptr;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   // Named accumulators, not an array: GCC then keeps each in one register (with an array it
   // rotated them through copies every iteration).
@@ -198,27 +228,35 @@ void gemm_12x16c4(const Q8TileArgs& t) {
   __m512i c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
   __m512i d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
   __m512i d6 = c0, d7 = c0, d8 = c0, d9 = c0, d10 = c0, d11 = c0;
-  for (int64_t g = 0; g < t.kgroups; ++g) {
-    __m512i vb = _mm512_loadu_si512(b), vb2 = vb;
-    if constexpr (kTwo) vb2 = _mm512_loadu_si512(b2 + g * kNR * kKR);
-    if constexpr (kMode == kRowsS8) {
-      vb = _mm512_xor_si512(vb, flip);
-      if constexpr (kTwo) vb2 = _mm512_xor_si512(vb2, flip);
+  // Indirect: the k groups come as a_segments runs, each read through its MR row pointers at a
+  // common offset; the other modes are one run of kgroups.
+  constexpr bool kInd = kMode == kIndirect;
+  const int64_t runs = kInd ? t.a_segments : 1;
+  const int64_t run_groups = kInd ? t.a_segment_groups : t.kgroups;
+  const int64_t b2_off = kTwo ? t.next->b - b : 0;
+  const uint8_t* ar[kMaxMR] = {};
+  // Two k groups per iteration: half the pointer updates and loop branches, which otherwise
+  // take issue slots on the two ports that run vpdpbusd (3136x64x576: +3%; four measured no
+  // better).
+  constexpr int kUnroll = 2;
+  for (int64_t s = 0; s < runs; ++s) {
+    if constexpr (kInd)
+      for (int i = 0; i < MR; ++i) ar[i] = t.a_ind[s * t.a_ind_stride + i];
+    int64_t off = 0, g = 0;
+    for (; g + kUnroll <= run_groups; g += kUnroll) {
+      SLIVER_VNNI_GROUP(0)
+      SLIVER_VNNI_GROUP(1)
+      if constexpr (!kInd)
+        for (int p = 0; p < 3; ++p) a[p] += kUnroll * kAStep;
+      off += kUnroll * kKR;
+      b += kUnroll * kNR * kKR;
     }
-    SLIVER_VNNI_ROW(0)
-    SLIVER_VNNI_ROW(1)
-    SLIVER_VNNI_ROW(2)
-    SLIVER_VNNI_ROW(3)
-    SLIVER_VNNI_ROW(4)
-    SLIVER_VNNI_ROW(5)
-    SLIVER_VNNI_ROW(6)
-    SLIVER_VNNI_ROW(7)
-    SLIVER_VNNI_ROW(8)
-    SLIVER_VNNI_ROW(9)
-    SLIVER_VNNI_ROW(10)
-    SLIVER_VNNI_ROW(11)
-    for (int p = 0; p < 3; ++p) a[p] += kAStep;
-    b += kNR * kKR;
+    if (g < run_groups) {  // odd
+      SLIVER_VNNI_GROUP(0)
+      if constexpr (!kInd)
+        for (int p = 0; p < 3; ++p) a[p] += kAStep;
+      b += kNR * kKR;
+    }
   }
   __m512i acc[kMaxMR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
   finish<MR, kMode>(t, acc);
@@ -228,6 +266,7 @@ void gemm_12x16c4(const Q8TileArgs& t) {
   }
 }
 
+#undef SLIVER_VNNI_GROUP
 #undef SLIVER_VNNI_ROW
 
 template <AMode kMode, int... MRs>
@@ -243,6 +282,10 @@ void dispatch(const Q8TileArgs& t, std::integer_sequence<int, MRs...>) {
 void qu8s8_gemm_12x16c4_avx512vnni(const Q8TileArgs& t) {
   assert(t.mr >= 1 && t.mr <= kMaxMR && t.nc >= 1 && t.nc <= kNR && t.kgroups >= 0);
   constexpr auto rows = std::make_integer_sequence<int, kMaxMR>{};
+  if (t.a_ind) {
+    assert(!t.a_signed && t.nfixes == 0 && (!t.next || t.next->nfixes == 0));
+    return dispatch<kIndirect>(t, rows);
+  }
   if (t.a_row_stride == 0) return dispatch<kPanels>(t, rows);
   assert(t.kgroups * kKR <= t.a_row_stride || t.mr == 1);
   return t.a_signed ? dispatch<kRowsS8>(t, rows) : dispatch<kRowsU8>(t, rows);
