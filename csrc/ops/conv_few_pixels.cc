@@ -133,7 +133,7 @@ void conv_few_pixels(const ConvGeom& g, const Im2colSource& in, int64_t kh, int6
           conv_gemm_kblock(kern, at + pc * tiles.count * MR, tiles, 0, tiles.count, kc,
                            wb.data.get() + pc * mp + j0 * kc * NR, j1 - j0,
                            j1 == panels ? nr : NR, c0 == 0, c1 == cg ? &e : nullptr,
-                           ct + j0 * NR, mg);
+                           ct + j0 * NR, mg, /*prefetch_b=*/true);
         }
       };
       if (tasks > 1) {

@@ -129,7 +129,8 @@ void conv_gemm_panels(const F32GemmKernel& kern, const PackedA& a, int64_t t0, i
 
 void conv_gemm_kblock(const F32GemmKernel& kern, const float* a, const RowTiles& tiles,
                       int64_t t0, int64_t t1, int64_t kc, const float* b, int64_t panels,
-                      int64_t nr, bool first, const Epilogue* ep, float* c, int64_t ldc) {
+                      int64_t nr, bool first, const Epilogue* ep, float* c, int64_t ldc,
+                      bool prefetch_b) {
   const int64_t NR = kern.nr, MR = kern.mr;
   F32GemmUkernelArgs args{};
   args.a_row_stride = 0;
@@ -151,7 +152,15 @@ void conv_gemm_kblock(const F32GemmKernel& kern, const float* a, const RowTiles&
       args.panels = std::min(pl, panels - j);
       args.nr = j + args.panels >= panels ? nr : NR;
       args.b = b + j * kc * NR;
+      // Streamed B (weights from memory): the calls on this group fetch the next one, a slice
+      // each (the hardware prefetcher alone leaves the first tile of each group waiting).
+      const char* next = reinterpret_cast<const char*>(b + (j + pl) * kc * NR);
+      const int64_t lines = prefetch_b && j + pl < panels
+                                ? std::min(pl, panels - j - pl) * kc * NR * 4 / 64 : 0;
+      const int64_t per_call = (lines + (te - tb) - 1) / (te - tb);
       for (int64_t t = tb; t < te; ++t) {
+        for (int64_t l = (t - tb) * per_call, le = std::min(lines, l + per_call); l < le; ++l)
+          __builtin_prefetch(next + l * 64);
         const int64_t m = tiles.row(t);
         args.mr = tiles.rows(t);
         args.a = a + t * kc * MR;

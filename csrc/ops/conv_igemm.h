@@ -61,14 +61,12 @@ inline const float* conv_a_block(const PackedA& a, int64_t pc) {
 /// b: panel j at b + j * kc * NR (64-byte aligned; the last one nr columns wide). first: C is
 /// written, else added to; ep (the last K block only, else nullptr) as in conv_gemm_panels, with
 /// a bias per row (ep->bias_per_row) or per column. Loops BLIS-style: A in L2-sized blocks of
-/// row tiles, each streamed past a few B panels that stay in L1. B streamed from memory (the
-/// weights of conv_few_pixels) is left to the hardware prefetchers: software prefetches of the
-/// next group of panels, a slice per call, made 1x1 and 3x3 convs of 7x7 maps 10-20% slower
-/// (Xeon with a 48 KiB L1, both the 8x32 AVX-512 and the 6x16 AVX2 kernel; presumably the next
-/// group evicting the one in use from L1, or holding up the kernel's own loads).
+/// row tiles, each streamed past a few B panels that stay in L1. prefetch_b: B comes from
+/// memory (weights), so each group of B panels is prefetched while the one before is in use.
 void conv_gemm_kblock(const F32GemmKernel& kern, const float* a, const RowTiles& tiles,
                       int64_t t0, int64_t t1, int64_t kc, const float* b, int64_t panels,
-                      int64_t nr, bool first, const Epilogue* ep, float* c, int64_t ldc);
+                      int64_t nr, bool first, const Epilogue* ep, float* c, int64_t ldc,
+                      bool prefetch_b = false);
 
 /// Copies planes [c0, c1) of x (planes of g's input) into dst as ph rows of `phases` column
 /// phases pws floats wide each (plane p at dst + p * ph * phases * pws): padded row r, column
