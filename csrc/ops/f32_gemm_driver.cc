@@ -303,9 +303,12 @@ Grid choose_grid(const Problem& P, int threads) {
     }
   });
   if (base < 0) return best;  // too few tiles for the threads: one rectangle
+  // Pre-packed B (weights, read from memory): every row block of the grid reads all of its
+  // columns of B again, so more tasks may not cut M finer than the one-per-thread grid does.
+  const bool stream_b = P.bmode == BMode::packed;
   for (int64_t per = 2; per <= kMaxTasksPerThread; ++per)
     grids(per * threads, [&](int64_t tm, int64_t tn) {
-      if (cost_of(tm, tn) <= kSplitSlack * base) best = {tm, tn};
+      if (cost_of(tm, tn) <= kSplitSlack * base && (!stream_b || tm <= best.tm)) best = {tm, tn};
     });
   return best;
 }
