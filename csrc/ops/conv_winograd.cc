@@ -168,8 +168,11 @@ void winograd_conv_rows(const ConvGeom& g, const WinogradWeights& u, const float
   const int64_t blocks0 = ceil_div(tiles, std::max<int64_t>(MR, kRowsBlockFloats / (16 * (cg + ldm))));
   const int64_t nb = ceil_div(tiles, blocks0), blocks = ceil_div(tiles, nb);
   const int64_t units = g.n * g.group * blocks, want = kTasksPerThread * threads;
-  // Splitting the channels splits the stream of U; each part repeats the input transform.
-  const int64_t msplit = threads > 1 && units < want ? std::min(ceil_div(want, units), npanels) : 1;
+  // Splitting the channels splits the stream of U; each part repeats the input transform, so
+X
+  // instead of 4).
+  const int64_t msplit =
+      threads > 1 && units < want ? std::min(ceil_div(threads, units), npanels) : 1;
 
   auto task = [&](int64_t i) {
     const int64_t unit = i / msplit, ms = i % msplit;
