@@ -162,10 +162,12 @@ void winograd_conv_rows(const ConvGeom& g, const WinogradWeights& u, const float
   const int64_t cg = g.c / g.group, mg = g.m / g.group, NR = kern.nr, MR = kern.mr;
   const int64_t ohw = g.out_plane(), plane = g.in_plane();
   const int64_t th = ceil_div(g.h.out, 2), tw = ceil_div(g.w.out, 2), tiles = th * tw;
-  const int64_t npanels = ceil_div(mg, NR), ldm = npanels * NR, kc = u.b[0]->kc > 0 ? u.b[0]->kc : cg;
+  const int64_t npanels = ceil_div(mg, NR), ldm = npanels * NR;
+  const int64_t kc = u.b[0]->kc > 0 ? u.b[0]->kc : cg;
   int threads = pool ? pool->num_threads() : 1;
   if (16.0 * mg * cg * tiles * g.n * g.group < kMinParallelMacs) threads = 1;
-  const int64_t blocks0 = ceil_div(tiles, std::max<int64_t>(MR, kRowsBlockFloats / (16 * (cg + ldm))));
+  const int64_t blocks0 =
+      ceil_div(tiles, std::max<int64_t>(MR, kRowsBlockFloats / (16 * (cg + ldm))));
   const int64_t nb = ceil_div(tiles, blocks0), blocks = ceil_div(tiles, nb);
   const int64_t units = g.n * g.group * blocks, want = kTasksPerThread * threads;
   // Splitting the channels splits the stream of U; each part repeats the input transform, so
