@@ -46,8 +46,8 @@ constexpr int64_t kTasksPerThread = 2;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Tiles on the rows: K (input channels) in blocks of equal length, at most kRowsKC, so that a
-// B panel's block (kc x NR) stays in L1 while every row tile of the block uses it.
+// Tiles on the rows: K (input channels) in blocks of equal length, at most kRowsKC (deeper
+// layers would hold V^T and each B panel's block whole per call).
 int64_t rows_kc(int64_t cg) {
   return ceil_div(cg, ceil_div(cg, kRowsKC));
 }
@@ -124,19 +124,12 @@ void output_tile_rows(const float* m, int64_t xs, int64_t nc, const float* bias,
                       const F32WinoOutputParams& p, float* y, const float* residual,
                       int64_t plane) {
   float o[4][kChunk];
-  for (int64_t c = 0; c < nc; ++c) {  // across channels: vectorizes
-    float s[4][2];  // M A, row by row
-    for (int i = 0; i < 4; ++i) {
-      const float m0 = m[(4 * i) * xs + c], m1 = m[(4 * i + 1) * xs + c];
-      const float m2 = m[(4 * i + 2) * xs + c], m3 = m[(4 * i + 3) * xs + c];
-      s[i][0] = m0 + m1 + m2;
-      s[i][1] = m1 - m2 - m3;
-    }
+  for (int64_t c = 0; c < nc; ++c) {
+    float mt[16], t[2][2];
+    for (int xi = 0; xi < 16; ++xi) mt[xi] = m[xi * xs + c];
+    f32_winograd_output_tile(mt, t);
     const float b = bias ? bias[c] : 0.f;
-    for (int j = 0; j < 2; ++j) {
-      o[j][c] = s[0][j] + s[1][j] + s[2][j] + b;
-      o[2 + j][c] = s[1][j] - s[2][j] - s[3][j] + b;
-    }
+    for (int k = 0; k < 4; ++k) o[k][c] = t[k / 2][k % 2] + b;
   }
   for (int r = 0; r < p.rows; ++r) {
     for (int j = 0; j < p.cols; ++j) {

@@ -101,4 +101,19 @@ inline void f32_winograd_weights(const float* g, float* u) {
   }
 }
 
+/// Y = A^T M A for one tile: m[xi] for xi = 4 i + j gives the 2x2 outputs y[r][c] (the sums the
+/// scalar kernel and the transposed layout of conv_winograd.cc share; the vector kernels do the
+/// same sums in the same order).
+inline void f32_winograd_output_tile(const float* m, float (&y)[2][2]) {
+  float s[4][2];  // M A, row by row
+  for (int i = 0; i < 4; ++i) {
+    s[i][0] = m[4 * i] + m[4 * i + 1] + m[4 * i + 2];
+    s[i][1] = m[4 * i + 1] - m[4 * i + 2] - m[4 * i + 3];
+  }
+  for (int j = 0; j < 2; ++j) {  // A^T (M A)
+    y[0][j] = s[0][j] + s[1][j] + s[2][j];
+    y[1][j] = s[1][j] - s[2][j] - s[3][j];
+  }
+}
+
 }  // namespace sliver

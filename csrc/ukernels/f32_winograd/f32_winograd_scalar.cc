@@ -47,16 +47,8 @@ void f32_wino2x2_3x3_scalar_output(const F32WinoOutputParams& p) {
     float m[16];
     const int64_t at_m = wino_tile_position(t, p.n);
     for (int xi = 0; xi < 16; ++xi) m[xi] = p.m[xi * p.m_xi_stride + at_m];
-    float s[4][2];  // M A, row by row
-    for (int i = 0; i < 4; ++i) {
-      s[i][0] = m[4 * i] + m[4 * i + 1] + m[4 * i + 2];
-      s[i][1] = m[4 * i + 1] - m[4 * i + 2] - m[4 * i + 3];
-    }
-    float y[2][2];  // A^T (M A)
-    for (int j = 0; j < 2; ++j) {
-      y[0][j] = s[0][j] + s[1][j] + s[2][j];
-      y[1][j] = s[1][j] - s[2][j] - s[3][j];
-    }
+    float y[2][2];
+    f32_winograd_output_tile(m, y);
     for (int r = 0; r < p.rows; ++r) {
       for (int j = 0; j < 2 && 2 * t + j < p.cols; ++j) {
         const int64_t at = r * p.ldy + 2 * t + j;
