@@ -306,7 +306,7 @@ class ConvKernel final : public Kernel {
     // Weights given at run time, or Winograd's input had NaN/infinities (wino_ holds its
     // transformed weights): pack for this run.
     std::vector<std::shared_ptr<PackedA>> run_packed;
-    if ((packed_.empty() && packed_t_.empty()) || winograd_)
+    if (packed_.empty() && packed_t_.empty())
       for (int64_t gi = 0; gi < g.group; ++gi)
         run_packed.push_back(pack_conv_weights(kern, mg, k, wt + gi * mg * k, cpb * taps));
     const auto& packed = run_packed.empty() ? packed_ : run_packed;
